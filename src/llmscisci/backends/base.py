@@ -1,0 +1,81 @@
+"""The one backend interface: local transformers models and API providers alike."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from pydantic import BaseModel
+
+Messages = list[dict]  # [{"role": "system"|"user"|"assistant", "content": str}, ...]
+
+
+@dataclass(frozen=True)
+class GenParams:
+    max_new_tokens: int = 256
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    seed: int = 2025
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Generation:
+    """One model answer and its tokenomics. `error` set means the item failed (recorded, not raised)."""
+
+    text: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    seconds: float = 0.0
+    model_version: str | None = None
+    error: str | None = None
+    refusal: bool = False
+    cached: bool = False
+    cost_usd: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+OnResult = Callable[[int, Generation], None]
+
+
+class Backend(abc.ABC):
+    """Generate answers for a list of conversations.
+
+    `generate` returns one Generation per conversation, in order, and calls `on_result(i, gen)` as each
+    one is ready (so a run can append predictions item by item and resume after a crash).
+    With `schema` (a pydantic model class) the output must parse against it (constrained decoding
+    locally, the provider's structured-output feature for APIs).
+    """
+
+    name: str = "backend"
+    context_length: int | None = None
+
+    @abc.abstractmethod
+    def generate(
+        self,
+        conversations: list[Messages],
+        params: GenParams = GenParams(),
+        schema: type[BaseModel] | None = None,
+        on_result: OnResult | None = None,
+    ) -> list[Generation]: ...
+
+    @abc.abstractmethod
+    def count_tokens(self, messages: Messages) -> int:
+        """Prompt tokens of a conversation (an estimate where the backend has no local tokenizer)."""
+
+    def describe(self) -> dict:
+        """What config.json records about this backend (never secrets)."""
+        return {"name": self.name, "context_length": self.context_length}
+
+    def check_context(self, messages: Messages, max_new_tokens: int) -> tuple[bool, int]:
+        """(fits, prompt_tokens): whether prompt + max_new_tokens fits the context window."""
+        n = self.count_tokens(messages)
+        if self.context_length is None:
+            return True, n
+        return n + max_new_tokens <= self.context_length, n

@@ -1,0 +1,108 @@
+"""Codebooks: a labelling task as data (TOML): text column, ordered categories, the exclusive `none`."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from llmscisci.errors import UserError
+
+BUILTIN = ("easy", "difficult")
+
+
+class Category(BaseModel):
+    short: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    description: str = ""
+
+
+class Codebook(BaseModel):
+    task: str
+    text_column: str
+    title: str = ""
+    question: str = ""
+    none: str | None = "none"
+    categories: list[Category]
+    numbering: dict[str, list[str]] = Field(default_factory=dict)
+    source: str = "builtin"
+
+    model_config = {"frozen": True, "arbitrary_types_allowed": True}
+
+    @model_validator(mode="after")
+    def _check(self) -> "Codebook":
+        shorts = [c.short for c in self.categories]
+        if len(shorts) < 1:
+            raise ValueError("a codebook needs at least one category")
+        if len(set(shorts)) != len(shorts):
+            raise ValueError(f"duplicate category short names: {shorts}")
+        if self.none is not None and self.none not in shorts:
+            raise ValueError(f"none category {self.none!r} is not among the categories {shorts}")
+        for scheme, order in self.numbering.items():
+            unknown = [s for s in order if s not in shorts]
+            if unknown:
+                raise ValueError(f"numbering {scheme!r} names unknown categories {unknown}")
+        return self
+
+    @property
+    def n(self) -> int:
+        return len(self.categories)
+
+    @cached_property
+    def shorts(self) -> list[str]:
+        return [c.short for c in self.categories]
+
+    @cached_property
+    def names(self) -> list[str]:
+        return [c.name for c in self.categories]
+
+    @property
+    def none_index(self) -> int | None:
+        return None if self.none is None else self.shorts.index(self.none)
+
+    def index(self, short: str) -> int:
+        return self.shorts.index(short)
+
+    def names_of(self, vector) -> list[str]:
+        """Short names of the categories set in a label vector."""
+        return [s for s, v in zip(self.shorts, vector) if v]
+
+    def vector_from_numbers(self, numbers: list[int], scheme: str) -> list[int]:
+        """Map 1-based class numbers of a named numbering scheme to a label vector (by name)."""
+        if scheme not in self.numbering:
+            known = ", ".join(sorted(self.numbering)) or "none"
+            raise UserError(f"codebook {self.task!r} has no numbering scheme {scheme!r} (known: {known})")
+        order = self.numbering[scheme]
+        vec = [0] * self.n
+        for k in numbers:
+            if not 1 <= k <= len(order):
+                raise ValueError(f"class number {k} outside 1..{len(order)} of scheme {scheme!r}")
+            vec[self.index(order[k - 1])] = 1
+        return vec
+
+
+def load_codebook(spec: str | Path) -> Codebook:
+    """A built-in codebook by name (`easy`, `difficult`) or a TOML file path."""
+    spec_s = str(spec)
+    if spec_s in BUILTIN:
+        text = resources.files("llmscisci.data").joinpath("codebooks", f"{spec_s}.toml").read_text("utf-8")
+        source = "builtin"
+    else:
+        path = Path(spec_s)
+        if not path.is_file():
+            raise UserError(f"unknown task {spec_s!r}: use one of {', '.join(BUILTIN)} or a codebook .toml file")
+        text = path.read_text("utf-8")
+        source = str(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"codebook {spec_s}: invalid TOML ({exc})") from None
+    try:
+        return Codebook(**raw, source=source)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise UserError(f"codebook {spec_s}: {loc}: {first['msg']}") from None

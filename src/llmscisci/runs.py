@@ -1,0 +1,150 @@
+"""Run folders: config.json, predictions.jsonl (appended item by item), predictions.csv, metrics.json.
+
+Every run writes one, so a result can be reproduced, resumed and compared. Files other than the
+append-only predictions are written atomically (temp file + rename): nothing is left half-written.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import platform
+import sys
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+
+from llmscisci.errors import UserError
+
+PACKAGES = ("llmscisci", "torch", "transformers", "trl", "peft", "outlines", "datasets", "scikit-learn",
+            "numpy", "openai", "anthropic", "google-genai")
+
+
+def versions() -> dict:
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def stable_hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Read a JSONL file; a torn last line (a killed run) is skipped."""
+    out = []
+    if not path.is_file():
+        return out
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+class RunFolder:
+    """A run's folder. `config["hash"]` identifies the experiment; resuming checks it matches."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # --- creation and resume -------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, config: dict, resume: bool = True) -> "RunFolder":
+        run = cls(path)
+        cfg_path = run.path / "config.json"
+        if cfg_path.is_file():
+            old = json.loads(cfg_path.read_text("utf-8"))
+            if old.get("hash") != config.get("hash"):
+                raise UserError(
+                    f"{run.path} holds a different run (config hash {old.get('hash')} != {config.get('hash')}); "
+                    "choose another --out folder"
+                )
+            if not resume:
+                raise UserError(f"{run.path} already holds this run; pass --resume to continue it")
+        run.path.mkdir(parents=True, exist_ok=True)
+        config = {**config, "versions": versions()}
+        write_json(cfg_path, config)
+        return run
+
+    @property
+    def config(self) -> dict:
+        p = self.path / "config.json"
+        if not p.is_file():
+            raise UserError(f"{self.path} is not a run folder (no config.json)")
+        return json.loads(p.read_text("utf-8"))
+
+    # --- predictions -----------------------------------------------------------------------
+    @property
+    def predictions_path(self) -> Path:
+        return self.path / "predictions.jsonl"
+
+    def predictions(self) -> list[dict]:
+        """Predictions, one per item key (the last wins if an item was written twice)."""
+        seen: dict[tuple, dict] = {}
+        for rec in read_jsonl(self.predictions_path):
+            seen[(rec.get("doi"), rec.get("task"))] = rec
+        return list(seen.values())
+
+    def done_keys(self) -> set[tuple]:
+        return {(r.get("doi"), r.get("task")) for r in self.predictions()}
+
+    def repair_tail(self) -> None:
+        """Drop a torn last line left by a killed run, so appends start on a clean line."""
+        p = self.predictions_path
+        if not p.is_file():
+            return
+        data = p.read_bytes()
+        if data and not data.endswith(b"\n"):
+            cut = data.rfind(b"\n")
+            p.write_bytes(data[: cut + 1] if cut >= 0 else b"")
+
+    def append(self, records: Iterable[dict]) -> None:
+        with self.predictions_path.open("a", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    # --- results ---------------------------------------------------------------------------
+    def write_metrics(self, metrics: dict) -> None:
+        write_json(self.path / "metrics.json", metrics)
+
+    def metrics(self) -> dict:
+        p = self.path / "metrics.json"
+        return json.loads(p.read_text("utf-8")) if p.is_file() else {}
+
+    def write_csv(self, rows: list[dict], name: str = "predictions.csv") -> None:
+        if not rows:
+            atomic_write(self.path / name, "")
+            return
+        fields = list(rows[0].keys())
+        for r in rows[1:]:
+            fields += [k for k in r if k not in fields]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write(self.path / name, buf.getvalue())
