@@ -79,3 +79,29 @@ class Backend(abc.ABC):
         if self.context_length is None:
             return True, n
         return n + max_new_tokens <= self.context_length, n
+
+
+@dataclass
+class BackendOptions:
+    """Everything a command may pass to a backend; each backend reads the fields that concern it."""
+
+    # local models
+    device: str = "auto"  # auto | cpu | cuda | mps
+    dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16
+    batch_size: int = 8
+    chat_template: str | None = None  # None (tokenizer's) | llama3 | gemma
+    trust_remote_code: bool = False
+    # API providers
+    base_url: str | None = None
+    concurrency: int = 8
+    rpm: float | None = None  # requests per minute
+    tpm: float | None = None  # tokens per minute
+    timeout: float = 60.0
+    max_attempts: int = 6
+    backoff_base: float = 1.0  # seconds; tests use milliseconds
+    backoff_max: float = 60.0
+    cache_path: str | None = None  # default: cache_dir()/responses.sqlite
+    use_cache: bool = True
+    refresh: bool = False
+    prices_path: str | None = None
+    gemini_safety_off: bool = False
