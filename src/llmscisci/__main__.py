@@ -1,0 +1,3 @@
+from llmscisci.cli import main
+
+main()

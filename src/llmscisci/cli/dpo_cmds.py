@@ -1,0 +1,141 @@
+"""`llmscisci dpo build | train | eval`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from llmscisci.cli.common import DataDirOpt, out
+
+dpo_app = typer.Typer(help="Study 2: DPO preference tuning (preference sets, LoRA training, evaluation).",
+                      no_args_is_help=True)
+
+
+@dpo_app.command("build")
+def build(
+    strategy: Annotated[str, typer.Option("--strategy", help="self | by-correctness | by-source")] = "self",
+    task: Annotated[str, typer.Option("--task", help="Comma-separated tasks.")] = "easy,difficult",
+    variant: Annotated[str, typer.Option("--variant", help="Prompt variant whose answer format the pairs use.")] = "guidelines",
+    labels: Annotated[Optional[list[str]], typer.Option("--labels", help="Label files (by-correctness: any number; by-source: chosen first, rejected second). Default: the annotator files.")] = None,
+    model: Annotated[str, typer.Option("--model", help="Target model (its tokenizer measures lengths; `self` samples from it).")] = "smollm2-135m",
+    samples: Annotated[int, typer.Option("--samples", help="self: sampled answers per item.")] = 4,
+    temperature: Annotated[float, typer.Option("--temperature", help="self: sampling temperature.")] = 0.9,
+    use_response: Annotated[bool, typer.Option("--use-response", help="Use the label files' free-text responses as answers instead of rendered labels.")] = False,
+    quantile: Annotated[float, typer.Option("--quantile", help="Length limit quantile.")] = 0.95,
+    seed: Annotated[int, typer.Option("--seed")] = 2025,
+    data_dir: DataDirOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder of the preference set.")] = Path("runs/prefs"),
+) -> None:
+    """Build a preference set (prompt / chosen / rejected) with the canonical split."""
+    from llmscisci.backends.base import BackendOptions
+    from llmscisci.backends.models import load_model_and_tokenizer
+    from llmscisci.data.codebook import load_codebook
+    from llmscisci.data.items import load_items
+    from llmscisci.data.labelfiles import load_labels
+    from llmscisci.data.split import SPLIT_INFO
+    from llmscisci.errors import UserError
+    from llmscisci.paths import cache_dir
+    from llmscisci.paths import data_dir as resolve
+    from llmscisci.prompts.label import check_variant
+    from llmscisci.train import preferences as P
+
+    if strategy not in P.STRATEGIES:
+        raise UserError(f"unknown --strategy {strategy!r}: use one of {', '.join(P.STRATEGIES)}")
+    check_variant(variant)
+    src = resolve(data_dir)
+    files = [Path(f) for f in (labels or [])] or sorted((src / "labels").glob("annotator_*.jsonl"))
+    if strategy == "by-source" and len(files) != 2:
+        raise UserError("by-source needs exactly two --labels files: chosen first, rejected second")
+    if strategy == "by-correctness" and len(files) < 2:
+        raise UserError("by-correctness needs at least two label files")
+    rows = []
+    for t in [t.strip() for t in task.split(",") if t.strip()]:
+        cb = load_codebook(t)
+        items = load_items(cb, data_dir=src)
+        sets = [load_labels(f, known_dois=[it.doi for it in items]) for f in files] if strategy != "self" else []
+        if strategy == "by-source":
+            rows += P.by_source(items, cb, variant, sets[0], sets[1], use_response)
+        elif strategy == "by-correctness":
+            rows += P.by_correctness(items, cb, variant, sets, use_response)
+        else:
+            samp = P.sample_answers(items, cb, variant, model, samples, seed, temperature,
+                                    cache_file=cache_dir() / "dpo_samples.jsonl")
+            rows += P.self_pairs(items, cb, variant, samp)
+    _, tok = load_model_and_tokenizer(model, BackendOptions(device="cpu"), tokenizer_only=True)
+    rows, lengths = P.length_filter(rows, tok, quantile)
+    card = {"strategy": strategy, "tasks": task, "variant": variant, "model": model, "label_files": [str(f) for f in files],
+            "samples": samples if strategy == "self" else None, "seed": seed, "lengths": lengths,
+            "split": SPLIT_INFO, "data_source": str(src), "use_response": use_response}
+    P.save_preferences(rows, out_dir, card)
+    n_train = sum(r["split"] == "train" for r in rows)
+    out.print(f"{len(rows)} pairs ({n_train} train, {len(rows) - n_train} test); max_length {lengths.get('max_length')}, "
+              f"max_prompt_length {lengths.get('max_prompt_length')}; saved to {out_dir}")
+
+
+@dpo_app.command("train")
+def train(
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML config (see configs/dpo*.toml).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override: section.key=value (repeatable).")] = None,
+    preferences: Annotated[Optional[Path], typer.Option("--preferences", help="Preference set folder (overrides data.preferences).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder (overrides output.dir).")] = None,
+    report_to: Annotated[Optional[str], typer.Option("--report-to", help="tensorboard | wandb | mlflow | none")] = None,
+) -> None:
+    """Train a LoRA policy with DPO."""
+    from llmscisci.train.config import load_config
+    from llmscisci.train.dpo import DEFAULTS, train_dpo
+
+    cfg = load_config(config, DEFAULTS, set_)
+    if preferences:
+        cfg["data"]["preferences"] = str(preferences)
+    if out_dir:
+        cfg["output"]["dir"] = str(out_dir)
+    if report_to:
+        cfg["train"]["report_to"] = report_to
+    result = train_dpo(cfg)
+    log = [r for r in result.read_log() if "loss" in r]
+    if log:
+        out.print(f"loss {log[0]['loss']:.4f} -> {log[-1]['loss']:.4f}; rewards/accuracies "
+                  f"{log[0].get('rewards/accuracies', float('nan')):.2f} -> {log[-1].get('rewards/accuracies', float('nan')):.2f}")
+    out.print(f"adapter folder: {result.path}  (use it as --model)")
+
+
+@dpo_app.command("eval")
+def evaluate(
+    policy: Annotated[Path, typer.Argument(help="The trained adapter folder.")],
+    reference: Annotated[Optional[str], typer.Option("--reference", help="Reference model (default: the adapter's base).")] = None,
+    task: Annotated[str, typer.Option("--task")] = "easy,difficult",
+    variant: Annotated[str, typer.Option("--variant")] = "guidelines",
+    preferences: Annotated[Optional[Path], typer.Option("--preferences", help="Preference set for held-out implicit-reward accuracy.")] = None,
+    data_dir: DataDirOpt = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out")] = None,
+) -> None:
+    """Policy vs reference on the held-out split with the labelling evaluator (+ implicit-reward accuracy)."""
+    import json
+
+    from llmscisci.errors import UserError
+    from llmscisci.runs import write_json
+    from llmscisci.train.compare import comparison_table, evaluate_policy
+    from llmscisci.train.layout import MARKER
+
+    marker = policy / MARKER
+    if not marker.is_file():
+        raise UserError(f"{policy}: not a training output folder (no {MARKER})")
+    info = json.loads(marker.read_text("utf-8"))
+    ref = reference or info["base_model"]
+    dest = out_dir or (policy / "eval")
+    result = evaluate_policy(str(policy), ref, [t.strip() for t in task.split(",")], variant,
+                             str(data_dir) if data_dir else None, dest)
+    if preferences is not None:
+        from llmscisci.train.dpo import implicit_reward_accuracy
+        from llmscisci.train.preferences import load_preferences
+
+        cfg = json.loads((policy / "train_config.json").read_text("utf-8"))
+        dd = load_preferences(preferences)
+        result["implicit_reward"] = implicit_reward_accuracy(policy, dd["test"], float(cfg["dpo"]["beta"]))
+        write_json(dest / "comparison.json", result)
+        out.print(f"held-out implicit-reward accuracy: {result['implicit_reward']['accuracy']} "
+                  f"(n={result['implicit_reward']['n']})")
+    out.print(comparison_table(result))
+    out.print(f"written to {dest}")

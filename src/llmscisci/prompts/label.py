@@ -1,0 +1,97 @@
+"""Labelling prompts: templates (label.toml) + a codebook -> chat messages, and the structured schema."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from functools import lru_cache
+from importlib import resources
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from llmscisci.data.codebook import Codebook
+from llmscisci.errors import UserError
+
+VARIANTS = ("icl", "guidelines", "structured")
+
+
+@lru_cache(maxsize=None)
+def templates() -> dict:
+    text = resources.files("llmscisci.prompts").joinpath("label.toml").read_text("utf-8")
+    return tomllib.loads(text)["variants"]
+
+
+def check_variant(variant: str) -> dict:
+    tpl = templates()
+    if variant not in tpl:
+        raise UserError(f"unknown variant {variant!r}: use one of {', '.join(tpl)}")
+    return tpl[variant]
+
+
+def rubric(codebook: Codebook) -> str:
+    lines = []
+    for i, c in enumerate(codebook.categories, start=1):
+        desc = f": {c.description}" if c.description else ""
+        lines.append(f"{i}. {c.name}{desc}")
+    return "\n".join(lines)
+
+
+def _fields(codebook: Codebook) -> dict:
+    none_i = codebook.none_index
+    example = [1, 3] if codebook.n >= 3 else [1]
+    obj = {s: (i + 1 in example) for i, s in enumerate(codebook.shorts)}
+    return {
+        "question": codebook.question or f"Which categories of the task {codebook.task!r} apply?",
+        "title": codebook.title or codebook.task,
+        "rubric": rubric(codebook),
+        "n": codebook.n,
+        "none_number": (none_i + 1) if none_i is not None else "-",
+        "none_name": codebook.categories[none_i].name if none_i is not None else "-",
+        "example_numbers": json.dumps(example),
+        "example_object": json.dumps(obj),
+    }
+
+
+def system_prompt(codebook: Codebook, variant: str) -> str:
+    tpl = check_variant(variant)
+    return tpl["system"].strip().format(**_fields(codebook))
+
+
+def user_prompt(text: str, codebook: Codebook, variant: str) -> str:
+    tpl = check_variant(variant)
+    return tpl["user"].format(**_fields(codebook), text=text.strip() or "(empty)")
+
+
+def build_messages(
+    text: str, codebook: Codebook, variant: str, shots: list[tuple[str, str]] | None = None
+) -> list[dict]:
+    """System prompt (shared by all items) + optional k-shot turns (fixed per run) + the item's text."""
+    msgs = [{"role": "system", "content": system_prompt(codebook, variant)}]
+    for shot_text, shot_answer in shots or []:
+        msgs.append({"role": "user", "content": user_prompt(shot_text, codebook, variant)})
+        msgs.append({"role": "assistant", "content": shot_answer})
+    msgs.append({"role": "user", "content": user_prompt(text, codebook, variant)})
+    return msgs
+
+
+def is_structured(variant: str) -> bool:
+    return bool(check_variant(variant).get("structured", False))
+
+
+@lru_cache(maxsize=None)
+def _schema_for(task: str, shorts: tuple[str, ...]) -> type[BaseModel]:
+    fields = {s: (bool, ...) for s in shorts}
+    name = "".join(p.capitalize() for p in task.replace("-", "_").split("_") if p) + "Labels"
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def label_schema(codebook: Codebook) -> type[BaseModel]:
+    """The structured variant's output: one boolean per category, in rubric order."""
+    return _schema_for(codebook.task, tuple(codebook.shorts))
+
+
+def prompt_hash(codebook: Codebook, variant: str, shots=None) -> str:
+    from llmscisci.runs import stable_hash
+
+    return stable_hash({"system": system_prompt(codebook, variant), "user": check_variant(variant)["user"],
+                        "shots": shots or []})

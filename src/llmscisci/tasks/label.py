@@ -1,0 +1,244 @@
+"""The labelling task: items + codebook + prompt variant -> backend -> parsed labels -> a run folder.
+
+Predictions are appended item by item as the backend returns them, so a killed run resumes where it
+stopped (re-running the same configuration into the same --out folder, or --resume RUN_DIR).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from llmscisci.backends.base import Backend, GenParams, Generation
+from llmscisci.data.codebook import Codebook
+from llmscisci.data.items import Item
+from llmscisci.data.split import SPLIT_INFO
+from llmscisci.errors import UserError
+from llmscisci.prompts import label as prompts
+from llmscisci.runs import RunFolder, stable_hash
+from llmscisci.tasks.parse import is_exact_format, parse_answer, render_answer
+
+DEFAULT_MAX_NEW_TOKENS = {"icl": 48, "guidelines": 32, "structured": 64}
+
+
+@dataclass
+class LabelSpec:
+    """Everything that defines a labelling run (and so its hash), except where its output goes."""
+
+    codebook: Codebook
+    variant: str
+    model: str
+    params: GenParams = field(default_factory=GenParams)
+    shots: int = 0
+    limit: int | None = None
+    split: str = "all"  # all | train | test
+    data_source: str = ""
+
+    def config(self, backend: Backend, items: list[Item], shots: list[tuple[str, str]]) -> dict:
+        core = {
+            "kind": "label",
+            "task": self.codebook.task,
+            "variant": self.variant,
+            "model": self.model,
+            "params": self.params.as_dict(),
+            "shots": self.shots,
+            "limit": self.limit,
+            "split_filter": self.split,
+            "prompt_hash": prompts.prompt_hash(self.codebook, self.variant, shots),
+            "codebook": self.codebook.model_dump(),
+            "items": [it.doi for it in items],
+        }
+        return {
+            **core,
+            "hash": stable_hash(core),
+            "split": SPLIT_INFO,
+            "seed": self.params.seed,
+            "data_source": self.data_source,
+            "backend": backend.describe(),
+            "structured": prompts.is_structured(self.variant),
+            "system_prompt": prompts.system_prompt(self.codebook, self.variant),
+            "shot_examples": shots,
+        }
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[-40:] or "model"
+
+
+def select_items(items: list[Item], split: str, limit: int | None) -> list[Item]:
+    if split not in ("all", "train", "test"):
+        raise UserError(f"unknown split {split!r}: use all, train or test")
+    sel = [it for it in items if split == "all" or it.split == split]
+    if limit is not None:
+        if limit < 1:
+            raise UserError("--limit must be at least 1")
+        sel = sel[:limit]
+    if not sel:
+        raise UserError("no items to label (check the data, --split and --limit)")
+    return sel
+
+
+def draw_shots(items: list[Item], codebook: Codebook, variant: str, k: int, seed: int) -> list[tuple[str, str]]:
+    """k examples from the TRAIN split only (seeded), with answers rendered in the variant's format."""
+    if k <= 0:
+        return []
+    pool = [it for it in items if it.split == "train" and it.labels is not None and it.text.strip()]
+    if len(pool) < k:
+        raise UserError(f"--shots {k}: only {len(pool)} labelled training items available")
+    rng = random.Random(seed)
+    return [(it.text, render_answer(it.labels, codebook, variant)) for it in rng.sample(pool, k)]
+
+
+def prediction_record(item: Item, gen: Generation, codebook: Codebook, variant: str, phash: str) -> dict:
+    parsed = parse_answer(gen.text, codebook) if gen.error is None else None
+    return {
+        "doi": item.doi,
+        "task": item.task,
+        "split": item.split,
+        "prompt_hash": phash,
+        "raw": gen.text,
+        "labels": list(parsed.labels) if parsed and parsed.labels is not None else None,
+        "valid": bool(parsed and parsed.valid),
+        "repaired": bool(parsed and parsed.repaired),
+        "exact_format": gen.error is None and is_exact_format(gen.text, codebook, variant),
+        "reference": list(item.labels) if item.labels is not None else None,
+        "tokens_in": gen.tokens_in,
+        "tokens_out": gen.tokens_out,
+        "seconds": round(gen.seconds, 4),
+        "error": gen.error,
+        "refusal": gen.refusal,
+        "cached": gen.cached,
+        "model_version": gen.model_version,
+        "cost_usd": gen.cost_usd,
+    }
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"), transient=False,
+    )
+
+
+def run_label(
+    spec: LabelSpec,
+    items: list[Item],
+    backend: Backend,
+    out: str | Path,
+    run_dir: str | Path | None = None,
+    show_progress: bool = True,
+) -> RunFolder:
+    """Label `items` (already loaded) with `backend`; write (or resume) the run folder; return it."""
+    prompts.check_variant(spec.variant)
+    all_items = items
+    items = select_items(items, spec.split, spec.limit)
+    shots = draw_shots(all_items, spec.codebook, spec.variant, spec.shots, spec.params.seed)
+    config = spec.config(backend, items, shots)
+    phash = config["prompt_hash"]
+    path = Path(run_dir) if run_dir else Path(out) / f"label_{spec.codebook.task}_{spec.variant}_{slug(spec.model)}_{config['hash'][:8]}"
+    run = RunFolder.create(path, config, resume=True)
+    run.repair_tail()
+    done = run.done_keys()
+    pending = [it for it in items if it.key not in done]
+    schema = prompts.label_schema(spec.codebook) if prompts.is_structured(spec.variant) else None
+
+    convs, todo, too_long = [], [], []
+    for it in pending:
+        msgs = prompts.build_messages(it.text, spec.codebook, spec.variant, shots)
+        fits, n = backend.check_context(msgs, spec.params.max_new_tokens)
+        if fits:
+            convs.append(msgs)
+            todo.append(it)
+        else:
+            too_long.append((it, n))
+    if too_long:
+        run.append(
+            prediction_record(it, Generation(error=f"prompt of {n} tokens exceeds the context window"),
+                              spec.codebook, spec.variant, phash)
+            for it, n in too_long
+        )
+
+    t0 = time.perf_counter()
+    if todo:
+        with progress_bar() as bar:
+            task_id = bar.add_task(f"label {spec.codebook.task}/{spec.variant}", total=len(todo), status="",
+                                   visible=show_progress)
+            n_done = {"invalid": 0}
+
+            def on_result(i: int, gen: Generation) -> None:
+                rec = prediction_record(todo[i], gen, spec.codebook, spec.variant, phash)
+                run.append([rec])
+                n_done["invalid"] += 0 if rec["valid"] else 1
+                bar.update(task_id, advance=1, status=f"invalid {n_done['invalid']}")
+
+            backend.generate(convs, spec.params, schema=schema, on_result=on_result)
+    finish_run(run, spec.codebook, wall_seconds=time.perf_counter() - t0, n_resumed=len(done))
+    return run
+
+
+def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = None, n_resumed: int = 0) -> dict:
+    """Compute metrics from the predictions and write metrics.json and predictions.csv."""
+    from llmscisci.metrics.evaluate import evaluate
+
+    preds = run.predictions()
+    metrics = evaluate(preds, codebook)
+    metrics["exact_format_rate"] = sum(bool(p.get("exact_format")) for p in preds) / max(len(preds), 1)
+    metrics["failed"] = sum(1 for p in preds if p.get("error"))
+    metrics["refusals"] = sum(1 for p in preds if p.get("refusal"))
+    metrics["tokens"] = {
+        "in": sum(p.get("tokens_in") or 0 for p in preds),
+        "out": sum(p.get("tokens_out") or 0 for p in preds),
+    }
+    costs = [p["cost_usd"] for p in preds if p.get("cost_usd") is not None]
+    metrics["cost_usd"] = round(sum(costs), 6) if costs else None
+    metrics["generation_seconds"] = round(sum(p.get("seconds") or 0 for p in preds), 3)
+    if wall_seconds is not None:
+        prev = run.metrics().get("timing", {})
+        metrics["timing"] = {"last_wall_seconds": round(wall_seconds, 3), "resumed_items": n_resumed,
+                             "previous": prev or None}
+    versions = sorted({p["model_version"] for p in preds if p.get("model_version")})
+    if versions:
+        metrics["model_versions"] = versions
+    run.write_metrics(metrics)
+    rows = []
+    for p in preds:
+        row = {k: p.get(k) for k in ("doi", "task", "split", "valid", "repaired", "exact_format", "error")}
+        for j, s in enumerate(codebook.shorts):
+            row[f"pred_{s}"] = None if p.get("labels") is None else p["labels"][j]
+        for j, s in enumerate(codebook.shorts):
+            row[f"ref_{s}"] = None if p.get("reference") is None else p["reference"][j]
+        row["tokens_in"], row["tokens_out"], row["seconds"] = p.get("tokens_in"), p.get("tokens_out"), p.get("seconds")
+        rows.append(row)
+    run.write_csv(rows)
+    return metrics
+
+
+def reevaluate(run_dir: str | Path, reparse: bool = False) -> dict:
+    """`llmscisci eval`: recompute a run's metrics from its predictions (optionally re-parsing raw output)."""
+    run = RunFolder(run_dir)
+    cfg = run.config
+    if "codebook" not in cfg:
+        raise UserError(f"{run_dir}: config.json has no codebook; not a labelling-style run")
+    codebook = Codebook(**cfg["codebook"])
+    if reparse:
+        preds = run.predictions()
+        variant = cfg.get("variant", "guidelines")
+        for p in preds:
+            if p.get("error"):
+                continue
+            parsed = parse_answer(p.get("raw") or "", codebook)
+            p["labels"] = list(parsed.labels) if parsed.labels is not None else None
+            p["valid"], p["repaired"] = parsed.valid, parsed.repaired
+            p["exact_format"] = is_exact_format(p.get("raw") or "", codebook, variant)
+        tmp = run.predictions_path.with_name(".predictions.jsonl.tmp")
+        import json
+        import os
+
+        tmp.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds), encoding="utf-8")
+        os.replace(tmp, run.predictions_path)
+    return finish_run(run, codebook)

@@ -1,0 +1,53 @@
+"""Training configurations: TOML files with CLI overrides (`--set section.key=value`)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from pathlib import Path
+
+from llmscisci.errors import UserError
+
+
+def load_config(path: str | Path | None, defaults: dict, overrides: list[str] | None = None) -> dict:
+    """defaults <- TOML file <- overrides. Unknown keys in the file or the overrides are errors."""
+    cfg = copy.deepcopy(defaults)
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"config {p}: file not found")
+        try:
+            data = tomllib.loads(p.read_text("utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"config {p}: invalid TOML ({exc})") from None
+        _merge(cfg, data, str(p))
+    for item in overrides or []:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected section.key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = {}
+        parts = key.strip().split(".")
+        cur = node
+        for part in parts[:-1]:
+            cur = cur.setdefault(part, {})
+        cur[parts[-1]] = value
+        _merge(cfg, node, "--set")
+    return cfg
+
+
+def _merge(base: dict, new: dict, where: str, prefix: str = "") -> None:
+    for k, v in new.items():
+        name = f"{prefix}{k}"
+        if k not in base:
+            raise UserError(f"{where}: unknown setting {name!r} (known: {', '.join(sorted(base))})")
+        if isinstance(base[k], dict) and not isinstance(v, dict):
+            raise UserError(f"{where}: {name!r} is a section, not a value")
+        if isinstance(base[k], dict):
+            _merge(base[k], v, where, prefix=f"{name}.")
+        else:
+            base[k] = v
