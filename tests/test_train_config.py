@@ -1,0 +1,59 @@
+"""Training configurations: TOML + overrides, and that they reach TRL's arguments (no GPU needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmscisci.errors import UserError
+from llmscisci.train.config import load_config
+
+
+def test_overrides_and_unknown_keys(tmp_path):
+    from llmscisci.train.dpo import DEFAULTS
+
+    f = tmp_path / "c.toml"
+    f.write_text('[dpo]\nloss_type = "robust"\nbeta = 0.3\nlabel_smoothing = 0.05\n', encoding="utf-8")
+    cfg = load_config(f, DEFAULTS, ["train.learning_rate=1e-4", "lora.target_modules=all-linear"])
+    assert cfg["dpo"]["loss_type"] == "robust" and cfg["train"]["learning_rate"] == 1e-4
+    assert DEFAULTS["dpo"]["loss_type"] == "sigmoid"  # defaults untouched
+    with pytest.raises(UserError, match="unknown setting 'dpo.betta'"):
+        load_config(None, DEFAULTS, ["dpo.betta=1"])
+    f.write_text("[dpo\n", encoding="utf-8")
+    with pytest.raises(UserError, match="invalid TOML"):
+        load_config(f, DEFAULTS)
+    with pytest.raises(UserError, match="file not found"):
+        load_config(tmp_path / "none.toml", DEFAULTS)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "hinge", "robust", "wpo"])
+def test_seed_configs_reach_dpo_arguments(name):
+    from pathlib import Path
+
+    from llmscisci.train.dpo import DEFAULTS, dpo_args
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / f"seed_dpo_{name}.toml", DEFAULTS)
+    args = dpo_args(cfg, "/tmp/x", 300)
+    expected = {"sigmoid": ("sigmoid", 0.3, 0.0, False), "hinge": ("hinge", 0.05, 0.0, False),
+                "robust": ("robust", 0.3, 0.05, False), "wpo": ("sigmoid", 0.1, 0.0, True)}[name]
+    assert (args.loss_type[0], args.beta, args.label_smoothing, args.use_weighting) == expected
+    assert args.gradient_checkpointing is True and args.num_train_epochs == 10.0
+    assert args.max_length == 300 and args.learning_rate == 5e-6
+    assert cfg["lora"]["r"] == 256 and cfg["lora"]["alpha"] == 128
+    assert args.bf16 is False  # no GPU here: bf16 only when CUDA supports it
+
+
+def test_sft_config_turns_gradient_checkpointing_off(tmp_path):
+    from pathlib import Path
+
+    from llmscisci.train.sft import DEFAULTS
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "sft.toml", DEFAULTS)
+    assert cfg["train"]["gradient_checkpointing"] is False
+    assert cfg["data"]["variant"] == "guidelines"
+
+
+def test_lora_config_fields():
+    from llmscisci.train.common import lora_config
+
+    lc = lora_config({"r": 4, "alpha": 4, "dropout": 0.05, "target_modules": "all-linear"})
+    assert (lc.r, lc.lora_alpha, lc.lora_dropout, lc.target_modules) == (4, 4, 0.05, "all-linear")
