@@ -1,0 +1,251 @@
+"""`llmscisci data ...`: build a reports dataset from the ReScience MLRC LaTeX sources, fetch the
+repository, import the JCDL 2023 study's files, validate a data directory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, track
+
+from llmscisci.cli.common import console, out
+from llmscisci.errors import UserError
+from llmscisci.paths import cache_dir
+
+DEFAULT_CHECKOUT = "mlrc"  # under the user cache directory
+
+
+def _say(text: str) -> None:
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _warn(text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _default_checkout() -> Path:
+    return cache_dir() / DEFAULT_CHECKOUT
+
+
+def _years(raw: str | None) -> list[str] | None:
+    if not raw:
+        return None
+    years = [y.strip() for y in raw.split(",") if y.strip()]
+    bad = [y for y in years if not y.isdigit()]
+    if bad:
+        raise UserError(f"--years takes comma-separated years (e.g. 2020,2021), got {', '.join(bad)}")
+    return years
+
+
+def build_cmd(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Data folder to write (mlrc_reports.csv, ingestion log).")
+    ],
+    mlrc: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--mlrc",
+            help="Checkout of the ReScience MLRC repository (default: the folder `data fetch` writes).",
+            show_default=False,
+        ),
+    ] = None,
+    years: Annotated[
+        Optional[str],
+        typer.Option(
+            "--years",
+            help="Editions to read, comma-separated (default: every year folder).",
+            show_default=False,
+        ),
+    ] = None,
+    merged: Annotated[
+        str,
+        typer.Option(
+            "--merged",
+            help="Where a merged 'What was easy and difficult' part goes when it has no explicit "
+            "easy/difficult labels: easy (difficult left empty) or both.",
+        ),
+    ] = "easy",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the files of an existing output.")
+    ] = False,
+) -> None:
+    """Build mlrc_reports.csv from the LaTeX sources, with a per-report ingestion log."""
+    from llmscisci.data.ingest.build import (
+        LOG_FILE,
+        MERGED_POLICIES,
+        SUMMARY_FILE,
+        build,
+        summary_text,
+        write_output,
+    )
+    from llmscisci.runs import versions
+
+    if merged not in MERGED_POLICIES:
+        raise UserError(f"--merged must be one of {', '.join(MERGED_POLICIES)}, got {merged!r}")
+    root = mlrc or _default_checkout()
+    if mlrc is None and not root.is_dir():
+        raise UserError(
+            f"no --mlrc given and no fetched checkout at {root}: run `llmscisci data fetch` or pass "
+            "--mlrc PATH"
+        )
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise UserError(
+            f"output folder {out_dir} exists and is not empty (pass --overwrite to replace its files)"
+        )
+    yrs = _years(years)
+
+    def progress(items):
+        return track(
+            items,
+            description="ingesting reports",
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+
+    result = build(root, yrs, merged_policy=merged, progress=progress)
+    write_output(
+        result,
+        out_dir,
+        root=str(root),
+        overwrite=overwrite,
+        info={"years": yrs, "merged_policy": merged, "versions": versions()},
+    )
+    _say(summary_text(result, str(root), details=False).rstrip())
+    _say(
+        f"wrote {out_dir}: mlrc_reports.csv ({len(result.rows)} reports), {LOG_FILE}, {SUMMARY_FILE} "
+        "(every report's problems)"
+    )
+
+
+def fetch_cmd(
+    out_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out", help="Folder for the unpacked checkout (default: the user cache).", show_default=False
+        ),
+    ] = None,
+    url: Annotated[
+        Optional[str],
+        typer.Option(
+            "--url",
+            help="Archive to download (.tar.gz or .zip); default: the ReScience MLRC repository on GitHub.",
+            show_default=False,
+        ),
+    ] = None,
+    sha256: Annotated[
+        Optional[str], typer.Option("--sha256", help="Expected SHA-256 of the archive.", show_default=False)
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Network timeout in seconds.")] = 60.0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing checkout.")] = False,
+) -> None:
+    """Download the ReScience MLRC repository archive and unpack it (needs network)."""
+    from llmscisci.data.fetch import DEFAULT_URL, fetch
+
+    target = out_dir or _default_checkout()
+    source = url or DEFAULT_URL
+    with Progress(
+        TextColumn("downloading"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as prog:
+        task = prog.add_task("download", total=None)
+
+        def on_progress(done: int, total: int | None) -> None:
+            prog.update(task, completed=done, total=total)
+
+        info = fetch(
+            source, target, sha256=sha256, timeout=timeout, overwrite=overwrite, progress=on_progress
+        )
+    _say(f"fetched {source} ({info['bytes']} bytes, sha256 {info['sha256']}) into {target}")
+    _say(f"next: llmscisci data build --mlrc {target} --out DIR")
+
+
+def import_seed_cmd(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="The study's ReScience_JCDL-23.csv and/or per-LLM *_effortly_labels_*.csv files."
+        ),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Data folder to write.")],
+    scheme: Annotated[
+        str,
+        typer.Option(
+            "--scheme",
+            help="Class numbering of the study file's reason_for_* columns: study (difficult 1 "
+            "documentation, 2 algorithm, 3 math, 4 nuance) or lecture (1 algorithm, 2 nuance, "
+            "3 documentation, "
+            "4 math).",
+        ),
+    ] = "study",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output folder.")
+    ] = False,
+) -> None:
+    """Convert the JCDL 2023 study's files into the toolkit's layout, numbering mapped by name."""
+    from llmscisci.data.importseed import SCHEMES, plan_import, report_lines, write_import
+
+    if scheme not in SCHEMES:
+        raise UserError(f"--scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
+    with _quiet_loaders():
+        plan = plan_import(files, scheme)
+    for p in plan.problems:
+        _warn(str(p))
+    if plan.errors:
+        _warn(f"{len(plan.errors)} error(s) in the inputs; nothing written")
+        raise typer.Exit(1)
+    write_import(plan, out_dir, overwrite=overwrite)
+    for line in report_lines(plan):
+        _say(line)
+    _say(f"wrote {out_dir} (import_report.json records the conversion)")
+
+
+def validate_cmd(
+    directory: Annotated[Path, typer.Argument(help="Data folder (mlrc_reports.csv, labels/).")],
+) -> None:
+    """Check a data folder with every check of the data layer; print all problems; exit 1 on errors."""
+    from llmscisci.data.ingest.checkdir import check_directory
+
+    with _quiet_loaders():
+        problems, checked = check_directory(directory)
+    for p in problems:
+        _warn(str(p))
+    errors = [p for p in problems if p.level == "error"]
+    warnings = len(problems) - len(errors)
+    files = ", ".join(f"{k} ({v})" for k, v in checked["label_files"].items()) or "none"
+    _say(f"checked {directory}: {checked['reports']} reports; label files: {files}")
+    _say(f"{len(errors)} error(s), {warnings} warning(s)")
+    if errors:
+        raise typer.Exit(1)
+
+
+class _quiet_loaders:
+    """The loaders log each warning; these commands print every problem themselves."""
+
+    def __enter__(self):
+        self.logger = logging.getLogger("llmscisci.data")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
+
+
+def register(app: typer.Typer) -> None:
+    sub = typer.Typer(
+        help="Data: build the reports dataset from LaTeX sources, fetch them, import the study's "
+        "files, validate a data folder.",
+        no_args_is_help=True,
+    )
+    sub.command("build")(build_cmd)
+    sub.command("fetch")(fetch_cmd)
+    sub.command("import-seed")(import_seed_cmd)
+    sub.command("validate")(validate_cmd)
+    app.add_typer(sub, name="data")
