@@ -18,6 +18,7 @@ class Category(BaseModel):
     short: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     name: str
     description: str = ""
+    keywords: list[str] = []
 
 
 class Codebook(BaseModel):
