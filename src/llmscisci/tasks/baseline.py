@@ -84,9 +84,9 @@ def fit_predict(method: str, train_x: list[str], train_y: np.ndarray, test_x: li
     from llmscisci.metrics.multilabel import majority_vector, prior_predictions
 
     if method == "majority":
-        pred = np.tile(majority_vector(train_y), (len(test_x), 1))
+        pred = np.tile(majority_vector(train_y, none_index=codebook.none_index), (len(test_x), 1))
     elif method == "prior":
-        pred = prior_predictions(train_y, len(test_x), seed)
+        pred = prior_predictions(train_y, len(test_x), seed, none_index=codebook.none_index)
     else:
         from sklearn.linear_model import LogisticRegression
 

@@ -39,7 +39,8 @@ class LabelSpec:
     split: str = "all"  # all | train | test
     data_source: str = ""
 
-    def config(self, backend: Backend, items: list[Item], shots: list[tuple[str, str]]) -> dict:
+    def config(self, backend: Backend, items: list[Item], shots: list[tuple[str, str]],
+               train_reference: list[list[int]] | None = None) -> dict:
         core = {
             "kind": "label",
             "task": self.codebook.task,
@@ -63,6 +64,8 @@ class LabelSpec:
             "structured": prompts.is_structured(self.variant),
             "system_prompt": prompts.system_prompt(self.codebook, self.variant),
             "shot_examples": shots,
+            # the majority/prior baselines are fitted on the whole train split, whatever --limit selects
+            "train_reference": train_reference or [],
         }
 
 
@@ -138,7 +141,8 @@ def run_label(
     all_items = items
     items = select_items(items, spec.split, spec.limit)
     shots = draw_shots(all_items, spec.codebook, spec.variant, spec.shots, spec.params.seed)
-    config = spec.config(backend, items, shots)
+    train_ref = [list(it.labels) for it in all_items if it.split == "train" and it.labels is not None]
+    config = spec.config(backend, items, shots, train_ref)
     phash = config["prompt_hash"]
     path = Path(run_dir) if run_dir else Path(out) / f"label_{spec.codebook.task}_{spec.variant}_{slug(spec.model)}_{config['hash'][:8]}"
     run = RunFolder.create(path, config, resume=True)
@@ -186,7 +190,7 @@ def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = 
     from llmscisci.metrics.evaluate import evaluate
 
     preds = run.predictions()
-    metrics = evaluate(preds, codebook)
+    metrics = evaluate(preds, codebook, train_reference=run.config.get("train_reference") or None)
     metrics["exact_format_rate"] = sum(bool(p.get("exact_format")) for p in preds) / max(len(preds), 1)
     metrics["failed"] = sum(1 for p in preds if p.get("error"))
     metrics["refusals"] = sum(1 for p in preds if p.get("refusal"))
