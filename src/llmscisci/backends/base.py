@@ -91,6 +91,7 @@ class BackendOptions:
     batch_size: int = 8
     chat_template: str | None = None  # None (tokenizer's) | llama3 | gemma
     trust_remote_code: bool = False
+    load_in_4bit: bool = False  # bitsandbytes 4-bit weights (CUDA only), for QLoRA-style training
     # API providers
     base_url: str | None = None
     concurrency: int = 8

@@ -29,8 +29,6 @@ def build(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder of the preference set.")] = Path("runs/prefs"),
 ) -> None:
     """Build a preference set (prompt / chosen / rejected) with the canonical split."""
-    from llmscisci.backends.base import BackendOptions
-    from llmscisci.backends.models import load_model_and_tokenizer
     from llmscisci.data.codebook import load_codebook
     from llmscisci.data.items import load_items
     from llmscisci.data.labelfiles import load_labels
@@ -39,6 +37,7 @@ def build(
     from llmscisci.paths import cache_dir
     from llmscisci.paths import data_dir as resolve
     from llmscisci.prompts.label import check_variant
+    from llmscisci.rewards.tokens import load_tokenizer
     from llmscisci.train import preferences as P
 
     if strategy not in P.STRATEGIES:
@@ -63,7 +62,7 @@ def build(
             samp = P.sample_answers(items, cb, variant, model, samples, seed, temperature,
                                     cache_file=cache_dir() / "dpo_samples.jsonl")
             rows += P.self_pairs(items, cb, variant, samp)
-    _, tok = load_model_and_tokenizer(model, BackendOptions(device="cpu"), tokenizer_only=True)
+    tok = load_tokenizer(model)
     rows, lengths = P.length_filter(rows, tok, quantile)
     card = {"strategy": strategy, "tasks": task, "variant": variant, "model": model, "label_files": [str(f) for f in files],
             "samples": samples if strategy == "self" else None, "seed": seed, "lengths": lengths,

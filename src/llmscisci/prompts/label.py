@@ -52,13 +52,25 @@ def _fields(codebook: Codebook) -> dict:
     }
 
 
+def _delegated(variant: str) -> bool:
+    return check_variant(variant).get("delegate") == "cot"
+
+
 def system_prompt(codebook: Codebook, variant: str) -> str:
     tpl = check_variant(variant)
+    if _delegated(variant):
+        from llmscisci.tasks import cot
+
+        return cot.system_prompt()
     return tpl["system"].strip().format(**_fields(codebook))
 
 
 def user_prompt(text: str, codebook: Codebook, variant: str) -> str:
     tpl = check_variant(variant)
+    if _delegated(variant):
+        from llmscisci.tasks import cot
+
+        return cot.user_prompt(text, codebook)
     return tpl["user"].format(**_fields(codebook), text=text.strip() or "(empty)")
 
 
@@ -93,5 +105,5 @@ def label_schema(codebook: Codebook) -> type[BaseModel]:
 def prompt_hash(codebook: Codebook, variant: str, shots=None) -> str:
     from llmscisci.runs import stable_hash
 
-    return stable_hash({"system": system_prompt(codebook, variant), "user": check_variant(variant)["user"],
+    return stable_hash({"system": system_prompt(codebook, variant), "user": user_prompt("{text}", codebook, variant),
                         "shots": shots or []})

@@ -23,7 +23,7 @@ from llmscisci.prompts import label as prompts
 from llmscisci.runs import RunFolder, stable_hash
 from llmscisci.tasks.parse import is_exact_format, parse_answer, render_answer
 
-DEFAULT_MAX_NEW_TOKENS = {"icl": 48, "guidelines": 32, "structured": 64}
+DEFAULT_MAX_NEW_TOKENS = {"icl": 48, "guidelines": 32, "structured": 64, "cot": 192}
 
 
 @dataclass

@@ -43,7 +43,7 @@ MAX_CHARS = 20_000  # longer answers are read up to this many characters
 MAX_JSON_CANDIDATES = 40
 NUMBER_VARIANTS = ("icl", "guidelines")
 OBJECT_VARIANTS = ("structured",)
-VARIANTS = NUMBER_VARIANTS + OBJECT_VARIANTS
+VARIANTS = NUMBER_VARIANTS + OBJECT_VARIANTS + ("cot",)  # cot: the GRPO think/label format
 
 
 @dataclass(frozen=True)
@@ -489,6 +489,8 @@ def render_answer(labels: Sequence[int], codebook: Codebook, variant: str) -> st
     """The canonical answer of a prompt variant for a label vector (the none policy applied first)."""
     _check_variant(variant)
     vec = apply_none_rule(check_shape(labels, codebook.n), codebook.none_index).labels
+    if variant == "cot":
+        return "<label>" + json.dumps(list(vec)) + "</label>"
     if variant in NUMBER_VARIANTS:
         return json.dumps([i + 1 for i, v in enumerate(vec) if v])
     return json.dumps({s: bool(v) for s, v in zip(codebook.shorts, vec)})
@@ -510,6 +512,10 @@ def is_exact_format(text: str, codebook: Codebook, variant: str) -> bool:
     _check_variant(variant)
     if not isinstance(text, str):
         return False
+    if variant == "cot":  # the GRPO format: <think>...</think><label>[one-hot]</label>
+        from llmscisci.rewards import core as rewards
+
+        return bool(rewards.format_reward(text) and rewards.label_reward(text, codebook.n))
     try:
         value = json.loads(text.strip(), object_pairs_hook=_no_duplicate_keys)
     except (ValueError, RecursionError):

@@ -30,11 +30,8 @@ def load_trainable(model_name: str, device: str = "auto", dtype: str = "auto", t
     from llmscisci.backends.base import BackendOptions
     from llmscisci.backends.models import load_model_and_tokenizer
 
-    opts = BackendOptions(device=device, dtype=dtype, trust_remote_code=trust_remote_code)
-    kwargs = {"load_in_4bit": True} if load_in_4bit else {}
-    model, tok = load_model_and_tokenizer(model_name, opts, **kwargs)
-    if hasattr(model, "merge_and_unload") and hasattr(model, "peft_config"):
-        model = model.merge_and_unload()
+    opts = BackendOptions(device=device, dtype=dtype, trust_remote_code=trust_remote_code, load_in_4bit=load_in_4bit)
+    model, tok = load_model_and_tokenizer(model_name, opts)  # an adapter folder comes back merged
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model.config.use_cache = False

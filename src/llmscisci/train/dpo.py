@@ -129,7 +129,7 @@ def implicit_reward_accuracy(adapter_dir: str | Path, rows, beta: float) -> dict
     from llmscisci.backends.base import BackendOptions
     from llmscisci.backends.models import load_model_and_tokenizer
 
-    model, tok = load_model_and_tokenizer(str(adapter_dir), BackendOptions(device="cpu"))
+    model, tok = load_model_and_tokenizer(str(adapter_dir), BackendOptions(device="cpu"), merge_adapter=False)
     model.eval()
     rows = list(rows)
     if not rows:

@@ -1,0 +1,182 @@
+"""`llmscisci grpo probe | build` (study 3: GRPO). `cli/train.py` mounts `grpo_app` as `grpo`; other
+GRPO commands (train, eval) are added to the same sub-app with `@grpo_app.command(...)`."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from llmscisci.cli.common import DataDirOpt, console, out
+
+grpo_app = typer.Typer(help="Study 3: GRPO (rewards, reward-hacking probes, chain-of-thought data).",
+                       no_args_is_help=True)
+
+
+def _rewards_spec(rewards: str | None, config: Path | None):
+    from llmscisci.errors import UserError
+    from llmscisci.rewards.registry import SEED_MIX
+
+    if rewards:
+        return rewards
+    if config is None:
+        return SEED_MIX
+    if not config.is_file():
+        raise UserError(f"config {config} not found")
+    try:
+        raw = tomllib.loads(config.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"config {config}: invalid TOML ({exc})") from None
+    table = raw.get("rewards")
+    if table is None and isinstance(raw.get("grpo"), dict):
+        table = raw["grpo"].get("rewards")
+    if not isinstance(table, dict):
+        raise UserError(f"config {config} has no [rewards] table (name = weight, or name = {{ weight = .., ... }})")
+    return table
+
+
+def _truth(raw: str | None, n: int, default: list[int]) -> list[int]:
+    from llmscisci.errors import UserError
+
+    if raw is None:
+        return default
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise UserError(f"--truth must be a JSON list of {n} 0/1 values, got {raw!r}") from None
+    if not isinstance(value, list) or len(value) != n or any(v not in (0, 1) or isinstance(v, bool) for v in value):
+        raise UserError(f"--truth must be a JSON list of {n} 0/1 values, got {raw!r}")
+    return value
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3f}".rstrip("0").rstrip(".") if abs(v) < 1e6 else f"{v:.3g}"
+
+
+@grpo_app.command("probe")
+def probe(
+    rewards: Annotated[Optional[str], typer.Option("--rewards", help='Reward mix "name:weight,..." (default: the seed\'s format:1,label:1,stepwise:1).')] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file with a [rewards] table (name = weight or a table with weight and parameters).")] = None,
+    task: Annotated[str, typer.Option("--task", help="easy, difficult, or a codebook .toml file.")] = "easy",
+    truth: Annotated[Optional[str], typer.Option("--truth", help='Ground truth the probes are written against, e.g. "[1, 0, 1, 0, 0]".')] = None,
+    completion: Annotated[Optional[list[str]], typer.Option("--completion", help="Also score this completion (repeatable).")] = None,
+    tokenizer: Annotated[str, typer.Option("--tokenizer", help="Token counts for the length rewards: whitespace, or a model name (its tokenizer).")] = "whitespace",
+    huge_words: Annotated[int, typer.Option("--huge-words", help="Words of padding in the huge-think probe.")] = 5000,
+    data_dir: DataDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per probe instead of a table.")] = False,
+) -> None:
+    """Score adversarial probe completions with a reward mix: see what a weighting pays before training.
+
+    The probes are written against --truth and scored as one batch (group_f1 credits each against the
+    others); balanced needs the train-split prevalences (--data-dir or $LLMSCISCI_DATA).
+    """
+    from rich.table import Table
+
+    from llmscisci.data.codebook import load_codebook
+    from llmscisci.errors import UserError
+    from llmscisci.rewards.probes import score_probes
+    from llmscisci.rewards.registry import REWARDS, RewardContext, build_mix, parse_mix
+    from llmscisci.rewards.tokens import token_counter
+    from llmscisci.tasks.cot import fields
+
+    if huge_words < 0:
+        raise UserError("--huge-words must be >= 0")
+    cb = load_codebook(task)
+    spec = _rewards_spec(rewards, config)
+    names = [name for name, _, _ in parse_mix(spec)]
+    default_truth = json.loads(fields(cb)["example"])
+    vec = _truth(truth, cb.n, default_truth)
+    prev = None
+    if any(REWARDS[n].needs_prevalence for n in names):
+        from llmscisci.data.items import load_items
+        from llmscisci.paths import data_dir as resolve
+        from llmscisci.rewards.core import prevalence
+
+        items = [it for it in load_items(cb, data_dir=resolve(data_dir)) if it.split == "train" and it.labels]
+        if not items:
+            raise UserError(f"no labelled train items for task {cb.task!r} to compute prevalences from")
+        prev = {cb.task: prevalence([it.labels for it in items])}
+    count, method = token_counter(tokenizer) if any(n.startswith(("cot_", "conditional")) for n in names) \
+        else (None, "whitespace")
+    ctx = RewardContext(n_labels=cb.n, none_index=cb.none_index, prevalence=prev, count_tokens=count,
+                        token_method=method)
+    mix = build_mix(spec, ctx)
+    rows = score_probes(mix, vec, completion or [], task=cb.task, huge_words=huge_words)
+    if as_json:
+        for r in rows:
+            print(json.dumps(r, ensure_ascii=False))
+        return
+    lo, hi = mix.bounds()
+    console.print(f"task {cb.task}, truth {vec}, tokens: {method}; total bounds [{_fmt(lo)}, {_fmt(hi)}]")
+    table = Table(title="reward probes")
+    table.add_column("probe")
+    for t in mix.terms:
+        table.add_column(f"{t.name}\n×{_fmt(t.weight)} [{_fmt(t.bounds[0])},{_fmt(t.bounds[1])}]", justify="right")
+    table.add_column("total", justify="right")
+    for r in rows:
+        table.add_row(r["probe"], *[_fmt(r[t.name]) for t in mix.terms], _fmt(r["total"]))
+    out.print(table)
+
+
+@grpo_app.command("build")
+def build(
+    task: Annotated[str, typer.Option("--task", help="Comma-separated tasks (codebook names or .toml files).")] = "easy,difficult",
+    source: Annotated[str, typer.Option("--source", help="annotators (offline: the annotators' responses) or a teacher model (provider:model or a local model).")] = "annotators",
+    annotators: Annotated[Optional[list[str]], typer.Option("--annotators", help="Annotator JSONL files (repeatable; default labels/annotator_*.jsonl).")] = None,
+    per_item: Annotated[str, typer.Option("--per-item", help="one: one trace per item; all: one row per agreeing annotator.")] = "one",
+    fmt: Annotated[str, typer.Option("--format", help="conversational (message lists) or standard (plain strings).")] = "conversational",
+    tokenizer: Annotated[str, typer.Option("--tokenizer", help="Policy whose tokenizer measures lengths (a model name), or whitespace.")] = "smollm2-135m",
+    quantile: Annotated[float, typer.Option("--quantile", help="Length quantile for the suggested limits.")] = 0.95,
+    drop_over: Annotated[bool, typer.Option("--drop-long", help="Drop rows longer than the quantile limits.")] = False,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Teacher: tokens per trace.")] = 384,
+    data_dir: DataDirOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder of the data set.")] = Path("runs/cot"),
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
+) -> None:
+    """Build chain-of-thought prompt/completion rows (DatasetDict + parquet + card) with the canonical split."""
+    from llmscisci.data.codebook import load_codebook
+    from llmscisci.errors import UserError
+    from llmscisci.paths import data_dir as resolve
+    from llmscisci.tasks import cot
+
+    tasks = [t.strip() for t in task.split(",") if t.strip()]
+    if not tasks:
+        raise UserError("--task names no task")
+    for t in tasks:
+        load_codebook(t)
+    if fmt not in cot.FORMATS:
+        raise UserError(f"unknown --format {fmt!r}: use {' or '.join(cot.FORMATS)}")
+    if per_item not in cot.PER_ITEM:
+        raise UserError(f"unknown --per-item {per_item!r}: use one or all")
+    if not 0 < quantile <= 1:
+        raise UserError(f"--quantile must be in (0, 1], got {quantile}")
+    if max_new_tokens < 1:
+        raise UserError("--max-new-tokens must be >= 1")
+    cot.check_out(out_dir, force)
+    src = resolve(data_dir)
+    teacher = None
+    if source != cot.ANNOTATORS:
+        from llmscisci.backends.base import BackendOptions
+        from llmscisci.backends.registry import load_backend
+
+        teacher = load_backend(source, BackendOptions())
+    tok = None
+    if tokenizer.strip().lower() != "whitespace":
+        from llmscisci.rewards.tokens import load_tokenizer
+
+        tok = load_tokenizer(tokenizer)
+    rows, card = cot.build_cot(tasks, src, teacher=teacher, annotator_files=annotators, per_item=per_item, fmt=fmt,
+                               tokenizer=tok, quantile=quantile, drop_over=drop_over, max_new_tokens=max_new_tokens,
+                               tokenizer_label=f"tokenizer of {tokenizer}" if tok is not None else None)
+    card["tokenizer"] = tokenizer
+    card["data_source"] = str(src)
+    card = cot.save_cot(rows, out_dir, card, force=force)
+    lengths = card["lengths"]
+    out.print(f"{sum(card['rows'].values())} rows ({card['rows']['train']} train, {card['rows']['test']} test) "
+              f"from {card['source']}; p{round(quantile * 100)} tokens ({lengths.get('method')}): prompt "
+              f"{lengths['max_prompt_length']}, completion {lengths['max_completion_length']}; saved to {out_dir}")
