@@ -180,3 +180,70 @@ def build(
     out.print(f"{sum(card['rows'].values())} rows ({card['rows']['train']} train, {card['rows']['test']} test) "
               f"from {card['source']}; p{round(quantile * 100)} tokens ({lengths.get('method')}): prompt "
               f"{lengths['max_prompt_length']}, completion {lengths['max_completion_length']}; saved to {out_dir}")
+
+
+@grpo_app.command("train")
+def train(
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML config (see configs/grpo*.toml).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override: section.key=value (repeatable).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Data folder; else $LLMSCISCI_DATA.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder (overrides output.dir).")] = None,
+    rewards: Annotated[Optional[str], typer.Option("--rewards", help='Reward mix, e.g. "format:1,label:1,stepwise:1".')] = None,
+) -> None:
+    """Train a LoRA policy with GRPO on programmatic rewards (optional SFT warm start first)."""
+    from llmscisci.train.config import load_config
+    from llmscisci.train.grpo import DEFAULTS, train_grpo
+
+    cfg = load_config(config, DEFAULTS, set_)
+    if data_dir:
+        cfg["data"]["data_dir"] = str(data_dir)
+    if out_dir:
+        cfg["output"]["dir"] = str(out_dir)
+    if rewards:
+        cfg["rewards"]["mix"] = rewards
+    result = train_grpo(cfg)
+    log = [r for r in result.read_log() if "reward" in r]
+    if log:
+        out.print(f"mean reward: first step {log[0]['reward']:.3f}, last step {log[-1]['reward']:.3f} "
+                  f"over {len(log)} logged steps")
+    out.print(f"adapter folder: {result.path}  (use it as --model; evaluate with `llmscisci grpo eval`)")
+
+
+@grpo_app.command("eval")
+def evaluate(
+    policy: Annotated[Path, typer.Argument(help="The trained GRPO adapter folder.")],
+    reference: Annotated[Optional[str], typer.Option("--reference", help="Reference model (default: the policy's start, e.g. the SFT warm start).")] = None,
+    task: Annotated[str, typer.Option("--task")] = "easy,difficult",
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Data folder; else $LLMSCISCI_DATA.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 192,
+) -> None:
+    """Policy vs reference on the held-out split (labelling metrics, per label) plus held-out reward means."""
+    import json
+
+    from llmscisci.errors import UserError
+    from llmscisci.runs import write_json
+    from llmscisci.train.compare import comparison_table, evaluate_policy
+    from llmscisci.train.grpo import cot_rows, heldout_rewards, prevalence
+    from llmscisci.train.layout import MARKER
+
+    if not (policy / MARKER).is_file():
+        raise UserError(f"{policy}: not a training output folder (no {MARKER})")
+    cfg = json.loads((policy / "train_config.json").read_text("utf-8"))
+    adapter_cfg = json.loads((policy / "adapter_config.json").read_text("utf-8"))
+    ref = reference or adapter_cfg["base_model_name_or_path"]
+    dest = out_dir or (policy / "eval")
+    result = evaluate_policy(str(policy), ref, [t.strip() for t in task.split(",")], "cot",
+                             str(data_dir) if data_dir else (cfg["data"]["data_dir"] or None), dest,
+                             max_new_tokens=max_new_tokens)
+    train_rows, _ = cot_rows({**cfg, "data": {**cfg["data"], "data_dir": str(data_dir) if data_dir else cfg["data"]["data_dir"]}})
+    prev = prevalence(train_rows)
+    mix = cfg["rewards"]["mix"]
+    result["heldout_rewards"] = {role: {t: heldout_rewards(d["runs"][role], mix, prev) for t, d in result["tasks"].items()}
+                                 for role in ("policy", "reference")}
+    write_json(dest / "comparison.json", result)
+    out.print(comparison_table(result))
+    for role, by_task in result["heldout_rewards"].items():
+        for t, vals in by_task.items():
+            out.print(f"held-out rewards, {role}, {t}: " + ", ".join(f"{k} {v:.3f}" for k, v in vals.items() if v is not None))
+    out.print(f"written to {dest}")

@@ -189,7 +189,8 @@ def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = 
     """Compute metrics from the predictions and write metrics.json and predictions.csv."""
     from llmscisci.metrics.evaluate import evaluate
 
-    preds = run.predictions()
+    # item order, not completion order: concurrency and resumes must not change any number
+    preds = sorted(run.predictions(), key=lambda p: (str(p.get("task")), str(p.get("doi"))))
     metrics = evaluate(preds, codebook, train_reference=run.config.get("train_reference") or None)
     metrics["exact_format_rate"] = sum(bool(p.get("exact_format")) for p in preds) / max(len(preds), 1)
     metrics["failed"] = sum(1 for p in preds if p.get("error"))

@@ -173,16 +173,17 @@ def train_grpo(cfg: dict) -> TrainOutput:
     return out
 
 
-def heldout_rewards(policy: str, rows: list[dict], mix_spec: str, max_new_tokens: int = 128) -> dict:
-    """Mean of each reward on greedy held-out generations of a model (policy or reference)."""
-    from llmscisci.backends.base import GenParams
-    from llmscisci.backends.registry import load_backend
+def heldout_rewards(run_dir: str | Path, mix_spec: str, train_prevalence: dict | None = None) -> dict:
+    """Mean of each reward over a labelling run's held-out generations (its raw outputs, not regenerated)."""
     from llmscisci.rewards.registry import RewardContext, build_mix
+    from llmscisci.runs import RunFolder
 
-    backend = load_backend(policy)
-    gens = backend.generate([r["prompt"] for r in rows], GenParams(max_new_tokens=max_new_tokens))
-    mix = build_mix(mix_spec, RewardContext(n_labels=len(rows[0]["labels"]), none_index=-1,
-                                           prevalence=prevalence(rows)))
-    scores = mix.score([g.text for g in gens], labels=[r["labels"] for r in rows], task=[r["task"] for r in rows])
+    preds = [p for p in RunFolder(run_dir).predictions() if p.get("reference") is not None]
+    if not preds:
+        return {}
+    mix = build_mix(mix_spec, RewardContext(n_labels=len(preds[0]["reference"]), none_index=-1,
+                                           prevalence=train_prevalence))
+    scores = mix.score([p.get("raw") or "" for p in preds], labels=[p["reference"] for p in preds],
+                       task=[p["task"] for p in preds])
     return {k: float(np.mean([v for v in vals if v is not None])) if any(v is not None for v in vals) else None
             for k, vals in scores.items()}
