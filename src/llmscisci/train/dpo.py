@@ -102,6 +102,7 @@ def train_dpo(cfg: dict) -> TrainOutput:
         merged = trainer.model.merge_and_unload()
         merged.save_pretrained(str(out.path / "merged"))
         tok.save_pretrained(str(out.path / "merged"))
+    out.cleanup()
     out.plot(keys=list(LOGGED), title=f"DPO {cfg['dpo']['loss_type']} beta={cfg['dpo']['beta']}")
     return out
 

@@ -169,6 +169,7 @@ def train_grpo(cfg: dict) -> TrainOutput:
     fix_adapter_base(out.path, model_name if int(ws["sft_steps"]) <= 0 else str(out.path / "warm_start"))
     keys = ["loss", "reward", "reward_std", "kl", "completions/mean_length"] + \
            [f"rewards/{n}/mean" for n in mix.names]
+    out.cleanup()
     out.plot(keys=keys, title=f"GRPO {cfg['rewards']['mix']}")
     return out
 

@@ -44,6 +44,14 @@ class TrainOutput:
     def read_log(self) -> list[dict]:
         return read_jsonl(self.path / LOG)
 
+    def cleanup(self) -> None:
+        """Drop the trainer's empty scratch folder (checkpoints are not saved: the adapter is the result)."""
+        import shutil
+
+        scratch = self.path / "checkpoints"
+        if scratch.is_dir() and not any(scratch.rglob("*.safetensors")):
+            shutil.rmtree(scratch, ignore_errors=True)
+
     def plot(self, keys: list[str] | None = None, title: str = "") -> Path | None:
         return plot_curves(self.read_log(), self.path / "curves.png", keys=keys, title=title)
 

@@ -20,7 +20,7 @@ DEFAULTS = {
     "lora": dict(LORA_DEFAULTS),
     "train": {"epochs": 3.0, "max_steps": -1, "learning_rate": 2e-4, "batch_size": 4, "grad_accum": 1,
               "max_length": 768, "gradient_checkpointing": False, "seed": 2025, "logging_steps": 1,
-              "warmup_ratio": 0.0, "report_to": "none"},
+              "warmup_steps": 0, "report_to": "none"},
     "output": {"dir": "runs/sft"},
 }
 
@@ -70,7 +70,7 @@ def train_sft(cfg: dict, rows: tuple | None = None, show_progress: bool = True) 
         gradient_checkpointing=bool(t["gradient_checkpointing"]),
         max_length=int(t["max_length"]),
         logging_steps=int(t["logging_steps"]),
-        warmup_ratio=float(t["warmup_ratio"]),
+        warmup_steps=int(t["warmup_steps"]),
         seed=int(t["seed"]),
         save_strategy="no",
         report_to=t["report_to"],
@@ -88,5 +88,6 @@ def train_sft(cfg: dict, rows: tuple | None = None, show_progress: bool = True) 
     trainer.model.save_pretrained(str(out.path))
     tok.save_pretrained(str(out.path))
     fix_adapter_base(out.path, model_name)
+    out.cleanup()
     out.plot(title=f"SFT {model_name}")
     return out
