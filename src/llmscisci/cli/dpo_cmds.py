@@ -132,7 +132,8 @@ def evaluate(
 
         cfg = json.loads((policy / "train_config.json").read_text("utf-8"))
         dd = load_preferences(preferences)
-        result["implicit_reward"] = implicit_reward_accuracy(policy, dd["test"], float(cfg["dpo"]["beta"]))
+        result["implicit_reward"] = implicit_reward_accuracy(policy, dd["test"] if "test" in dd else [],
+                                                            float(cfg["dpo"]["beta"]))
         write_json(dest / "comparison.json", result)
         out.print(f"held-out implicit-reward accuracy: {result['implicit_reward']['accuracy']} "
                   f"(n={result['implicit_reward']['n']})")

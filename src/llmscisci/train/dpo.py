@@ -68,6 +68,7 @@ def train_dpo(cfg: dict) -> TrainOutput:
     prefs_dir = Path(cfg["data"]["preferences"])
     dd = load_preferences(prefs_dir)
     card = json.loads((prefs_dir / "card.json").read_text("utf-8")) if (prefs_dir / "card.json").is_file() else {}
+    require("train" in dd, f"{prefs_dir}: the preference set has no training rows")
     rows = dd["train"]
     limit = int(cfg["data"].get("limit") or 0)
     if limit:

@@ -183,16 +183,14 @@ def save_preferences(rows: list[dict], out: Path, card: dict) -> None:
 
     if not rows:
         raise UserError("no preference pairs were built (all ties or no overlapping items)")
-    splits = {}
-    for s in ("train", "test"):
-        sel = [r for r in rows if r["split"] == s]
-        splits[s] = Dataset.from_list(sel) if sel else Dataset.from_list([{**rows[0]}]).select([])
+    # an empty split is left out (datasets cannot reload a zero-shard split)
+    splits = {s: Dataset.from_list(sel) for s in ("train", "test") if (sel := [r for r in rows if r["split"] == s])}
     dd = DatasetDict(splits)
     out.mkdir(parents=True, exist_ok=True)
     dd.save_to_disk(str(out / "dataset"))
     for s, ds in dd.items():
         ds.to_parquet(str(out / f"{s}.parquet"))
-    card = {**card, "rows": {s: len(ds) for s, ds in dd.items()}}
+    card = {**card, "rows": {s: len(dd[s]) if s in dd else 0 for s in ("train", "test")}}
     (out / "card.json").write_text(json.dumps(card, indent=2, default=str), encoding="utf-8")
     lines = ["# Preference set", "", f"Built by `llmscisci dpo build` with strategy **{card.get('strategy')}**.", ""]
     lines += [f"- {k}: {v}" for k, v in card.items() if k != "strategy"]
