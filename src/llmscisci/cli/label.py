@@ -124,7 +124,12 @@ def eval_cmd(
     if not (run_dir / "predictions.jsonl").is_file():
         raise UserError(f"{run_dir}: no predictions.jsonl (not a run folder)")
     metrics = reevaluate(run_dir, reparse=reparse)
-    out.print(format_table(metrics))
+    if "all" in metrics:
+        out.print(format_table(metrics))
+    else:  # e.g. a judge run: its audit
+        import json
+
+        out.print_json(json.dumps(metrics.get("audit", metrics), default=str))
     console.print(f"metrics written to {run_dir / 'metrics.json'}")
 
 

@@ -38,6 +38,7 @@ class LabelSpec:
     limit: int | None = None
     split: str = "all"  # all | train | test
     data_source: str = ""
+    paraphrase: int = 0  # wording of the system prompt: 0 = label.toml's, k = label_paraphrases.toml's k-th
 
     def config(self, backend: Backend, items: list[Item], shots: list[tuple[str, str]],
                train_reference: list[list[int]] | None = None) -> dict:
@@ -50,10 +51,12 @@ class LabelSpec:
             "shots": self.shots,
             "limit": self.limit,
             "split_filter": self.split,
-            "prompt_hash": prompts.prompt_hash(self.codebook, self.variant, shots),
+            "prompt_hash": prompts.prompt_hash(self.codebook, self.variant, shots, self.paraphrase),
             "codebook": self.codebook.model_dump(),
             "items": [it.doi for it in items],
         }
+        if self.paraphrase:  # the original wording keeps the hashes of runs made before paraphrases existed
+            core["paraphrase"] = self.paraphrase
         return {
             **core,
             "hash": stable_hash(core),
@@ -62,7 +65,8 @@ class LabelSpec:
             "data_source": self.data_source,
             "backend": backend.describe(),
             "structured": prompts.is_structured(self.variant),
-            "system_prompt": prompts.system_prompt(self.codebook, self.variant),
+            "system_prompt": prompts.system_prompt(self.codebook, self.variant, self.paraphrase),
+            "paraphrase": self.paraphrase,
             "shot_examples": shots,
             # the majority/prior baselines are fitted on the whole train split, whatever --limit selects
             "train_reference": train_reference or [],
@@ -138,13 +142,15 @@ def run_label(
 ) -> RunFolder:
     """Label `items` (already loaded) with `backend`; write (or resume) the run folder; return it."""
     prompts.check_variant(spec.variant)
+    prompts.check_paraphrase(spec.variant, spec.paraphrase)
     all_items = items
     items = select_items(items, spec.split, spec.limit)
     shots = draw_shots(all_items, spec.codebook, spec.variant, spec.shots, spec.params.seed)
     train_ref = [list(it.labels) for it in all_items if it.split == "train" and it.labels is not None]
     config = spec.config(backend, items, shots, train_ref)
     phash = config["prompt_hash"]
-    path = Path(run_dir) if run_dir else Path(out) / f"label_{spec.codebook.task}_{spec.variant}_{slug(spec.model)}_{config['hash'][:8]}"
+    para = f"_p{spec.paraphrase}" if spec.paraphrase else ""
+    path = Path(run_dir) if run_dir else Path(out) / f"label_{spec.codebook.task}_{spec.variant}{para}_{slug(spec.model)}_{config['hash'][:8]}"
     run = RunFolder.create(path, config, resume=True)
     run.repair_tail()
     done = run.done_keys()
@@ -153,7 +159,7 @@ def run_label(
 
     convs, todo, too_long = [], [], []
     for it in pending:
-        msgs = prompts.build_messages(it.text, spec.codebook, spec.variant, shots)
+        msgs = prompts.build_messages(it.text, spec.codebook, spec.variant, shots, spec.paraphrase)
         fits, n = backend.check_context(msgs, spec.params.max_new_tokens)
         if fits:
             convs.append(msgs)
@@ -227,6 +233,10 @@ def reevaluate(run_dir: str | Path, reparse: bool = False) -> dict:
     """`llmscisci eval`: recompute a run's metrics from its predictions (optionally re-parsing raw output)."""
     run = RunFolder(run_dir)
     cfg = run.config
+    if cfg.get("kind") == "judge":
+        from llmscisci.tasks.judge import reevaluate_judge
+
+        return reevaluate_judge(run_dir)
     if "codebook" not in cfg:
         raise UserError(f"{run_dir}: config.json has no codebook; not a labelling-style run")
     codebook = Codebook(**cfg["codebook"])
