@@ -1,0 +1,48 @@
+"""The command line: every subcommand has --help; bad input gives one line on stderr and exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = ["label", "eval", "ask", "extract", "judge", "agree", "baseline", "sft", "dpo", "grpo", "grid",
+            "report", "data", "code", "prevalence"]
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "llmscisci", *args], capture_output=True, text=True, env=env)
+
+
+def test_every_shared_command_exists():
+    from typer.testing import CliRunner
+
+    from llmscisci.cli import app
+
+    res = CliRunner().invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for cmd in COMMANDS:
+        assert cmd in res.output, cmd
+        sub = CliRunner().invoke(app, [cmd, "--help"])
+        assert sub.exit_code == 0, (cmd, sub.output)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["label", "--task", "nope.toml", "--data-dir", "."], "unknown task"),
+    (["eval", "/nonexistent/run"], "no predictions.jsonl"),
+    (["baseline", "--method", "magic", "--data-dir", "."], "unknown --method"),
+])
+def test_one_line_errors(args, needle):
+    proc = run(*args)
+    assert proc.returncode == 2
+    lines = [x for x in proc.stderr.strip().splitlines() if not x.startswith("WARNING")]
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], proc.stderr
+
+
+def test_missing_data_dir(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "LLMSCISCI_DATA"}
+    proc = run("label", "--task", "easy", env=env)
+    assert proc.returncode == 2 and "--data-dir" in proc.stderr and "Traceback" not in proc.stderr
