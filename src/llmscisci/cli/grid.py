@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.common import console
+from llmscisci.cli.common import DataDirOpt, console, out
 
 
 def report(
@@ -44,7 +44,184 @@ def report(
     typer.echo(str(w.markdown))
 
 
+def _usd(x: float | None) -> str:
+    if x is None:
+        return "?"
+    if x == 0:
+        return "$0"
+    return f"${x:.4f}" if x < 1 else f"${x:,.2f}"
+
+
+def _num(x: int) -> str:
+    return f"{x:,}"
+
+
+def _cell_name(grid, c) -> str:
+    name = f"{c.kind} {c.task}" + (f"/{c.variant}" if c.variant != "-" else "")
+    if grid.spec.paraphrases > 0 and c.paraphrase is not None:
+        name += f" p{c.paraphrase}"
+    if len(grid.spec.seeds) > 1:
+        name += f" s{c.seed}"
+    return name
+
+
+def _cell_tables(grid) -> list:
+    """One table per model: its cells, their status, the calls left and their estimated tokens and cost."""
+    from rich.table import Table
+
+    from llmscisci.tasks.grid import model_kind
+
+    tables = []
+    for m in grid.spec.models:
+        cells = [(i, c) for i, c in enumerate(grid.cells, start=1) if c.model == m.name]
+        if not cells:
+            continue
+        kind = model_kind(m.name)
+        t = Table(title=f"{m.name} ({kind})", title_justify="left")
+        t.add_column("#", justify="right", no_wrap=True)
+        t.add_column("cell", overflow="fold")
+        t.add_column("status", no_wrap=True)
+        for col in ("items", "calls") + (("tokens in", "out ≤", "cost") if kind != "baseline" else ()):
+            t.add_column(col, justify="right", no_wrap=True)
+        for i, c in cells:
+            row = [str(i), _cell_name(grid, c), c.status, _num(c.n_items), _num(c.calls)]
+            if kind != "baseline":
+                row += [_num(c.tokens_in), _num(c.tokens_out), _usd(c.cost_usd)]
+            t.add_row(*row)
+        tables.append(t)
+    return tables
+
+
+def _model_table(tot):
+    from rich.table import Table
+
+    t = Table(title="per model", title_justify="left")
+    for col, just in (("model", "left"), ("kind", "left"), ("cells", "right"), ("to run", "right"),
+                      ("calls", "right"), ("tokens in", "right"), ("out ≤", "right"), ("cost", "right")):
+        t.add_column(col, justify=just, overflow="fold")
+    for name, m in tot.per_model.items():
+        t.add_row(name, m["kind"], _num(m["cells"]), _num(m["to_run"]), _num(m["calls"]),
+                  _num(m["tokens_in"]), _num(m["tokens_out"]), _usd(m["cost_usd"]))
+    return t
+
+
+def _summary_lines(grid, tot) -> list[str]:
+    lines = [f"grid {grid.spec.name}: {tot.cells} cells ({tot.done} finished, {tot.partial} partial, "
+             f"{tot.to_run} to run); {_num(tot.calls)} model calls to make"]
+    if tot.api_calls or any(m["kind"] == "api" for m in tot.per_model.values()):
+        lines.append(f"API models: {_num(tot.api_calls)} calls, ~{_num(tot.api_tokens_in)} input tokens, "
+                     f"at most {_num(tot.api_tokens_out)} output tokens; estimated cost "
+                     f"{_usd(tot.api_cost_usd)} (list prices of the price table; output counted at each "
+                     "call's max_new_tokens cap, so an upper bound for that part)")
+    else:
+        lines.append("no API models: estimated cost $0")
+    return lines
+
+
+def grid(
+    config: Annotated[Path, typer.Argument(help="The grid's TOML file (see configs/grid_*.toml).",
+                                           show_default=False)],
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the cells, the calls still to make and, for API models, the estimated "
+                          "tokens and cost; run nothing.")] = False,
+    data_dir: DataDirOpt = None,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        "--out", help="Output folder (default: the file's `out`).", show_default=False)] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        "--limit", help="Override every limit of the file: the first N items (judge: items, extract: units) "
+                        "per cell.", show_default=False)] = None,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failing cell (default: "
+                                            "record the failure in grid.json and go on).")] = False,
+) -> None:
+    """Run an experiment grid: tasks x models x prompt variants (x paraphrases x seeds), one run folder per
+    cell. Finished cells (same configuration hash) are skipped and partial ones resume item by item."""
+    from llmscisci.errors import UserError
+    from llmscisci.tasks.grid import GRID_FILE, load_grid, prepare_grid, run_grid, totals
+
+    spec = load_grid(config)
+    if limit is not None:
+        if limit < 1:
+            raise UserError("--limit must be at least 1")
+        spec = spec.model_copy(update={
+            "limit": limit,
+            "judge": spec.judge.model_copy(update={"limit": None}),
+            "extract": spec.extract.model_copy(update={"limit": None}),
+        })
+    g, inputs = prepare_grid(spec, data_dir=data_dir, out=out_dir)
+    tot = totals(g)
+    if dry_run:
+        out.print(f"grid {spec.name}: output folder {inputs.out}", soft_wrap=True, markup=False)
+        for table in _cell_tables(g):
+            out.print(table)
+        out.print(_model_table(tot))
+        for note in g.notes:
+            out.print(f"note: {note}", soft_wrap=True)
+        for line in _summary_lines(g, tot):
+            out.print(line, soft_wrap=True)
+        return
+    for note in g.notes:
+        console.print(f"note: {note}", soft_wrap=True)
+    console.print(_summary_lines(g, tot)[0], soft_wrap=True)
+    run_grid(g, inputs, config_path=str(config), fail_fast=fail_fast)
+    for table in _result_tables(g):
+        out.print(table)
+    bad = [c for c in g.cells if c.status in ("failed", "blocked")]
+    for c in bad:
+        console.print(f"{c.id}: {c.status}: {c.error}", soft_wrap=True, markup=False)
+    typer.echo(str(inputs.out / GRID_FILE))
+    console.print(f"report: llmscisci report {inputs.out}", soft_wrap=True, markup=False)
+    if bad:
+        raise UserError(f"{len(bad)} of {len(g.cells)} cells failed or were blocked "
+                        f"(see {inputs.out / GRID_FILE})")
+
+
+RESULT_COLUMNS = {
+    # kind -> (title, [(column, headline key)])
+    "label": ("labelling (all evaluated items)", [("micro F1", "micro_f1"), ("macro F1", "macro_f1"),
+                                                  ("subset", "subset_accuracy"), ("Hamming", "hamming_loss"),
+                                                  ("invalid", "invalid_rate")]),
+    "judge": ("judge", [("valid answers", "valid_rate"), ("score = exact", "exact_agreement")]),
+    "extract": ("extraction", [("record F1", "record.f1"), ("field acc.", "mean_field_accuracy"),
+                               ("valid", "valid_rate")]),
+}
+
+
+def _result_tables(g) -> list:
+    """The grid's results: one table per kind of task (baselines sit with the labelling cells)."""
+    from rich.table import Table
+
+    tables = []
+    for kind, (title, cols) in RESULT_COLUMNS.items():
+        cells = [c for c in g.cells if (c.kind == "baseline" and kind == "label") or c.kind == kind]
+        if not cells:
+            continue
+        t = Table(title=f"grid {g.spec.name}: {title}", title_justify="left")
+        t.add_column("task" if kind != "extract" else "unit", no_wrap=True)
+        t.add_column("model", overflow="fold", min_width=min(24, max(len(c.model) for c in cells)))
+        t.add_column("variant", no_wrap=True)
+        t.add_column("items" if kind != "judge" else "calls", justify="right", no_wrap=True)
+        for col, _key in cols:
+            t.add_column(col, justify="right", no_wrap=True)
+        t.add_column("s", justify="right", no_wrap=True)
+        for c in cells:
+            variant = c.variant
+            if g.spec.paraphrases and c.paraphrase is not None:
+                variant += f" p{c.paraphrase}"
+            if len(g.spec.seeds) > 1:
+                variant += f" s{c.seed}"
+            head = c.headline or {}
+            if c.status == "done":
+                vals = [f"{head[k]:.3f}" if isinstance(head.get(k), (int, float)) else "-"
+                        for _col, k in cols]
+            else:
+                vals = [c.status] + [""] * (len(cols) - 1)
+            secs = f"{c.seconds:.0f}" if c.seconds is not None else "-"
+            t.add_row(c.task if kind != "extract" else g.spec.extract.unit, c.model, variant, str(c.n_items),
+                      *vals, secs)
+        tables.append(t)
+    return tables
+
+
 def register(app: typer.Typer) -> None:
     app.command("report")(report)
-    # `llmscisci grid CONFIG.toml` is registered here as well, by the grid runner:
-    #     app.command("grid")(grid)
+    app.command("grid")(grid)

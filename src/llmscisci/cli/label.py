@@ -77,6 +77,7 @@ def label(
     from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec, run_label
 
     check_variant(variant)
+    paraphrase = 0
     if resume is not None:
         cfg = RunFolder(resume).config
         source_book = cfg["codebook"].get("source", "builtin")
@@ -85,6 +86,7 @@ def label(
         limit, split, shots = cfg.get("limit"), cfg.get("split_filter", "all"), cfg.get("shots", 0)
         p = cfg["params"]
         max_new_tokens, temperature, seed = p["max_new_tokens"], p["temperature"], p["seed"]
+        paraphrase = int(cfg.get("paraphrase") or 0)
         if data_dir is None and input_csv is None:
             src = Path(cfg.get("data_source", ""))
             input_csv, data_dir = (src, None) if src.is_file() else (None, src)
@@ -105,7 +107,7 @@ def label(
                        temperature=temperature, seed=seed)
     for cb, items in loaded:
         spec = LabelSpec(codebook=cb, variant=variant, model=model, params=params, shots=shots, limit=limit,
-                         split=split, data_source=source)
+                         split=split, data_source=source, paraphrase=paraphrase)
         run = run_label(spec, items, backend, out_dir, run_dir=resume)
         metrics = run.metrics()
         out.print(format_table(metrics))

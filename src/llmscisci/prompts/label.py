@@ -28,6 +28,25 @@ def check_variant(variant: str) -> dict:
     return tpl[variant]
 
 
+@lru_cache(maxsize=None)
+def _paraphrases() -> dict:
+    text = resources.files("llmscisci.prompts").joinpath("label_paraphrases.toml").read_text("utf-8")
+    return tomllib.loads(text)["variants"]
+
+
+def paraphrases(variant: str) -> list[str]:
+    """The variant's alternative system-prompt wordings (paraphrase k is entry k-1; 0 is the original)."""
+    check_variant(variant)
+    return list(_paraphrases().get(variant, {}).get("system", []))
+
+
+def check_paraphrase(variant: str, paraphrase: int) -> None:
+    n = len(paraphrases(variant))
+    if not isinstance(paraphrase, int) or isinstance(paraphrase, bool) or not 0 <= paraphrase <= n:
+        raise UserError(f"paraphrase {paraphrase!r} of variant {variant!r}: use 0 (the original wording) "
+                        f"to {n}")
+
+
 def rubric(codebook: Codebook) -> str:
     lines = []
     for i, c in enumerate(codebook.categories, start=1):
@@ -56,8 +75,11 @@ def _delegated(variant: str) -> bool:
     return check_variant(variant).get("delegate") == "cot"
 
 
-def system_prompt(codebook: Codebook, variant: str) -> str:
+def system_prompt(codebook: Codebook, variant: str, paraphrase: int = 0) -> str:
     tpl = check_variant(variant)
+    if paraphrase:
+        check_paraphrase(variant, paraphrase)
+        return paraphrases(variant)[paraphrase - 1].strip().format(**_fields(codebook))
     if _delegated(variant):
         from llmscisci.tasks import cot
 
@@ -75,10 +97,11 @@ def user_prompt(text: str, codebook: Codebook, variant: str) -> str:
 
 
 def build_messages(
-    text: str, codebook: Codebook, variant: str, shots: list[tuple[str, str]] | None = None
+    text: str, codebook: Codebook, variant: str, shots: list[tuple[str, str]] | None = None,
+    paraphrase: int = 0,
 ) -> list[dict]:
     """System prompt (shared by all items) + optional k-shot turns (fixed per run) + the item's text."""
-    msgs = [{"role": "system", "content": system_prompt(codebook, variant)}]
+    msgs = [{"role": "system", "content": system_prompt(codebook, variant, paraphrase)}]
     for shot_text, shot_answer in shots or []:
         msgs.append({"role": "user", "content": user_prompt(shot_text, codebook, variant)})
         msgs.append({"role": "assistant", "content": shot_answer})
@@ -102,8 +125,8 @@ def label_schema(codebook: Codebook) -> type[BaseModel]:
     return _schema_for(codebook.task, tuple(codebook.shorts))
 
 
-def prompt_hash(codebook: Codebook, variant: str, shots=None) -> str:
+def prompt_hash(codebook: Codebook, variant: str, shots=None, paraphrase: int = 0) -> str:
     from llmscisci.runs import stable_hash
 
-    return stable_hash({"system": system_prompt(codebook, variant), "user": user_prompt("{text}", codebook, variant),
-                        "shots": shots or []})
+    return stable_hash({"system": system_prompt(codebook, variant, paraphrase),
+                        "user": user_prompt("{text}", codebook, variant), "shots": shots or []})

@@ -490,7 +490,7 @@ def render_answer(labels: Sequence[int], codebook: Codebook, variant: str) -> st
     _check_variant(variant)
     vec = apply_none_rule(check_shape(labels, codebook.n), codebook.none_index).labels
     if variant == "cot":
-        return "<label>" + json.dumps(list(vec)) + "</label>"
+        return "<think>\n</think>\n<label>" + json.dumps(list(vec)) + "</label>"
     if variant in NUMBER_VARIANTS:
         return json.dumps([i + 1 for i, v in enumerate(vec) if v])
     return json.dumps({s: bool(v) for s, v in zip(codebook.shorts, vec)})
