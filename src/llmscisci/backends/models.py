@@ -70,6 +70,8 @@ class ResolvedModel:
     chat_template: str | None = None
     adapter: str | None = None
     name: str = ""
+    # adapters under `adapter`, innermost first (a policy trained on top of a merged warm start)
+    inner_adapters: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
         return {
@@ -78,6 +80,7 @@ class ResolvedModel:
             "kind": self.kind,
             "chat_template": self.chat_template,
             "adapter": self.adapter,
+            "inner_adapters": list(self.inner_adapters),
         }
 
 
@@ -94,7 +97,7 @@ def _resolve_base(base: str, adapter_dir: Path) -> ResolvedModel:
     for cand in candidates:
         p = Path(cand).expanduser()
         if p.is_dir():
-            return resolve_model(str(p), _allow_adapter=False)
+            return resolve_model(str(p))
     if Path(base).name == embedded.NAME and _looks_like_path(base):
         return resolve_model(embedded.NAME)
     return resolve_model(base, _allow_adapter=False)
@@ -115,8 +118,6 @@ def resolve_model(name: str, *, _allow_adapter: bool = True) -> ResolvedModel:
     if path.is_dir():
         path = path.resolve()
         if (path / "adapter_config.json").is_file():
-            if not _allow_adapter:
-                raise UserError(f"{path}: an adapter's base model is itself an adapter; merge it first")
             try:
                 cfg = json.loads((path / "adapter_config.json").read_text("utf-8"))
             except (OSError, ValueError) as exc:
@@ -125,7 +126,10 @@ def resolve_model(name: str, *, _allow_adapter: bool = True) -> ResolvedModel:
             if not base:
                 raise UserError(f"{path / 'adapter_config.json'}: no base_model_name_or_path")
             b = _resolve_base(str(base), path)
-            return ResolvedModel(b.path_or_id, b.kind, b.chat_template, str(path), raw)
+            inner = (*b.inner_adapters, b.adapter) if b.adapter else ()
+            if str(path) in inner:
+                raise UserError(f"{path}: adapter folders name each other as base models (a cycle)")
+            return ResolvedModel(b.path_or_id, b.kind, b.chat_template, str(path), raw, inner)
         if (path / "config.json").is_file():
             return ResolvedModel(str(path), "local", None, None, raw)
         raise UserError(f"{path} is not a model folder (no config.json or adapter_config.json)")
@@ -280,6 +284,8 @@ def load(
             from peft import PeftModel
         except ImportError:  # pragma: no cover - peft is a dependency
             raise UserError("loading an adapter folder needs the package peft") from None
+        for inner in resolved.inner_adapters:  # earlier stages are merged into the base first
+            model = PeftModel.from_pretrained(model, inner).merge_and_unload()
         model = PeftModel.from_pretrained(model, resolved.adapter, is_trainable=not merge_adapter)
         if merge_adapter:
             model = model.merge_and_unload()
