@@ -14,7 +14,9 @@ PROVIDERS = ("openai", "anthropic", "gemini")
 
 
 def fragments(key: str) -> list[str]:
-    return [key, "S3CRET", key[-6:], key[-4:]]
+    # whole key, its marker, a tail too long to occur by chance among the cache's hex digests, and the
+    # masked form providers echo in a 401 ('sk-ab****wxyz')
+    return [key, "S3CRET", key[-10:], "*" + key[-4:]]
 
 
 def scan(folder, keys) -> list[str]:
