@@ -82,16 +82,11 @@ def train(
     report_to: Annotated[Optional[str], typer.Option("--report-to", help="tensorboard | wandb | mlflow | none")] = None,
 ) -> None:
     """Train a LoRA policy with DPO."""
-    from llmscisci.train.config import load_config
+    from llmscisci.train.config import resolve_config
     from llmscisci.train.dpo import DEFAULTS, train_dpo
 
-    cfg = load_config(config, DEFAULTS, set_)
-    if preferences:
-        cfg["data"]["preferences"] = str(preferences)
-    if out_dir:
-        cfg["output"]["dir"] = str(out_dir)
-    if report_to:
-        cfg["train"]["report_to"] = report_to
+    cfg = resolve_config(config, DEFAULTS, set_, out_dir=out_dir, train={"report_to": report_to},
+                         data={"preferences": str(preferences) if preferences else None})
     result = train_dpo(cfg)
     log = [r for r in result.read_log() if "loss" in r]
     if log:

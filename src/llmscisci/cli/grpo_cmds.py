@@ -191,16 +191,10 @@ def train(
     rewards: Annotated[Optional[str], typer.Option("--rewards", help='Reward mix, e.g. "format:1,label:1,stepwise:1".')] = None,
 ) -> None:
     """Train a LoRA policy with GRPO on programmatic rewards (optional SFT warm start first)."""
-    from llmscisci.train.config import load_config
+    from llmscisci.train.config import resolve_config
     from llmscisci.train.grpo import DEFAULTS, train_grpo
 
-    cfg = load_config(config, DEFAULTS, set_)
-    if data_dir:
-        cfg["data"]["data_dir"] = str(data_dir)
-    if out_dir:
-        cfg["output"]["dir"] = str(out_dir)
-    if rewards:
-        cfg["rewards"]["mix"] = rewards
+    cfg = resolve_config(config, DEFAULTS, set_, data_dir=data_dir, out_dir=out_dir, rewards={"mix": rewards})
     result = train_grpo(cfg)
     log = [r for r in result.read_log() if "reward" in r]
     if log:

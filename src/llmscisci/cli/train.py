@@ -24,14 +24,10 @@ def sft_train(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder (overrides output.dir).")] = None,
 ) -> None:
     """Train a LoRA adapter on prompt/completion rows built from the reference labels."""
-    from llmscisci.train.config import load_config
+    from llmscisci.train.config import resolve_config
     from llmscisci.train.sft import DEFAULTS, train_sft
 
-    cfg = load_config(config, DEFAULTS, set_)
-    if data_dir:
-        cfg["data"]["data_dir"] = str(data_dir)
-    if out_dir:
-        cfg["output"]["dir"] = str(out_dir)
+    cfg = resolve_config(config, DEFAULTS, set_, data_dir=data_dir, out_dir=out_dir)
     result = train_sft(cfg)
     log = result.read_log()
     losses = [r["loss"] for r in log if "loss" in r]

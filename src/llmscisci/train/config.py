@@ -40,6 +40,20 @@ def load_config(path: str | Path | None, defaults: dict, overrides: list[str] | 
     return cfg
 
 
+def resolve_config(path, defaults: dict, overrides: list[str] | None = None, *, data_dir=None, out_dir=None,
+                   **sections) -> dict:
+    """`load_config` plus the command-line options every trainer shares (data folder, output folder),
+    and any further `section={key: value}` overrides given directly."""
+    cfg = load_config(path, defaults, overrides)
+    if data_dir:
+        cfg["data"]["data_dir"] = str(data_dir)
+    if out_dir:
+        cfg["output"]["dir"] = str(out_dir)
+    for section, values in sections.items():
+        cfg[section].update({k: v for k, v in values.items() if v is not None})
+    return cfg
+
+
 def _merge(base: dict, new: dict, where: str, prefix: str = "") -> None:
     for k, v in new.items():
         name = f"{prefix}{k}"
