@@ -261,7 +261,8 @@ def test_prefix_cache_is_reused_across_calls_and_single_items(loaded):
     assert be._prefix is first and single.extra["prefix_tokens"] == len(first[0])
     assert single.text == reference_generate(loaded, convs(TEXTS[3:4])[0], 8)
     other = be.generate(convs(TEXTS[:2], system="A different system prompt entirely."), params)
-    assert [g.text for g in other] == [reference_generate(loaded, c, 8) for c in convs(TEXTS[:2], "A different system prompt entirely.")]
+    other_convs = convs(TEXTS[:2], system="A different system prompt entirely.")
+    assert [g.text for g in other] == [reference_generate(loaded, c, 8) for c in other_convs]
 
 
 def test_tokenomics_and_on_result(loaded):
@@ -346,7 +347,8 @@ def test_structured_output_always_parses(loaded):
     assert len(be._processors) == 1
     again = be.generate(convs(), GenParams(max_new_tokens=120), schema=Labels)
     assert [g.text for g in again] == [g.text for g in gens]
-    plain = backend(loaded, batch_size=3, prefix_cache=False).generate(convs(), GenParams(max_new_tokens=120), schema=Labels)
+    plain_be = backend(loaded, batch_size=3, prefix_cache=False)
+    plain = plain_be.generate(convs(), GenParams(max_new_tokens=120), schema=Labels)
     assert [g.text for g in plain] == [g.text for g in gens]
 
 
@@ -362,7 +364,8 @@ def test_describe_and_registry(tiny_model_dir):
 
 
 def test_ragged_prefill_matches_padded_and_plain(loaded):
-    texts = ["Nothing.", "Hyperparameters were given in the paper; the method was easy to follow, run and extend. " * 2]
+    long = "Hyperparameters were given in the paper; the method was easy to follow, run and extend. " * 2
+    texts = ["Nothing.", long]
     params = GenParams(max_new_tokens=10)
     expected = [reference_generate(loaded, c, 10) for c in convs(texts)]
     ragged = backend(loaded, batch_size=2).generate(convs(texts), params)
@@ -377,3 +380,13 @@ def test_ragged_prefill_matches_padded_and_plain(loaded):
 def test_4bit_needs_cuda(tiny_model_dir):
     with pytest.raises(UserError, match="CUDA"):
         load(str(tiny_model_dir), BackendOptions(device="cpu", load_in_4bit=True))
+
+
+def test_balanced_batches():
+    from llmscisci.backends.local import balanced_batches
+
+    assert [len(b) for b in balanced_batches(list(range(70)), 32)] == [24, 23, 23]
+    assert [len(b) for b in balanced_batches(list(range(16)), 8)] == [8, 8]
+    assert [len(b) for b in balanced_batches(list(range(5)), 8)] == [5]
+    assert balanced_batches([], 8) == []
+    assert sum(balanced_batches(list(range(17)), 4), []) == list(range(17))

@@ -53,6 +53,21 @@ def _common_prefix_len(rows: list[list[int]]) -> int:
     return len(os.path.commonprefix(rows))
 
 
+def balanced_batches(items: list, batch_size: int) -> list[list]:
+    """Consecutive batches of at most `batch_size`, as equal as possible (70 by 32 -> 24, 23, 23), so
+    no small last batch pays a whole decoding loop for a few rows."""
+    if not items:
+        return []
+    k = -(-len(items) // batch_size)
+    size, extra = divmod(len(items), k)
+    out, start = [], 0
+    for j in range(k):
+        n = size + (1 if j < extra else 0)
+        out.append(items[start : start + n])
+        start += n
+    return out
+
+
 class LocalBackend(Backend):
     """A local transformers model (see `llmscisci.backends.models` for the names it accepts)."""
 
@@ -91,8 +106,9 @@ class LocalBackend(Backend):
         self._processors: dict[str, object] = {}
         params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        text_cfg = self.model.config.get_text_config() if hasattr(self.model.config, "get_text_config") else None
-        self._n_layers = int(getattr(text_cfg or self.model.config, "num_hidden_layers", 0) or 0)
+        cfg = self.model.config
+        text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+        self._n_layers = int(getattr(text_cfg, "num_hidden_layers", 0) or 0)
         self._eos_ids = self._eos_token_ids()
 
     # ----------------------------------------------------------------- description and token counts
@@ -108,7 +124,8 @@ class LocalBackend(Backend):
     def _eos_token_ids(self) -> list[int]:
         ids: list[int] = []
         gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        for v in (gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos]) + [self.tokenizer.eos_token_id]:
+        candidates = list(gen_eos) if isinstance(gen_eos, (list, tuple)) else [gen_eos]
+        for v in candidates + [self.tokenizer.eos_token_id]:
             if v is not None and int(v) not in ids:
                 ids.append(int(v))
         return ids
@@ -189,7 +206,8 @@ class LocalBackend(Backend):
         x = torch.tensor([ids], dtype=torch.long, device=self.model.device)
         forward, extra = prefill_forward(self.model)  # only the cache is needed, not logits
         with torch.inference_mode():
-            forward(input_ids=x, attention_mask=torch.ones_like(x), use_cache=True, **{self._cache_kw: cache}, **extra)
+            mask = torch.ones_like(x)
+            forward(input_ids=x, attention_mask=mask, use_cache=True, **{self._cache_kw: cache}, **extra)
         self._prefix = (ids, cache)
         return self._prefix
 
@@ -227,8 +245,7 @@ class LocalBackend(Backend):
             todo.sort(key=lambda i: -len(rows[i]))
         prefix = self._shared_prefix([rows[i] for i in todo])
         processor = self._processor(schema) if schema is not None else None
-        for b, start in enumerate(range(0, len(todo), self.batch_size)):
-            idx = todo[start : start + self.batch_size]
+        for b, idx in enumerate(balanced_batches(todo, self.batch_size)):
             gens = self.generate_batch(
                 [rows[i] for i in idx], params, processor=processor, seed=params.seed + b, prefix=prefix
             )
@@ -282,7 +299,9 @@ class LocalBackend(Backend):
         ragged = shared and self.ragged_prefill and waste >= RAGGED_WASTE
         sample = params.temperature > 0
         if sample:
-            kwargs.update(do_sample=True, temperature=float(params.temperature), top_p=float(params.top_p), top_k=None)
+            kwargs.update(
+                do_sample=True, temperature=float(params.temperature), top_p=float(params.top_p), top_k=None
+            )
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if processor is not None:

@@ -1,0 +1,118 @@
+"""`llmscisci extract`: bibliographic records from a journal's HTML page, scored against a BibTeX key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from llmscisci.cli.common import DataDirOpt, OutOpt, out
+from llmscisci.errors import UserError
+
+HELP = """Extract publication records from a journal page (HTML file or URL) and score them against a
+BibTeX bibliography joined on DOI. `--model baseline` runs only the deterministic baseline (the BibTeX
+inside each <pre> block); any other model runs with the deterministic baseline on the same units."""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("extract", help=HELP)(extract)
+
+
+def extract(
+    page: Annotated[str, typer.Argument(help="HTML file or http(s) URL of the page.", show_default=False)],
+    variant: Annotated[Optional[str], typer.Option(
+        "--variant", help="Prompt variant: icl, guidelines or structured (not needed for --model baseline).",
+        show_default=False)] = None,
+    model: Annotated[str, typer.Option(
+        "--model", help="Model: smollm2-135m (embedded), a catalogue name, a local folder, a hub id, "
+        "provider:model for APIs, or 'baseline' (no model).")] = "smollm2-135m",
+    unit: Annotated[str, typer.Option(
+        "--unit", help="What one model call sees: block (one record's markup), window (--window blocks) "
+        "or page (the raw page cut to the context length).")] = "block",
+    window: Annotated[int, typer.Option("--window", help="Blocks per window for --unit window.")] = 3,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N units.",
+                                                 show_default=False)] = None,
+    bib: Annotated[Optional[Path], typer.Option(
+        "--bib", help="Answer key (BibTeX); default DATA_DIR/rescience/published.bib.", show_default=False)] = None,
+    data_dir: DataDirOpt = None,
+    out_dir: OutOpt = Path("runs"),
+    run_dir: Annotated[Optional[Path], typer.Option(
+        "--resume", help="Continue the run in this folder.", show_default=False)] = None,
+    max_new_tokens: Annotated[Optional[int], typer.Option(
+        "--max-new-tokens", help="Answer length cap; default 400 per record a unit may hold "
+        "(2048 for --unit page).", show_default=False)] = None,
+    temperature: Annotated[float, typer.Option("--temperature", help="0 = greedy.")] = 0.0,
+    seed: Annotated[int, typer.Option("--seed")] = 2025,
+    bins: Annotated[int, typer.Option("--bins", help="Confidence bins for calibration.")] = 5,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps (local models).")] = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="auto, float32, bfloat16 or float16.")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Units per batch (local models).")] = 4,
+    timeout: Annotated[float, typer.Option("--fetch-timeout", help="Seconds to wait for a URL.")] = 30.0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    from llmscisci.backends.base import BackendOptions, GenParams
+    from llmscisci.paths import data_dir as resolve_data_dir
+    from llmscisci.prompts.extract import VARIANTS
+    from llmscisci.tasks.extract.html import UNITS, split_blocks
+    from llmscisci.tasks.extract.run import BASELINE, ExtractSpec, default_max_new_tokens, run_extract
+    from llmscisci.tasks.extract.source import read_page
+    from llmscisci.tasks.extract.truth import load_truth
+
+    # validate everything before loading a model or creating a folder
+    is_baseline = model == BASELINE
+    if not is_baseline and variant is None:
+        raise UserError(f"--variant is required with a model: one of {', '.join(VARIANTS)}")
+    if variant is not None and variant not in VARIANTS:
+        raise UserError(f"unknown variant {variant!r}: use one of {', '.join(VARIANTS)}")
+    if unit not in UNITS:
+        raise UserError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
+    if window < 1:
+        raise UserError("--window must be at least 1")
+    if limit is not None and limit < 1:
+        raise UserError("--limit must be at least 1")
+    if bins < 1:
+        raise UserError("--bins must be at least 1")
+    if max_new_tokens is not None and max_new_tokens < 1:
+        raise UserError("--max-new-tokens must be at least 1")
+    bib_path = bib if bib is not None else resolve_data_dir(data_dir) / "rescience" / "published.bib"
+    truth = load_truth(bib_path)
+    src = read_page(page, timeout=timeout)
+    params = GenParams(max_new_tokens=max_new_tokens or default_max_new_tokens(unit, window),
+                       temperature=temperature, seed=seed)
+    spec = ExtractSpec(variant=variant or "structured", model=model, unit=unit, window=window, limit=limit,
+                       params=params, bins=bins)
+    blocks = split_blocks(src.text, src.origin)  # a page without records fails here, before a model loads
+
+    backend = None
+    if not is_baseline:
+        from llmscisci.backends.registry import load_backend
+
+        backend = load_backend(model, BackendOptions(device=device, dtype=dtype, batch_size=batch_size))
+    run = run_extract(spec, src, truth, backend, out_dir, run_dir=run_dir, show_progress=not quiet,
+                      blocks=blocks)
+    print_summary(run.metrics(), run.path, out)
+
+
+def print_summary(metrics: dict, path: Path, where) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"extraction: {metrics.get('model_name')} ({metrics.get('variant') or 'baseline'}, "
+              f"{metrics.get('unit')}s)")
+    t.add_column("metric")
+    t.add_column("model", justify="right")
+    t.add_column("baseline", justify="right")
+    t.add_column("gap", justify="right")
+    head = metrics.get("headline", {})
+    for key, m in head.get("model", {}).items():
+        b = head.get("baseline", {}).get(key)
+        g = metrics.get("gap", {}).get(key)
+        t.add_row(key, _fmt(m), _fmt(b), _fmt(g))
+    mm = metrics.get("model", {})
+    where.print(t)
+    where.print(f"{mm.get('matched_records')} of {mm.get('truth_records')} truth records found, "
+                f"{mm.get('predicted_records')} predicted; run folder: {path}")
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))

@@ -1,0 +1,320 @@
+"""The extraction task: page -> blocks -> units -> backend -> parsed records -> scores -> a run folder.
+
+predictions.jsonl holds one line per unit (its input, the raw answer, the parsed records and the
+baseline's records for the same input). RunFolder keys items by `doi`; an extraction item is a unit, so
+`doi` holds the unit id (``block-0003``); the unit's true DOIs are in `truth_dois`. Predictions are
+appended unit by unit, so a killed run resumes where it stopped (same configuration, same --out).
+metrics.json has the model's scores, the deterministic baseline's scores on the same units, and the gap.
+predictions.csv has one row per predicted record (plus one per missed truth record); baseline.csv the same
+for the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from llmscisci.backends.base import Backend, GenParams, Generation
+from llmscisci.errors import UserError
+from llmscisci.prompts import extract as prompts
+from llmscisci.runs import RunFolder, atomic_write, stable_hash
+from llmscisci.tasks.extract.baseline import baseline_extract
+from llmscisci.tasks.extract.html import Block, Unit, make_units, split_blocks
+from llmscisci.tasks.extract.parse import parse_output
+from llmscisci.tasks.extract.schema import Publication, decoding_schema
+from llmscisci.tasks.extract.score import UnitResult, gap, headline, score_run
+from llmscisci.tasks.extract.source import Page
+from llmscisci.tasks.extract.truth import TruthIndex, load_truth
+
+log = logging.getLogger(__name__)
+
+BASELINE = "baseline"
+TOKENS_PER_RECORD = 400
+PAGE_MAX_NEW_TOKENS = 2048
+DEFAULT_CONTEXT = 32768  # for backends that do not state a context length (API models)
+
+
+def default_max_new_tokens(unit: str, window: int) -> int:
+    """Room for the answer: ~400 tokens per record a unit may hold (a record's JSON is ~150-250)."""
+    if unit == "window":
+        return TOKENS_PER_RECORD * max(1, window)
+    if unit == "page":
+        return PAGE_MAX_NEW_TOKENS
+    return TOKENS_PER_RECORD
+
+
+@dataclass
+class ExtractSpec:
+    """Everything that defines an extraction run (and so its hash), except where its output goes."""
+
+    variant: str
+    model: str
+    unit: str = "block"
+    window: int = 3
+    limit: int | None = None
+    params: GenParams = field(default_factory=GenParams)
+    bins: int = 5
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.model == BASELINE
+
+    def config(self, page: Page, truth: TruthIndex, units: list[Unit], n_blocks: int,
+               backend: Backend | None) -> dict:
+        core = {
+            "kind": "extract",
+            "task": "extract",
+            "source_sha256": page.sha256,
+            "variant": None if self.is_baseline else self.variant,
+            "model": self.model,
+            "unit": self.unit,
+            "window": self.window if self.unit == "window" else None,
+            "limit": self.limit,
+            "params": None if self.is_baseline else self.params.as_dict(),
+            "prompt_hash": None if self.is_baseline else prompts.prompt_hash(self.variant),
+            "units": [u.id for u in units],
+        }
+        return {
+            **core,
+            "hash": stable_hash(core),
+            "source": page.origin,
+            "n_blocks": n_blocks,
+            "bib": truth.source,
+            "bins": self.bins,
+            "seed": self.params.seed,
+            "backend": backend.describe() if backend is not None else {"name": BASELINE},
+            "structured": (not self.is_baseline) and prompts.is_structured(self.variant),
+            "system_prompt": None if self.is_baseline else prompts.system_prompt(self.variant),
+        }
+
+
+def slug(model: str) -> str:
+    """A model name for a folder name: a local model folder by its own name, others as given."""
+    p = Path(model).expanduser()
+    text = p.name if (os.sep in model and p.exists()) else model
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[-40:] or "model"
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"), transient=False,
+    )
+
+
+# ---- units --------------------------------------------------------------------------------------------
+def page_fits(backend: Backend, variant: str, max_new_tokens: int):
+    """fits(text): whether the unit's prompt plus the answer fits the backend's context."""
+    ctx = backend.context_length or DEFAULT_CONTEXT
+
+    def fits(text: str) -> bool:
+        return backend.count_tokens(prompts.build_messages(text, variant)) + max_new_tokens <= ctx
+
+    return fits, ctx
+
+
+def plan_units(spec: ExtractSpec, page: Page, backend: Backend | None,
+               blocks: list[Block] | None = None) -> tuple[list[Unit], int]:
+    """(units of the run, number of blocks). Validates the page (UserError on an empty or record-less
+    page) before anything is written. Page pieces are cut to the model's context; the baseline alone
+    reads the whole page as one piece."""
+    if blocks is None:
+        blocks = split_blocks(page.text, page.origin)
+    fits = max_chars = None
+    if spec.unit == "page" and backend is not None:
+        fits, ctx = page_fits(backend, spec.variant, spec.params.max_new_tokens)
+        sample = page.text[:20000]
+        chars_per_token = len(sample) / max(1, backend.count_tokens([{"role": "user", "content": sample}]))
+        max_chars = max(1000, int(ctx * chars_per_token * 1.3))  # upper bound for the bisection
+    units = make_units(blocks, page.text, spec.unit, spec.window, spec.limit, fits=fits, max_chars=max_chars)
+    return units, len(blocks)
+
+
+# ---- predictions --------------------------------------------------------------------------------------
+def _dump(records: list[Publication]) -> list[dict]:
+    return [r.model_dump() for r in records]
+
+
+def prediction_record(unit: Unit, gen: Generation | None, truth: TruthIndex, phash: str | None,
+                      records: list[Publication] | None = None) -> dict:
+    """One unit's line in predictions.jsonl. `gen` None: the baseline's own run (records given)."""
+    if gen is None:
+        valid, repaired, perr, raw = True, False, None, ""
+        recs = records or []
+    elif gen.error is not None:
+        valid, repaired, perr, raw, recs = False, False, None, gen.text, []
+    else:
+        parsed = parse_output(gen.text)
+        valid, repaired, perr, raw, recs = parsed.valid, parsed.repaired, parsed.error, gen.text, parsed.records
+    return {
+        "doi": unit.id,
+        "task": "extract",
+        "unit": unit.id,
+        "kind": unit.kind,
+        "blocks": unit.blocks,
+        "truth_dois": truth.dois_in(unit.text),
+        "prompt_hash": phash,
+        "input": unit.text,
+        "raw": raw,
+        "valid": valid,
+        "repaired": repaired,
+        "parse_error": perr,
+        "records": _dump(recs) if valid else None,
+        "baseline_records": _dump(baseline_extract(unit.text)),
+        "truncated": bool(gen and (gen.extra or {}).get("finish_reason") == "length"),
+        "tokens_in": gen.tokens_in if gen else 0,
+        "tokens_out": gen.tokens_out if gen else 0,
+        "seconds": round(gen.seconds, 4) if gen else 0.0,
+        "error": gen.error if gen else None,
+        "refusal": gen.refusal if gen else False,
+        "cached": gen.cached if gen else False,
+        "model_version": gen.model_version if gen else None,
+        "cost_usd": gen.cost_usd if gen else None,
+    }
+
+
+# ---- the run ------------------------------------------------------------------------------------------
+def run_extract(
+    spec: ExtractSpec,
+    page: Page,
+    truth: TruthIndex,
+    backend: Backend | None,
+    out: str | Path,
+    run_dir: str | Path | None = None,
+    show_progress: bool = True,
+    blocks: list[Block] | None = None,
+) -> RunFolder:
+    """Extract records from `page` with `backend` (None: the baseline alone), write or resume the run
+    folder, score it, return it. `blocks`: the page already split (else it is split here)."""
+    if not spec.is_baseline:
+        prompts.check_variant(spec.variant)
+        if backend is None:
+            raise UserError(f"model {spec.model!r} needs a backend")
+    units, n_blocks = plan_units(spec, page, backend, blocks)
+    if not units:
+        raise UserError(f"{page.origin}: no units to extract from")
+    n_truth = len({d for u in units for d in truth.dois_in(u.text)})
+    if n_truth == 0:
+        log.warning("none of the DOIs in %s occurs in %s: records cannot be scored", page.origin, truth.source)
+    config = spec.config(page, truth, units, n_blocks, backend)
+    phash = config["prompt_hash"]
+    name = f"extract_{page.name}_{'baseline' if spec.is_baseline else spec.variant}_{slug(spec.model)}_{config['hash'][:8]}"
+    path = Path(run_dir) if run_dir else Path(out) / name
+    run = RunFolder.create(path, config, resume=True)
+    run.repair_tail()
+    done = run.done_keys()
+    pending = [u for u in units if (u.id, "extract") not in done]
+
+    t0 = time.perf_counter()
+    if spec.is_baseline:
+        run.append(prediction_record(u, None, truth, None, baseline_extract(u.text)) for u in pending)
+    elif pending:
+        _generate(spec, pending, backend, run, truth, phash, show_progress)
+    finish_run(run, truth, wall_seconds=time.perf_counter() - t0, n_resumed=len(units) - len(pending))
+    return run
+
+
+def _generate(spec: ExtractSpec, pending: list[Unit], backend: Backend, run: RunFolder, truth: TruthIndex,
+              phash: str, show_progress: bool) -> None:
+    schema = None
+    if prompts.is_structured(spec.variant):
+        schema = decoding_schema(max(u.expected_records for u in pending))
+    convs, todo, too_long = [], [], []
+    for u in pending:
+        msgs = prompts.build_messages(u.text, spec.variant)
+        fits, n = backend.check_context(msgs, spec.params.max_new_tokens)
+        if fits:
+            convs.append(msgs)
+            todo.append(u)
+        else:
+            too_long.append((u, n))
+    if too_long:
+        run.append(prediction_record(u, Generation(error=f"prompt of {n} tokens exceeds the context window"),
+                                     truth, phash) for u, n in too_long)
+    if not todo:
+        return
+    with progress_bar() as bar:
+        task_id = bar.add_task(f"extract {spec.unit}/{spec.variant}", total=len(todo), status="",
+                               visible=show_progress)
+        counts = {"invalid": 0, "records": 0}
+
+        def on_result(i: int, gen: Generation) -> None:
+            rec = prediction_record(todo[i], gen, truth, phash)
+            run.append([rec])
+            counts["invalid"] += 0 if rec["valid"] else 1
+            counts["records"] += len(rec["records"] or [])
+            bar.update(task_id, advance=1, status=f"records {counts['records']} invalid {counts['invalid']}")
+
+        backend.generate(convs, spec.params, schema=schema, on_result=on_result)
+
+
+def _records(raw: list[dict] | None) -> list[Publication] | None:
+    return None if raw is None else [Publication.model_validate(r) for r in raw]
+
+
+def finish_run(run: RunFolder, truth: TruthIndex, wall_seconds: float | None = None, n_resumed: int = 0) -> dict:
+    """Score the predictions (model and baseline on the same units); write metrics.json and the CSVs."""
+    cfg = run.config
+    order = {u: i for i, u in enumerate(cfg.get("units", []))}
+    preds = sorted(run.predictions(), key=lambda p: order.get(p.get("unit"), len(order)))
+    model_units = [UnitResult(p["unit"], p["input"], _records(p.get("records")) if p.get("valid") else None,
+                              repaired=bool(p.get("repaired")), error=p.get("error")) for p in preds]
+    base_units = [UnitResult(p["unit"], p["input"], _records(p.get("baseline_records") or [])) for p in preds]
+    bins = int(cfg.get("bins") or 5)
+    model = score_run(model_units, truth, n_bins=bins)
+    base = score_run(base_units, truth, n_bins=bins)
+    metrics = {
+        "model_name": cfg.get("model"),
+        "variant": cfg.get("variant"),
+        "unit": cfg.get("unit"),
+        "units_planned": len(order),
+        "units_done": len(preds),
+        "headline": {"model": headline(model.metrics), "baseline": headline(base.metrics)},
+        "gap": gap(model.metrics, base.metrics),
+        "model": model.metrics,
+        "baseline": base.metrics,
+        "failed": sum(1 for p in preds if p.get("error")),
+        "truncated": sum(1 for p in preds if p.get("truncated")),
+        "refusals": sum(1 for p in preds if p.get("refusal")),
+        "tokens": {"in": sum(p.get("tokens_in") or 0 for p in preds),
+                   "out": sum(p.get("tokens_out") or 0 for p in preds)},
+        "generation_seconds": round(sum(p.get("seconds") or 0 for p in preds), 3),
+    }
+    costs = [p["cost_usd"] for p in preds if p.get("cost_usd") is not None]
+    metrics["cost_usd"] = round(sum(costs), 6) if costs else None
+    if wall_seconds is not None:
+        metrics["timing"] = {"last_wall_seconds": round(wall_seconds, 3), "resumed_units": n_resumed}
+    versions = sorted({p["model_version"] for p in preds if p.get("model_version")})
+    if versions:
+        metrics["model_versions"] = versions
+    run.write_metrics(metrics)
+    run.write_csv(model.rows)
+    run.write_csv(base.rows, name="baseline.csv")
+    return metrics
+
+
+def reevaluate(run_dir: str | Path, bib: str | Path | None = None, reparse: bool = False) -> dict:
+    """Recompute an extraction run's metrics from its folder, against the bib recorded in config.json
+    (or `bib`). `reparse`: read the raw answers again with the current parser first."""
+    run = RunFolder(run_dir)
+    cfg = run.config
+    if cfg.get("kind") != "extract":
+        raise UserError(f"{run_dir} is not an extraction run")
+    if reparse and cfg.get("model") != BASELINE:
+        preds = run.predictions()
+        for p in preds:
+            if p.get("error"):
+                continue
+            parsed = parse_output(p.get("raw"))
+            p["valid"], p["repaired"], p["parse_error"] = parsed.valid, parsed.repaired, parsed.error
+            p["records"] = _dump(parsed.records) if parsed.valid else None
+        atomic_write(run.predictions_path,
+                     "".join(json.dumps(p, ensure_ascii=False, default=str) + "\n" for p in preds))
+    return finish_run(run, load_truth(bib or cfg["bib"]))
