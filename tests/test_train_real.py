@@ -97,7 +97,7 @@ def test_grpo_after_sft_warm_start(tmp_path, data_dir, embedded_model_dir):
     log = [r for r in out.read_log() if "reward" in r]
     assert log, out.read_log()
     for name in ("format", "label", "stepwise", "balanced"):
-        assert any(f"rewards/{name}/mean" in r and f"rewards/{name}/std" in r for r in log), name
+        assert any(f"rewards/reward_{name}/mean" in r and f"rewards/reward_{name}/std" in r for r in log), name
     assert any(r.get("reward_std", 0) > 0 for r in log), [r.get("reward_std") for r in log]
     assert any("kl" in r for r in log)
     samples = [json.loads(x) for x in (out.path / "samples.jsonl").read_text().splitlines()]

@@ -168,7 +168,7 @@ def train_grpo(cfg: dict) -> TrainOutput:
     tok.save_pretrained(str(out.path))
     fix_adapter_base(out.path, model_name if int(ws["sft_steps"]) <= 0 else str(out.path / "warm_start"))
     keys = ["loss", "reward", "reward_std", "kl", "completions/mean_length"] + \
-           [f"rewards/{n}/mean" for n in mix.names]
+           [f"rewards/{f.__name__}/mean" for f in mix.funcs]
     out.cleanup()
     out.plot(keys=keys, title=f"GRPO {cfg['rewards']['mix']}")
     return out
