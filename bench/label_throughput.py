@@ -18,7 +18,7 @@ decoded under the JSON-schema constraint (outlines-core), against free decoding 
 forced to the same number of new tokens (min_new_tokens = the batch's longest structured answer).
 The schema's one-off compilation is timed separately.
 
-    python bench/label_throughput.py [--quick] [--limit N] [--batch-size 8] [--threads T]
+    python bench/label_throughput.py [--quick] [--limit N] [--batch-size 8] [--also-batch 32] [--threads 1]
                                      -> bench/results/label_throughput.json
 """
 
@@ -56,7 +56,10 @@ def messages_builder():
     try:
         from llmscisci.prompts.label import build_messages, label_schema
 
-        return (lambda text, cb, variant: build_messages(text, cb, variant)), label_schema, "llmscisci.prompts"
+        def build_project(text, cb, variant):
+            return build_messages(text, cb, variant)
+
+        return build_project, label_schema, "llmscisci.prompts"
     except ImportError:
         from pydantic import ConfigDict, create_model
 
@@ -75,7 +78,8 @@ def messages_builder():
             return [{"role": "system", "content": system}, {"role": "user", "content": f"Passage:\n{text}"}]
 
         def schema(cb):
-            return create_model("Labels", __config__=ConfigDict(extra="forbid"), **{s: (bool, ...) for s in cb.shorts})
+            fields = {s: (bool, ...) for s in cb.shorts}
+            return create_model("Labels", __config__=ConfigDict(extra="forbid"), **fields)
 
         return build, schema, "bench-local"
 
@@ -114,8 +118,11 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=8, help="the labelling run's batch (CLI default 8)")
     ap.add_argument("--also-batch", type=int, default=32, help="a second, larger batch size (0: none)")
     ap.add_argument("--max-new-tokens", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--chunk", type=int, default=None, help="items per interleaved chunk (default: largest batch)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads for every path (default 1: on a shared 2-core machine a "
+                         "second thread mostly waits; 0 keeps torch's default)")
+    ap.add_argument("--chunk", type=int, default=None,
+                    help="items per interleaved chunk (default: the largest batch)")
     ap.add_argument("--no-structured", action="store_true")
     ap.add_argument("--quick", action="store_true", help="16 items, no second batch size")
     args = ap.parse_args(argv)
@@ -275,7 +282,9 @@ def main(argv=None) -> int:
     result["targets"] = {"batched_vs_single": ">= 8", "structured_over_free": "<= 1.2"}
     if big_be is not None:
         result["targets"][f"batched_b{big}_vs_single"] = ">= 8"
-    result["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__}
+    result["machine"] = {
+        "cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__
+    }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     tmp = OUT.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -10,6 +10,17 @@ from llmscisci.backends import embedded
 from llmscisci.backends.base import BackendOptions, GenParams
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine a second thread mostly waits on the first."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_gguf_ships_in_the_package():
     path = embedded.gguf_path()
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -20,7 +31,8 @@ def test_gguf_ships_in_the_package():
 def test_marker_decides_whether_a_folder_is_converted(tmp_path):
     assert not embedded.is_converted(tmp_path)
     (tmp_path / "config.json").write_text("{}")
-    (tmp_path / embedded.MARKER).write_text(json.dumps({**embedded.source_record(), "package_version": "0.0.1"}))
+    other_version = {**embedded.source_record(), "package_version": "0.0.1"}
+    (tmp_path / embedded.MARKER).write_text(json.dumps(other_version))
     assert not embedded.is_converted(tmp_path)  # another package version: convert again
     (tmp_path / embedded.MARKER).write_text(json.dumps(embedded.source_record()))
     assert embedded.is_converted(tmp_path)
@@ -83,7 +95,8 @@ def test_embedded_backend_prefix_cache_matches_plain_generation(embedded_model_d
     assert be.describe()["kind"] == "embedded" and be.describe()["path_or_id"] == str(embedded_model_dir)
     fast = be.generate(convs, GenParams(max_new_tokens=8))
     assert all(g.extra["prefix_tokens"] > 50 for g in fast)
-    one = type(be)("smollm2-135m", BackendOptions(device="cpu", batch_size=1), loaded=be.loaded, prefix_cache=False)
+    opts = BackendOptions(device="cpu", batch_size=1)
+    one = type(be)("smollm2-135m", opts, loaded=be.loaded, prefix_cache=False)
     slow = one.generate(convs, GenParams(max_new_tokens=8))
     assert [g.text for g in fast] == [g.text for g in slow]
     assert all(g.text.strip() for g in fast)

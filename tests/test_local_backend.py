@@ -40,6 +40,15 @@ def convs(texts=TEXTS, system=SYSTEM):
     return [[{"role": "system", "content": system}, {"role": "user", "content": t}] for t in texts]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread (ops this small only pay for thread synchronisation)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def loaded(tiny_model_dir):
     return load(str(tiny_model_dir), BackendOptions(device="cpu"))

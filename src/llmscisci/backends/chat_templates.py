@@ -59,7 +59,9 @@ def get_template(name: str) -> str:
         return TEMPLATES[name]
     except KeyError:
         known = ", ".join(sorted(TEMPLATES))
-        raise UserError(f"unknown chat template {name!r} (known: {known}; omit it to use the tokenizer's)") from None
+        raise UserError(
+            f"unknown chat template {name!r} (known: {known}; omit it to use the tokenizer's)"
+        ) from None
 
 
 def apply_override(tokenizer, name: str | None) -> str:
@@ -72,5 +74,7 @@ def apply_override(tokenizer, name: str | None) -> str:
         return name
     if not getattr(tokenizer, "chat_template", None):
         known = ", ".join(sorted(TEMPLATES))
-        raise UserError(f"the model's tokenizer has no chat template: choose one with --chat-template ({known})")
+        raise UserError(
+            f"the model's tokenizer has no chat template: choose one with --chat-template ({known})"
+        )
     return "tokenizer"

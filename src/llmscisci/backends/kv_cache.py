@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from functools import partial
 
 import torch
 from transformers import AttentionInterface, DynamicCache
@@ -88,8 +87,9 @@ class GrowingLayer(DynamicLayer):
         m = key_states.shape[-2]
         if self._n + m > self._k.shape[2]:  # outgrew the estimate: double the buffers
             extra = max(m, self._k.shape[2])
-            self._k = torch.cat([self._k, self._k.new_empty(self._k.shape[:2] + (extra, self._k.shape[3]))], 2)
-            self._v = torch.cat([self._v, self._v.new_empty(self._v.shape[:2] + (extra, self._v.shape[3]))], 2)
+            grow_k = self._k.new_empty(self._k.shape[:2] + (extra,) + self._k.shape[3:])
+            grow_v = self._v.new_empty(self._v.shape[:2] + (extra,) + self._v.shape[3:])
+            self._k, self._v = torch.cat([self._k, grow_k], 2), torch.cat([self._v, grow_v], 2)
         self._k[:, :, self._n : self._n + m] = key_states
         self._v[:, :, self._n : self._n + m] = value_states
         self._set_length(self._n + m)
@@ -112,7 +112,9 @@ class GrowingLayer(DynamicLayer):
         raise NotImplementedError
 
 
-def batch_cache(n_layers: int, n_rows: int, capacity: int, prefix_cache=None, shared: bool = False) -> DynamicCache:
+def batch_cache(
+    n_layers: int, n_rows: int, capacity: int, prefix_cache=None, shared: bool = False
+) -> DynamicCache:
     """A fresh KV cache for one batch of `n_rows`.
 
     prefix_cache (a batch-1 cache of the shared prefix) with shared=False: the prefix is copied into
@@ -128,7 +130,9 @@ def batch_cache(n_layers: int, n_rows: int, capacity: int, prefix_cache=None, sh
     return cache
 
 
-def ragged_prefill(model, cache_kw: str, prefix_cache, suffixes: list[list[int]], n_layers: int, capacity: int):
+def ragged_prefill(
+    model, cache_kw: str, prefix_cache, suffixes: list[list[int]], n_layers: int, capacity: int
+) -> DynamicCache:
     """Prefill each row's suffix except its last token on its own (no padding), behind the shared
     prefix, and gather the rows right-aligned into one batch cache of length P + width - 1, where
     width is the longest suffix. `generate` then only has to feed every row's last token. Must run
@@ -148,7 +152,9 @@ def ragged_prefill(model, cache_kw: str, prefix_cache, suffixes: list[list[int]]
         ids = torch.tensor([s[:-1]], dtype=torch.long, device=device)
         pos = torch.arange(plen, plen + n, device=device)[None]
         mask = torch.ones((1, plen + n), dtype=torch.long, device=device)
-        forward(input_ids=ids, position_ids=pos, attention_mask=mask, use_cache=True, **{cache_kw: one}, **extra)
+        forward(
+            input_ids=ids, position_ids=pos, attention_mask=mask, use_cache=True, **{cache_kw: one}, **extra
+        )
         for li, layer in enumerate(one.layers):
             per_row[li].append((layer.keys, layer.values))
     cache = batch_cache(n_layers, len(suffixes), capacity, prefix_cache, shared=True)
@@ -176,7 +182,9 @@ def _attention(module, query, key, value, attention_mask, scaling=None, dropout=
     copy); decoding (one query token per row) scores all rows against the shared prefix at once."""
     prefix = _PREFIX_KV.get()
     if prefix is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+        )
     kp, vp = prefix[module.layer_idx]  # (1, Hkv, P, D)
     b, hq, q, d = query.shape
     if q > 1:
@@ -205,8 +213,15 @@ def _attention(module, query, key, value, attention_mask, scaling=None, dropout=
     return out.reshape(b, hq, q, d).transpose(1, 2).contiguous(), None
 
 
+def _mask(*args, **kwargs):
+    """SDPA's boolean mask, always materialised (the prefix makes keys longer than queries, where
+    SDPA's own `is_causal` would align the causal mask wrongly)."""
+    kwargs["allow_is_causal_skip"] = False
+    return sdpa_mask(*args, **kwargs)
+
+
 AttentionInterface.register(ATTN_NAME, _attention)
-AttentionMaskInterface.register(ATTN_NAME, partial(sdpa_mask, allow_is_causal_skip=False))
+AttentionMaskInterface.register(ATTN_NAME, _mask)
 
 
 def supports_shared_prefix(model) -> bool:

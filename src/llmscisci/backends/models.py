@@ -85,7 +85,9 @@ class ResolvedModel:
 
 
 def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", ".", "~")) or name.endswith(("/", "\\")) or "\\" in name or name.count("/") > 1
+    if name.startswith(("/", ".", "~")) or name.endswith(("/", "\\")) or "\\" in name:
+        return True
+    return name.count("/") > 1
 
 
 def _resolve_base(base: str, adapter_dir: Path) -> ResolvedModel:
@@ -164,7 +166,8 @@ def resolve_dtype(dtype: str, device: str) -> str:
     if dtype == "auto":
         return "float32" if device == "cpu" else "bfloat16"
     if dtype not in DTYPES:
-        raise UserError(f"unknown dtype {dtype!r} (choose from auto, {', '.join(sorted(set(DTYPES.values())))})")
+        known = ", ".join(sorted(set(DTYPES.values())))
+        raise UserError(f"unknown dtype {dtype!r} (choose from auto, {known})")
     return DTYPES[dtype]
 
 
@@ -270,7 +273,9 @@ def load(
     quant = _quantization(opts, device, dtype)
     tok_source = resolved.adapter if _has_tokenizer(resolved.adapter) else source
     try:
-        tokenizer = AutoTokenizer.from_pretrained(tok_source, trust_remote_code=trust, local_files_only=local_only)
+        tokenizer = AutoTokenizer.from_pretrained(
+            tok_source, trust_remote_code=trust, local_files_only=local_only
+        )
         model = AutoModelForCausalLM.from_pretrained(
             source, dtype=getattr(torch, dtype), trust_remote_code=trust, local_files_only=local_only, **quant
         )
@@ -278,7 +283,9 @@ def load(
         if resolved.kind not in ("hub", "catalogue") and not isinstance(exc, (OSError, ValueError)):
             raise
         where = "the Hugging Face hub" if resolved.kind in ("hub", "catalogue") else "disk"
-        raise UserError(f"could not load model {name!r} ({source}) from {where}: {_first_line(exc)}") from None
+        raise UserError(
+            f"could not load model {name!r} ({source}) from {where}: {_first_line(exc)}"
+        ) from None
     if resolved.adapter:
         try:
             from peft import PeftModel
@@ -294,7 +301,8 @@ def load(
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    wanted = opts.chat_template if opts.chat_template not in (None, "", "tokenizer") else resolved.chat_template
+    asked = opts.chat_template not in (None, "", "tokenizer")
+    wanted = opts.chat_template if asked else resolved.chat_template
     template = apply_override(tokenizer, wanted)
     return LoadedModel(model, tokenizer, resolved, device, dtype, template, "nf4-4bit" if quant else None)
 
