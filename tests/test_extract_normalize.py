@@ -215,6 +215,9 @@ def test_parse_cut_off_answer_is_closed():
     p = parse_output(loop)
     assert p.valid and p.repaired and len(p.records) == 1
     assert p.records[0].doi == "10.5281/zenodo.6574647" and p.records[0].authors == ["Drabent, K.", "Wijnja, S.", "Drabent, K."]
+    # cut inside the first string: the answer reads, but holds no record
+    p = parse_output('{ "publications": [{"pub_title": "Dzubur:2022, 2022, 2022, 2022, 20')
+    assert p.valid and p.repaired and p.records == []
 
 
 @pytest.mark.parametrize("text, want", [

@@ -128,7 +128,7 @@ def eval_cmd(
     metrics = reevaluate(run_dir, reparse=reparse)
     if "all" in metrics:
         out.print(format_table(metrics))
-    else:  # e.g. a judge run: its audit
+    else:  # a judge run's audit, an extraction run's scores
         import json
 
         out.print_json(json.dumps(metrics.get("audit", metrics), default=str))

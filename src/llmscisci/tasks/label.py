@@ -237,6 +237,10 @@ def reevaluate(run_dir: str | Path, reparse: bool = False) -> dict:
         from llmscisci.tasks.judge import reevaluate_judge
 
         return reevaluate_judge(run_dir)
+    if cfg.get("kind") == "extract":
+        from llmscisci.tasks.extract.run import reevaluate as reevaluate_extract
+
+        return reevaluate_extract(run_dir, reparse=reparse)
     if "codebook" not in cfg:
         raise UserError(f"{run_dir}: config.json has no codebook; not a labelling-style run")
     codebook = Codebook(**cfg["codebook"])

@@ -115,7 +115,7 @@ def records_from_value(value) -> list[dict] | None:
     """The list of record dicts a decoded JSON value stands for, or None if it is not records."""
     if isinstance(value, list):
         recs = [x for x in value if isinstance(x, dict)]
-        if not value:
+        if all(isinstance(x, dict) and not x for x in value):  # [] or a list of records cut before any value
             return []
         # records: dicts with schema keys, at least one clearly a record (a cut-off last record may
         # hold a single field); empty dicts are dropped
