@@ -128,6 +128,11 @@ class RunFolder:
             fh.flush()
             os.fsync(fh.fileno())
 
+    def rewrite_predictions(self, records: list[dict]) -> None:
+        """Replace predictions.jsonl atomically (after re-parsing raw outputs, say)."""
+        atomic_write(self.predictions_path,
+                     "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records))
+
     # --- results ---------------------------------------------------------------------------
     def write_metrics(self, metrics: dict) -> None:
         write_json(self.path / "metrics.json", metrics)

@@ -411,9 +411,6 @@ def finish_judge(run: RunFolder, codebook: Codebook, wall_seconds: float | None 
 
 def reevaluate_judge(run_dir: str | Path, reparse: bool = False) -> dict:
     """Recompute a judge run's audit from its predictions (optionally re-parsing the raw answers)."""
-    import json
-    import os
-
     run = RunFolder(run_dir)
     cfg = run.config
     if cfg.get("kind") != "judge":
@@ -432,7 +429,5 @@ def reevaluate_judge(run_dir: str | Path, reparse: bool = False) -> dict:
             p["valid"], p["scores_valid"], p["final_valid"] = parsed.valid, parsed.scores_valid, parsed.final_valid
             p["final_repaired"], p["final_source"], p["problems"] = (parsed.final_repaired, parsed.final_source,
                                                                      parsed.problems)
-        tmp = run.predictions_path.with_name(".predictions.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds), encoding="utf-8")
-        os.replace(tmp, run.predictions_path)
+        run.rewrite_predictions(preds)
     return finish_judge(run, codebook)

@@ -236,7 +236,7 @@ def reevaluate(run_dir: str | Path, reparse: bool = False) -> dict:
     if cfg.get("kind") == "judge":
         from llmscisci.tasks.judge import reevaluate_judge
 
-        return reevaluate_judge(run_dir)
+        return reevaluate_judge(run_dir, reparse=reparse)
     if cfg.get("kind") == "extract":
         from llmscisci.tasks.extract.run import reevaluate as reevaluate_extract
 
@@ -254,10 +254,5 @@ def reevaluate(run_dir: str | Path, reparse: bool = False) -> dict:
             p["labels"] = list(parsed.labels) if parsed.labels is not None else None
             p["valid"], p["repaired"] = parsed.valid, parsed.repaired
             p["exact_format"] = is_exact_format(p.get("raw") or "", codebook, variant)
-        tmp = run.predictions_path.with_name(".predictions.jsonl.tmp")
-        import json
-        import os
-
-        tmp.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds), encoding="utf-8")
-        os.replace(tmp, run.predictions_path)
+        run.rewrite_predictions(preds)
     return finish_run(run, codebook)
