@@ -13,7 +13,7 @@ from pathlib import Path
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+", type=Path)
-    ap.add_argument("--section", default="all", help="all | test")
+    ap.add_argument("--section", default="all", help="all | test | train")
     args = ap.parse_args()
     print(f"| task | model | variant | n | macro-F1 | micro-F1 | Hamming loss | subset acc. | invalid | repaired |")
     print("|---|---|---|---|---|---|---|---|---|---|")

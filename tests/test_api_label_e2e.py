@@ -132,3 +132,6 @@ def test_label_kill_and_resume_gives_one_prediction_per_item(tmp_path, data_dir)
     m_whole = json.loads((whole / "metrics.json").read_text())
     assert stable(m_resumed) == stable(m_whole)
     assert m_resumed["timing"]["resumed_items"] == len(before)
+    from llmscisci.tasks.label import reevaluate
+
+    assert reevaluate(run_dir)["timing"] == m_resumed["timing"]  # eval recomputes scores, keeps the timing

@@ -154,6 +154,7 @@ def test_evaluate_rates_subsets_and_invalid_policy():
     assert m["all"]["subset_accuracy"] == pytest.approx(3 / 5)
     assert m["all"]["hamming_loss"] == pytest.approx((2 + 2) / 25)
     assert m["test"]["subset_accuracy"] == pytest.approx(1 / 2)
+    assert m["train"]["n"] == 3 and m["train"]["subset_accuracy"] == pytest.approx(2 / 3)  # d3 invalid
     assert m["valid_only"]["subset_accuracy"] == pytest.approx(3 / 4)
     assert set(m["all"]["per_label"]) == set(NAMES)
     json.dumps(m)

@@ -302,6 +302,20 @@ def test_metrics_json_mismatch_is_reported(tmp_path):
     assert not any(s.title == "Paired comparisons" for s in rep.sections)  # one run: nothing to compare
 
 
+def test_original_wording_gets_no_paraphrase_column(tmp_path):
+    """Every labelling run records paraphrase 0 (the original wording); only a grid with paraphrases
+    shows the column."""
+    for v in ("icl", "guidelines"):
+        write_label_run(tmp_path / v, task="easy", model="m", variant=v, noise=0.2, invalid=0.1, seed=5,
+                        paraphrase=0)
+    col = collect(tmp_path)
+    assert [r.paraphrase for r in col.label_runs] == [None, None]
+    assert sorted(r.name for r in col.label_runs) == ["m / guidelines", "m / icl"]
+    write_label_run(tmp_path / "p1", task="easy", model="m", variant="icl", noise=0.2, invalid=0.1, seed=6,
+                    paraphrase=1)
+    assert sorted(r.paraphrase for r in collect(tmp_path).label_runs) == ["0", "0", "1"]
+
+
 def test_json_tables_shapes():
     assert json_tables([{"a": 1, "b": 2}, {"a": 3, "c": 4}], "x")[0].columns == ["a", "b", "c"]
     t = json_tables({"r1": {"x": 0.5}, "r2": {"x": 0.25, "y": 1}})[0]

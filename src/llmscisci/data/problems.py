@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from llmscisci.errors import DataError
 
 log = logging.getLogger("llmscisci.data")
+_logged: set[str] = set()  # a command loads the same file several times; say each warning once
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,10 @@ class Collector:
 
     def warning(self, path, message: str, row: int | None = None, column: str | None = None) -> None:
         p = Problem(str(path), message, row, column, level="warning")
-        log.warning(str(p))
+        text = str(p).removeprefix("warning: ")
+        if text not in _logged:
+            _logged.add(text)
+            log.warning(text)
         self.problems.append(p)
 
     @property

@@ -2,7 +2,8 @@
 
 `evaluate(records, codebook)` takes prediction records (doi, task, split, reference, labels, valid,
 repaired) and returns the metrics dict written to metrics.json: scores on all scored items, on the
-canonical test split and on valid outputs only; invalid and repaired rates; majority and per-label
+canonical test split, on the train split (for choosing a variant without touching the test split) and
+on valid outputs only; invalid and repaired rates; majority and per-label
 prior baselines fitted on the training split only. `format_table` renders the short summary printed at
 the end of a run.
 """
@@ -59,7 +60,7 @@ def evaluate(
 
     n_items = len(records)
     valid_flags, repaired_flags = [], []
-    y_true, y_pred, is_test, is_valid, train_rows = [], [], [], [], []
+    y_true, y_pred, is_test, is_train, is_valid, train_rows = [], [], [], [], [], []
     for r in records:
         pred = _vector(r.get("labels"), n)
         valid = bool(r.get("valid")) and pred is not None
@@ -71,12 +72,14 @@ def evaluate(
         y_true.append(ref)
         y_pred.append(pred if valid else (0,) * n)
         is_test.append(r.get("split") == "test")
+        is_train.append(r.get("split") == "train")
         is_valid.append(valid)
         if r.get("split") == "train":
             train_rows.append(ref)
 
     t, p = _matrix(y_true, n), _matrix(y_pred, n)
     test = np.asarray(is_test, dtype=bool)
+    train = np.asarray(is_train, dtype=bool)
     valid_mask = np.asarray(is_valid, dtype=bool)
     out = {
         "n_items": n_items,
@@ -86,6 +89,8 @@ def evaluate(
         "repaired_rate": (sum(repaired_flags) / n_items) if n_items else None,
         "all": scores(t, p, names),
         "test": scores(t[test], p[test], names),
+        # for choosing a prompt variant or a model without looking at the test split
+        "train": scores(t[train], p[train], names),
         "valid_only": scores(t[valid_mask], p[valid_mask], names),
         "baselines": _baselines(t, test, train_reference if train_reference is not None else train_rows,
                                 codebook, seed),

@@ -55,6 +55,7 @@ class LabelRun:
     shorts: list[str]
     name: str = ""  # display name, unique within a task (model / variant [/ paraphrase])
     rel: str = ""  # folder relative to the report's root
+    original_wording_only: bool = False  # set when no run of the collection used a paraphrase
 
     @property
     def task(self) -> str:
@@ -70,6 +71,8 @@ class LabelRun:
 
     @property
     def paraphrase(self) -> str | None:
+        if self.original_wording_only:
+            return None
         for key in PARAPHRASE_KEYS:
             if self.config.get(key) is not None:
                 return str(self.config[key])
@@ -331,6 +334,10 @@ def _order(col: Collection) -> None:
                 return i
         return len(order)
 
+    # every labelling run records its wording (0 = the original); a column of zeros says nothing
+    if all(r.paraphrase in (None, "0") for r in col.label_runs):
+        for r in col.label_runs:
+            r.original_wording_only = True
     builtin = ("easy", "difficult")
     task_order: dict[str, tuple[int, int, int]] = {}  # grid order, else easy, difficult, others as found
     for i, r in enumerate(col.label_runs):

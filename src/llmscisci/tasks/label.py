@@ -208,10 +208,12 @@ def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = 
     costs = [p["cost_usd"] for p in preds if p.get("cost_usd") is not None]
     metrics["cost_usd"] = round(sum(costs), 6) if costs else None
     metrics["generation_seconds"] = round(sum(p.get("seconds") or 0 for p in preds), 3)
+    prev = run.metrics().get("timing", {})
     if wall_seconds is not None:
-        prev = run.metrics().get("timing", {})
         metrics["timing"] = {"last_wall_seconds": round(wall_seconds, 3), "resumed_items": n_resumed,
                              "previous": prev or None}
+    elif prev:  # `llmscisci eval` recomputes scores; the run's timing stays what it was
+        metrics["timing"] = prev
     versions = sorted({p["model_version"] for p in preds if p.get("model_version")})
     if versions:
         metrics["model_versions"] = versions
