@@ -78,3 +78,22 @@ def test_embed_logreg_runs(items, tmp_path):
     run = run_baseline(cb, its, "embed-logreg", tmp_path, k=3, cache_dir=tmp_path)
     assert 0 <= run.metrics()["test"]["macro_f1"] <= 1
     assert (tmp_path / "embeddings.npz").is_file()
+
+
+def test_report_treats_a_baseline_like_a_model(items, tmp_path):
+    """The report scores a baseline run like a labelling run: out-of-fold CV predictions on all
+    items, the fit on the train split on the test split, both equal to the run's metrics.json."""
+    from llmscisci.report.build import build_report, run_stats
+    from llmscisci.report.collect import collect
+    from llmscisci.tasks.baseline import run_baseline
+
+    cb, its = items
+    run = run_baseline(cb, its, "tfidf-logreg", tmp_path / "runs", k=5, seed=2025)
+    col = collect(tmp_path / "runs")
+    assert [r.model for r in col.label_runs] == ["baseline:tfidf-logreg"] and not col.other_runs
+    st = run_stats(col.label_runs[0], n_boot=50, seed=1, level=0.95)
+    m = json.loads((run.path / "metrics.json").read_text())
+    assert st.mismatches == []
+    assert st.splits["test"].ci["macro_f1"].estimate == pytest.approx(m["test"]["macro_f1"])
+    assert st.splits["all"].ci["macro_f1"].estimate == pytest.approx(m["all"]["macro_f1"])
+    assert build_report(col, n_boot=50).sections

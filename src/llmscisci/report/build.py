@@ -286,6 +286,9 @@ def _results(col: Collection, stats: list[RunStats], figs: _Figures, level: floa
                  "the others: higher is better. DOIs: reports resampled by the bootstrap. Macro F1 scores a "
                  "label with no true and no predicted positives as 0 (scikit-learn's zero_division=0, as in "
                  "metrics.json), so it drops in a split or resample that lacks a rare label."))
+    if any(s.run.config.get("kind") == "baseline" for s in stats):
+        sec.add(Text("Classical baselines (baseline:…): on all items, out-of-fold predictions of grouped "
+                     "cross-validation over DOIs; on the test split, the fit on the canonical train split."))
     cols, cells = _cell_cols(stats)
     heads = [S.HEADLINE[m]["title"] for m in S.HEADLINE]
     for task, group in _by_task(stats).items():

@@ -2,7 +2,8 @@
 agreement tables and other run folders (extraction, judge), below one directory.
 
 * labelling run: config.json (kind "label", or predictions with reference/labels vectors) +
-  predictions.jsonl (+ metrics.json);
+  predictions.jsonl (+ metrics.json); a classical baseline (kind "baseline") is one too: its
+  out-of-fold cross-validation predictions on all items, its train-split fit on the test split;
 * training folder: train_log.jsonl (one JSON per logging step) + train_config.json;
 * agreement table: a `*agree*.json` file (a list of rows, or tables keyed by name), or any JSON
   shaped like `llmscisci agree --json` output;
@@ -56,6 +57,9 @@ class LabelRun:
     name: str = ""  # display name, unique within a task (model / variant [/ paraphrase])
     rel: str = ""  # folder relative to the report's root
     original_wording_only: bool = False  # set when no run of the collection used a paraphrase
+    # per-split records that replace `records` on that split: a baseline's test split is scored from
+    # its fit on the train split, its other items from out-of-fold cross-validation
+    split_records: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def task(self) -> str:
@@ -85,7 +89,7 @@ class LabelRun:
     def scored(self, split: str | None = None) -> list[dict]:
         """Records that can be scored (a reference vector), optionally on one split only."""
         out = []
-        for r in self.records:
+        for r in self.split_records.get(split, self.records) if split is not None else self.records:
             if r.get("reference") is None:
                 continue
             if split is not None and r.get("split") != split:
@@ -192,7 +196,12 @@ def _load_label_run(path: Path, config: dict) -> LabelRun | None:
                for v in (r.get("reference"), r.get("labels")))
     ]
     metrics = _read_json(path / "metrics.json") or {}
-    return LabelRun(path, config, clean, metrics if isinstance(metrics, dict) else {}, shorts)
+    run = LabelRun(path, config, clean, metrics if isinstance(metrics, dict) else {}, shorts)
+    canonical = path / "canonical_predictions.jsonl"
+    if config.get("kind") == "baseline" and canonical.is_file():
+        run.split_records["test"] = [r for r in read_jsonl(canonical)
+                                     if isinstance(r.get("labels"), list) and len(r["labels"]) == n]
+    return run
 
 
 def _load_train_run(path: Path) -> TrainRun:
@@ -285,7 +294,7 @@ def collect(root: str | Path, *, exclude: Path | None = None) -> Collection:
         config = _read_json(d / "config.json")
         if not isinstance(config, dict):
             continue  # not ours (or unreadable): keep looking below
-        if "predictions.jsonl" in files and config.get("kind", "label") == "label":
+        if "predictions.jsonl" in files and config.get("kind", "label") in ("label", "baseline"):
             run = _load_label_run(d, config)
             if run is not None:
                 run.rel = run.name = _rel(d, root)
