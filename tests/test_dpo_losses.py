@@ -57,3 +57,21 @@ def test_separate_reference_and_merge(prefs, tiny_model_dir, tmp_path):
     out = train_dpo(cfg)
     assert (out.path / "merged" / "config.json").is_file()
     assert (out.path / "adapter_config.json").is_file()
+
+
+def test_full_finetune_with_separate_reference(prefs, tiny_model_dir, tmp_path):
+    """The no-PEFT alternative the memory benchmark compares against: every weight trains."""
+    from safetensors.torch import load_file
+
+    from llmscisci.train.dpo import DEFAULTS, train_dpo
+
+    cfg = load_config(None, DEFAULTS, ["train.max_steps=1", "train.batch_size=2", "dpo.full_finetune=true",
+                                       "train.learning_rate=1e-2", "train.max_length=0"])
+    cfg["model"]["name"] = str(tiny_model_dir)
+    cfg["data"]["preferences"] = str(prefs)
+    cfg["output"]["dir"] = str(tmp_path / "out")
+    out = train_dpo(cfg)
+    assert not (out.path / "adapter_config.json").exists()
+    before, after = load_file(str(tiny_model_dir / "model.safetensors")), load_file(str(out.path / "model.safetensors"))
+    changed = [k for k in before if k in after and not (before[k] == after[k]).all()]
+    assert len(changed) > len(before) // 2  # not an adapter: most tensors moved

@@ -20,7 +20,8 @@ DEFAULTS = {
     "data": {"preferences": "runs/prefs", "limit": 0},
     "lora": dict(LORA_DEFAULTS),
     "dpo": {"loss_type": "sigmoid", "beta": 0.1, "label_smoothing": 0.0, "use_weighting": False,
-            "precompute_ref_log_probs": False, "separate_reference": False},
+            "precompute_ref_log_probs": False, "separate_reference": False,
+            "full_finetune": False},
     "train": {"epochs": 1.0, "max_steps": -1, "learning_rate": 5e-5, "batch_size": 2, "grad_accum": 1,
               "max_length": 0, "gradient_checkpointing": False, "seed": 2025, "logging_steps": 1,
               "report_to": "none"},
@@ -84,7 +85,12 @@ def train_dpo(cfg: dict) -> TrainOutput:
                 card.get("split"))
     args = dpo_args(cfg, str(out.path / "checkpoints"), max_length)
     ref_model, peft_config = None, lora_config(cfg["lora"])
-    if cfg["dpo"]["separate_reference"]:
+    if cfg["dpo"]["full_finetune"]:
+        # every weight trained, the reference a second full copy: TRL's setting without PEFT, kept to
+        # measure what LoRA saves (bench/dpo_step.py); the output folder holds the whole model
+        ref_model, _ = load_trainable(model_name, cfg["model"]["device"], cfg["model"]["dtype"])
+        peft_config = None
+    elif cfg["dpo"]["separate_reference"]:
         # the memory-hungry alternative, kept for comparison: a second full copy as reference
         from peft import get_peft_model
 
@@ -99,7 +105,7 @@ def train_dpo(cfg: dict) -> TrainOutput:
     trainer.model.save_pretrained(str(out.path))
     tok.save_pretrained(str(out.path))
     fix_adapter_base(out.path, model_name)
-    if cfg["output"]["merge"]:
+    if cfg["output"]["merge"] and not cfg["dpo"]["full_finetune"]:  # a full fine-tune is already whole
         merged = trainer.model.merge_and_unload()
         merged.save_pretrained(str(out.path / "merged"))
         tok.save_pretrained(str(out.path / "merged"))
