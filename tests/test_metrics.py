@@ -16,6 +16,7 @@ from llmscisci.metrics.evaluate import INVALID_POLICY, evaluate, format_table
 from llmscisci.metrics.multilabel import (
     hamming_loss,
     macro_f1,
+    macro_f1_present,
     majority_vector,
     micro_f1,
     per_label,
@@ -47,6 +48,15 @@ def test_hand_computed_scores():
     assert macro_f1(Y_TRUE, Y_PRED) == pytest.approx(2.8 / 5)
 
 
+def test_macro_f1_present_leaves_out_labels_nobody_has():
+    t = np.array([[1, 0, 0, 0, 0], [0, 1, 0, 0, 0]])
+    assert macro_f1(t, t) == pytest.approx(2 / 5)  # three labels absent from truth and prediction score 0
+    assert macro_f1_present(t, t) == 1.0
+    p = np.array([[1, 0, 1, 0, 0], [0, 0, 0, 0, 0]])  # a false positive makes `setup` present
+    assert macro_f1_present(t, p) == pytest.approx((1 + 0 + 0) / 3)
+    assert macro_f1_present(np.zeros((2, 5), dtype=int), np.zeros((2, 5), dtype=int)) is None
+
+
 def test_perfect_and_all_wrong():
     assert hamming_loss(Y_TRUE, Y_TRUE) == 0.0
     assert subset_accuracy(Y_TRUE, Y_TRUE) == 1.0
@@ -76,7 +86,8 @@ def test_agrees_with_scikit_learn(seed):
 
 def test_scores_dict_and_bad_shapes():
     s = scores(Y_TRUE, Y_PRED, NAMES)
-    assert set(s) == {"hamming_loss", "subset_accuracy", "micro_f1", "macro_f1", "n", "per_label"}
+    assert set(s) == {"hamming_loss", "subset_accuracy", "micro_f1", "macro_f1", "macro_f1_present", "n",
+                      "per_label"}
     assert s["n"] == 4 and list(s["per_label"]) == NAMES
     json.dumps(s)  # plain Python numbers
     empty = scores(np.zeros((0, 5), dtype=int), np.zeros((0, 5), dtype=int), NAMES)

@@ -61,6 +61,16 @@ def macro_f1(y_true, y_pred) -> float:
     return float(f1_score(t, p, average="macro", zero_division=0))
 
 
+def macro_f1_present(y_true, y_pred) -> float | None:
+    """Macro F1 over the labels that occur in the truth or the predictions only: a label absent from
+    both (F1 undefined) is left out instead of scored 0. None when no label occurs at all."""
+    t, p = _pair(y_true, y_pred)
+    present = [j for j in range(t.shape[1]) if t[:, j].any() or p[:, j].any()]
+    if not present:
+        return None
+    return float(f1_score(t, p, average="macro", labels=present, zero_division=0))
+
+
 def per_label(y_true, y_pred, names: Sequence[str]) -> dict[str, dict[str, float | int]]:
     """Precision, recall, F1 and support (true positives + false negatives) of each label, by name."""
     t, p = _pair(y_true, y_pred)
@@ -80,13 +90,15 @@ def scores(y_true, y_pred, names: Sequence[str]) -> dict:
     """All scores of one comparison; None values (and n = 0) when there is nothing to score."""
     t = as_matrix(y_true, len(names))
     if t.shape[0] == 0:
-        return {"hamming_loss": None, "subset_accuracy": None, "micro_f1": None, "macro_f1": None, "n": 0,
+        return {"hamming_loss": None, "subset_accuracy": None, "micro_f1": None, "macro_f1": None,
+                "macro_f1_present": None, "n": 0,
                 "per_label": {}}
     return {
         "hamming_loss": hamming_loss(t, y_pred),
         "subset_accuracy": subset_accuracy(t, y_pred),
         "micro_f1": micro_f1(t, y_pred),
         "macro_f1": macro_f1(t, y_pred),
+        "macro_f1_present": macro_f1_present(t, y_pred),
         "n": int(t.shape[0]),
         "per_label": per_label(t, y_pred, names),
     }
