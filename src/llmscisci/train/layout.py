@@ -68,7 +68,8 @@ def plot_curves(log: list[dict], dest: Path, keys: list[str] | None = None, titl
     import matplotlib.pyplot as plt
 
     skip = {"step", "epoch", "total_flos", "train_runtime", "train_samples_per_second",
-            "train_steps_per_second", "grad_norm", "learning_rate", "train_loss"}
+            "train_steps_per_second", "grad_norm", "learning_rate", "train_loss", "train_seconds",
+            "num_tokens"}  # bookkeeping: a line that only rises, or one point at the end
     series: dict[str, list[tuple[float, float]]] = {}
     for rec in log:
         step = rec.get("step")
