@@ -89,7 +89,14 @@ def plot_curves(log: list[dict], dest: Path, keys: list[str] | None = None, titl
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names):
         xs, ys = zip(*series[name])
-        ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3)
+        if len(xs) >= 20:  # noisy per-step values (small batches): faint, with a moving average on top
+            w = max(5, len(xs) // 15)
+            ax.plot(xs, ys, color="tab:blue", alpha=0.3, linewidth=0.8)
+            smooth = [sum(ys[max(0, i - w + 1):i + 1]) / len(ys[max(0, i - w + 1):i + 1]) for i in range(len(ys))]
+            ax.plot(xs, smooth, color="tab:blue", linewidth=1.6, label=f"mean of {w} steps")
+            ax.legend(fontsize=7, loc="best")
+        else:
+            ax.plot(xs, ys, marker="o", markersize=3)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.grid(alpha=0.3)
