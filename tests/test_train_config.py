@@ -57,3 +57,12 @@ def test_lora_config_fields():
 
     lc = lora_config({"r": 4, "alpha": 4, "dropout": 0.05, "target_modules": "all-linear"})
     assert (lc.r, lc.lora_alpha, lc.lora_dropout, lc.target_modules) == (4, 4, 0.05, "all-linear")
+
+
+def test_curves_plot_metrics_not_bookkeeping(tmp_path):
+    from llmscisci.train.layout import plot_curves
+
+    bookkeeping = [{"step": i, "num_tokens": 100.0 * i, "epoch": i / 10} for i in range(1, 40)]
+    assert plot_curves(bookkeeping + [{"step": 40, "train_seconds": 12.0}], tmp_path / "a.png") is None
+    log = [{"step": i, "loss": 1.0 / i, "num_tokens": 100.0 * i} for i in range(1, 40)]  # long: smoothed
+    assert plot_curves(log, tmp_path / "b.png") == tmp_path / "b.png" and (tmp_path / "b.png").stat().st_size > 0
