@@ -81,4 +81,8 @@ def comparison_table(result: dict):
                 continue
             d = v["diff"]
             table.add_row(t, m, fmt(v["reference"]), fmt(v["policy"]), "-" if d is None else f"{d:+.3f}")
+        for label, v in data["metrics"].get("per_label_f1", {}).items():
+            pv, rv = v.get("policy"), v.get("reference")
+            d = None if pv is None or rv is None else pv - rv
+            table.add_row(t, f"F1 {label}", fmt(rv), fmt(pv), "-" if d is None else f"{d:+.3f}")
     return table
