@@ -22,8 +22,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
 from llmscisci.backends.base import Backend, Generation, GenParams
 from llmscisci.data.codebook import Codebook
 from llmscisci.data.items import Item
@@ -34,6 +32,7 @@ from llmscisci.metrics.agreement import agreement_report
 from llmscisci.metrics.judge_audit import JudgedOrder, audit, exact_score
 from llmscisci.prompts import judge as prompts
 from llmscisci.runs import RunFolder, read_jsonl, stable_hash
+from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.judge_parse import parse_judge
 
 DEFAULT_MAX_NEW_TOKENS = {"icl": 160, "guidelines": 96, "structured": 96}
@@ -225,13 +224,6 @@ def predictions(run: RunFolder) -> list[dict]:
     return list(seen.values())
 
 
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"), transient=False,
-    )
-
-
 def prepare(spec: JudgeSpec, items: list[Item], candidates: list[Candidate]) -> tuple[list[Item], list, dict]:
     """Validate the inputs (before anything is written): the items to judge, the orders, skip counts."""
     prompts.check_variant(spec.variant)
@@ -271,44 +263,20 @@ def run_judge(
     done = {call_key(r) for r in predictions(run)}
     schema = prompts.judge_schema(spec.codebook, len(candidates)) if prompts.is_structured(spec.variant) else None
 
-    convs, todo, too_long = [], [], []
+    entries = []
     for it in selected:
         for oid, order in enumerate(orders):
             names = [candidates[i].name for i in order]
             if (it.doi, it.task, tuple(names)) in done:
                 continue
             recs = [candidates[i].records[it.doi] for i in order]
-            labels = [r.labels for r in recs]
             shown = [prompts.Shown(r.labels, r.response) for r in recs]
-            msgs = prompts.build_messages(it.text, it.labels, shown, spec.codebook, spec.variant)
-            fits, n = backend.check_context(msgs, spec.params.max_new_tokens)
-            entry = (it, oid, names, labels)
-            if fits:
-                convs.append(msgs)
-                todo.append(entry)
-            else:
-                too_long.append((entry, n))
-    if too_long:
-        run.append(
-            call_record(*entry, Generation(error=f"prompt of {n} tokens exceeds the context window"),
-                        spec.codebook, phash)
-            for entry, n in too_long
-        )
-
+            entries.append(((it, oid, names, [r.labels for r in recs]),
+                            prompts.build_messages(it.text, it.labels, shown, spec.codebook, spec.variant)))
     t0 = time.perf_counter()
-    if todo:
-        with progress_bar() as bar:
-            task_id = bar.add_task(f"judge {spec.codebook.task}/{spec.variant}", total=len(todo), status="",
-                                   visible=show_progress)
-            counts = {"invalid": 0}
-
-            def on_result(i: int, gen: Generation) -> None:
-                rec = call_record(*todo[i], gen, spec.codebook, phash)
-                run.append([rec])
-                counts["invalid"] += 0 if rec["valid"] else 1
-                bar.update(task_id, advance=1, status=f"invalid {counts['invalid']}")
-
-            backend.generate(convs, spec.params, schema=schema, on_result=on_result)
+    generate_into(run, backend, entries, spec.params,
+                  lambda entry, gen: call_record(*entry, gen, spec.codebook, phash),
+                  f"judge {spec.codebook.task}/{spec.variant}", schema=schema, show_progress=show_progress)
     finish_judge(run, spec.codebook, wall_seconds=time.perf_counter() - t0, n_resumed=len(done))
     return run
 

@@ -12,8 +12,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
 from llmscisci.backends.base import Backend, GenParams, Generation
 from llmscisci.data.codebook import Codebook
 from llmscisci.data.items import Item
@@ -21,6 +19,7 @@ from llmscisci.data.split import SPLIT_INFO
 from llmscisci.errors import UserError
 from llmscisci.prompts import label as prompts
 from llmscisci.runs import RunFolder, stable_hash
+from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.parse import is_exact_format, parse_answer, render_answer
 
 DEFAULT_MAX_NEW_TOKENS = {"icl": 48, "guidelines": 32, "structured": 64, "cot": 192}
@@ -125,13 +124,6 @@ def prediction_record(item: Item, gen: Generation, codebook: Codebook, variant: 
     }
 
 
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"), transient=False,
-    )
-
-
 def run_label(
     spec: LabelSpec,
     items: list[Item],
@@ -157,36 +149,12 @@ def run_label(
     pending = [it for it in items if it.key not in done]
     schema = prompts.label_schema(spec.codebook) if prompts.is_structured(spec.variant) else None
 
-    convs, todo, too_long = [], [], []
-    for it in pending:
-        msgs = prompts.build_messages(it.text, spec.codebook, spec.variant, shots, spec.paraphrase)
-        fits, n = backend.check_context(msgs, spec.params.max_new_tokens)
-        if fits:
-            convs.append(msgs)
-            todo.append(it)
-        else:
-            too_long.append((it, n))
-    if too_long:
-        run.append(
-            prediction_record(it, Generation(error=f"prompt of {n} tokens exceeds the context window"),
-                              spec.codebook, spec.variant, phash)
-            for it, n in too_long
-        )
-
+    entries = [(it, prompts.build_messages(it.text, spec.codebook, spec.variant, shots, spec.paraphrase))
+               for it in pending]
     t0 = time.perf_counter()
-    if todo:
-        with progress_bar() as bar:
-            task_id = bar.add_task(f"label {spec.codebook.task}/{spec.variant}", total=len(todo), status="",
-                                   visible=show_progress)
-            n_done = {"invalid": 0}
-
-            def on_result(i: int, gen: Generation) -> None:
-                rec = prediction_record(todo[i], gen, spec.codebook, spec.variant, phash)
-                run.append([rec])
-                n_done["invalid"] += 0 if rec["valid"] else 1
-                bar.update(task_id, advance=1, status=f"invalid {n_done['invalid']}")
-
-            backend.generate(convs, spec.params, schema=schema, on_result=on_result)
+    generate_into(run, backend, entries, spec.params,
+                  lambda it, gen: prediction_record(it, gen, spec.codebook, spec.variant, phash),
+                  f"label {spec.codebook.task}/{spec.variant}", schema=schema, show_progress=show_progress)
     finish_run(run, spec.codebook, wall_seconds=time.perf_counter() - t0, n_resumed=len(done))
     return run
 

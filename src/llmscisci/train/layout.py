@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 from llmscisci.runs import read_jsonl, versions, write_json
@@ -92,7 +93,7 @@ def plot_curves(log: list[dict], dest: Path, keys: list[str] | None = None, titl
         if len(xs) >= 20:  # noisy per-step values (small batches): faint, with a moving average on top
             w = max(5, len(xs) // 15)
             ax.plot(xs, ys, color="tab:blue", alpha=0.3, linewidth=0.8)
-            smooth = [sum(ys[max(0, i - w + 1):i + 1]) / len(ys[max(0, i - w + 1):i + 1]) for i in range(len(ys))]
+            smooth = [statistics.fmean(ys[max(0, i - w + 1):i + 1]) for i in range(len(ys))]
             ax.plot(xs, smooth, color="tab:blue", linewidth=1.6, label=f"mean of {w} steps")
             ax.legend(fontsize=7, loc="best")
         else:

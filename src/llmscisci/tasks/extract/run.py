@@ -19,8 +19,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
 from llmscisci.backends.base import Backend, GenParams, Generation
 from llmscisci.errors import UserError
 from llmscisci.prompts import extract as prompts
@@ -32,6 +30,7 @@ from llmscisci.tasks.extract.schema import Publication, decoding_schema
 from llmscisci.tasks.extract.score import UnitResult, gap, headline, score_run
 from llmscisci.tasks.extract.source import Page
 from llmscisci.tasks.extract.truth import TruthIndex, load_truth
+from llmscisci.tasks.generate import generate_into
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +99,6 @@ def slug(model: str) -> str:
     p = Path(model).expanduser()
     text = p.name if (os.sep in model and p.exists()) else model
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[-40:] or "model"
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"), transient=False,
-    )
 
 
 # ---- units --------------------------------------------------------------------------------------------
@@ -226,33 +218,10 @@ def _generate(spec: ExtractSpec, pending: list[Unit], backend: Backend, run: Run
     schema = None
     if prompts.is_structured(spec.variant):
         schema = decoding_schema(max(u.expected_records for u in pending))
-    convs, todo, too_long = [], [], []
-    for u in pending:
-        msgs = prompts.build_messages(u.text, spec.variant)
-        fits, n = backend.check_context(msgs, spec.params.max_new_tokens)
-        if fits:
-            convs.append(msgs)
-            todo.append(u)
-        else:
-            too_long.append((u, n))
-    if too_long:
-        run.append(prediction_record(u, Generation(error=f"prompt of {n} tokens exceeds the context window"),
-                                     truth, phash) for u, n in too_long)
-    if not todo:
-        return
-    with progress_bar() as bar:
-        task_id = bar.add_task(f"extract {spec.unit}/{spec.variant}", total=len(todo), status="",
-                               visible=show_progress)
-        counts = {"invalid": 0, "records": 0}
-
-        def on_result(i: int, gen: Generation) -> None:
-            rec = prediction_record(todo[i], gen, truth, phash)
-            run.append([rec])
-            counts["invalid"] += 0 if rec["valid"] else 1
-            counts["records"] += len(rec["records"] or [])
-            bar.update(task_id, advance=1, status=f"records {counts['records']} invalid {counts['invalid']}")
-
-        backend.generate(convs, spec.params, schema=schema, on_result=on_result)
+    generate_into(run, backend, [(u, prompts.build_messages(u.text, spec.variant)) for u in pending], spec.params,
+                  lambda u, gen: prediction_record(u, gen, truth, phash), f"extract {spec.unit}/{spec.variant}",
+                  schema=schema, show_progress=show_progress,
+                  tally=lambda rec: {"records": len(rec["records"] or []), "invalid": 0 if rec["valid"] else 1})
 
 
 def _records(raw: list[dict] | None) -> list[Publication] | None:

@@ -1,0 +1,65 @@
+"""The generation loop every task runner shares (labelling, judging, extraction).
+
+`generate_into(run, backend, entries, ...)` checks each prompt against the backend's context window
+(prompts that do not fit are recorded as failed, never sent), generates the rest in one backend call and
+appends one record per result to the run folder as it arrives, under a progress bar that shows the
+running counts of `tally`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from llmscisci.backends.base import Backend, Generation, GenParams
+from llmscisci.runs import RunFolder
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"), transient=False,
+    )
+
+
+def count_invalid(rec: dict) -> dict[str, int]:
+    return {"invalid": 0 if rec["valid"] else 1}
+
+
+def generate_into(
+    run: RunFolder,
+    backend: Backend,
+    entries: Sequence[tuple[Any, list[dict]]],
+    params: GenParams,
+    make_record: Callable[[Any, Generation], dict],
+    title: str,
+    *,
+    schema=None,
+    show_progress: bool = True,
+    tally: Callable[[dict], dict[str, int]] = count_invalid,
+) -> None:
+    """Generate an answer for each (entry, messages) pair and append `make_record(entry, generation)`."""
+    convs, todo = [], []
+    for entry, msgs in entries:
+        fits, n = backend.check_context(msgs, params.max_new_tokens)
+        if fits:
+            convs.append(msgs)
+            todo.append(entry)
+        else:
+            run.append([make_record(entry, Generation(error=f"prompt of {n} tokens exceeds the context window"))])
+    if not todo:
+        return
+    with progress_bar() as bar:
+        task_id = bar.add_task(title, total=len(todo), status="", visible=show_progress)
+        counts: dict[str, int] = {}
+
+        def on_result(i: int, gen: Generation) -> None:
+            rec = make_record(todo[i], gen)
+            run.append([rec])
+            for key, value in tally(rec).items():
+                counts[key] = counts.get(key, 0) + value
+            bar.update(task_id, advance=1, status=" ".join(f"{k} {v}" for k, v in counts.items()))
+
+        backend.generate(convs, params, schema=schema, on_result=on_result)
