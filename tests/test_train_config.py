@@ -66,3 +66,21 @@ def test_curves_plot_metrics_not_bookkeeping(tmp_path):
     assert plot_curves(bookkeeping + [{"step": 40, "train_seconds": 12.0}], tmp_path / "a.png") is None
     log = [{"step": i, "loss": 1.0 / i, "num_tokens": 100.0 * i} for i in range(1, 40)]  # long: smoothed
     assert plot_curves(log, tmp_path / "b.png") == tmp_path / "b.png" and (tmp_path / "b.png").stat().st_size > 0
+
+
+def test_every_user_toml_reader_gives_one_line_errors(tmp_path):
+    """Configs, grids and price tables are read by one function: the same three errors, naming the file."""
+    from llmscisci.backends.pricing import load_table
+    from llmscisci.tasks.grid import load_grid
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("a = [unclosed\n")
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    readers = {"config": lambda p: load_config(p, {}), "grid file": load_grid, "price table": load_table}
+    for what, read in readers.items():
+        for path, message in ((tmp_path / "missing.toml", "file not found"), (bad, "invalid TOML"),
+                              (binary, "cannot read")):
+            with pytest.raises(UserError, match=message) as exc:
+                read(path)
+            assert str(exc.value).startswith(f"{what} {path}") and "\n" not in str(exc.value)

@@ -1,8 +1,9 @@
-"""Where things live: the data directory and the user cache directory."""
+"""Where things live: the data directory and the user cache directory; reading a user's TOML file."""
 
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 from llmscisci.errors import UserError
@@ -30,3 +31,17 @@ def cache_dir() -> Path:
     path = Path(base) / "llmscisci"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def read_toml(path: str | os.PathLike, what: str) -> dict:
+    """A user's TOML file (config, grid, price table) as a dict; a missing, unreadable or malformed
+    file is a one-line UserError naming `what` and the path."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UserError(f"{what} {p}: file not found")
+    try:
+        return tomllib.loads(p.read_text("utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{what} {p}: invalid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{what} {p}: cannot read ({exc})") from None

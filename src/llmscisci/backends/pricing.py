@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from llmscisci.errors import UserError
+from llmscisci.paths import read_toml
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,7 @@ def load_table(override: str | Path | None = None) -> dict[str, dict[str, dict]]
     table = {p: dict(rows) for p, rows in _packaged().items() if isinstance(rows, dict)}
     if override:
         path = Path(override).expanduser()
-        try:
-            user = tomllib.loads(path.read_text("utf-8"))
-        except OSError as exc:
-            raise UserError(f"cannot read price table {path}: {exc.strerror or exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{path}: not valid TOML ({exc})") from None
+        user = read_toml(path, "price table")
         for provider, rows in user.items():
             if not isinstance(rows, dict):
                 continue

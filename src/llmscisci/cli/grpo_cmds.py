@@ -4,13 +4,13 @@ GRPO commands (train, eval) are added to the same sub-app with `@grpo_app.comman
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from llmscisci.cli.common import DataDirOpt, console, out
+from llmscisci.paths import read_toml
 
 grpo_app = typer.Typer(help="Study 3: GRPO (rewards, reward-hacking probes, chain-of-thought data).",
                        no_args_is_help=True)
@@ -24,12 +24,7 @@ def _rewards_spec(rewards: str | None, config: Path | None):
         return rewards
     if config is None:
         return SEED_MIX
-    if not config.is_file():
-        raise UserError(f"config {config} not found")
-    try:
-        raw = tomllib.loads(config.read_text("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"config {config}: invalid TOML ({exc})") from None
+    raw = read_toml(config, "config")
     table = raw.get("rewards")
     if table is None and isinstance(raw.get("grpo"), dict):
         table = raw["grpo"].get("rewards")

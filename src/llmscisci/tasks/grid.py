@@ -25,7 +25,6 @@ import gc
 import json
 import sys
 import time
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,6 +36,7 @@ from llmscisci.backends.base import BackendOptions, GenParams
 from llmscisci.data.codebook import BUILTIN, Codebook, load_codebook
 from llmscisci.data.items import Item
 from llmscisci.errors import UserError
+from llmscisci.paths import read_toml
 from llmscisci.runs import RunFolder, write_json
 
 GRID_FILE = "grid.json"
@@ -168,16 +168,7 @@ def parse_grid(data: dict, source: str = "grid") -> GridSpec:
 
 
 def load_grid(path: str | Path) -> GridSpec:
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"grid file {p} not found")
-    try:
-        data = tomllib.loads(p.read_text("utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{p}: not valid TOML ({exc})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {p}: {exc}") from None
-    return parse_grid(data, str(p))
+    return parse_grid(read_toml(path, "grid file"), str(path))
 
 
 # ---- models -------------------------------------------------------------------------------------------

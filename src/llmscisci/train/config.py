@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import copy
 import json
-import tomllib
 from pathlib import Path
 
 from llmscisci.errors import UserError
+from llmscisci.paths import read_toml
 
 
 def load_config(path: str | Path | None, defaults: dict, overrides: list[str] | None = None) -> dict:
     """defaults <- TOML file <- overrides. Unknown keys in the file or the overrides are errors."""
     cfg = copy.deepcopy(defaults)
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"config {p}: file not found")
-        try:
-            data = tomllib.loads(p.read_text("utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"config {p}: invalid TOML ({exc})") from None
-        _merge(cfg, data, str(p))
+        _merge(cfg, read_toml(path, "config"), str(path))
     for item in overrides or []:
         if "=" not in item:
             raise UserError(f"--set {item!r}: expected section.key=value")
