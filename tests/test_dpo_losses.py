@@ -24,20 +24,26 @@ def prefs(tmp_path_factory, data_dir):
     return tmp / "set"
 
 
+def _config(prefs, model_dir, out_dir, *overrides):
+    from llmscisci.train.dpo import DEFAULTS
+
+    cfg = load_config(None, DEFAULTS, ["train.batch_size=2", "train.max_length=0", *overrides])
+    cfg["model"]["name"] = str(model_dir)
+    cfg["data"]["preferences"] = str(prefs)
+    cfg["output"]["dir"] = str(out_dir)
+    return cfg
+
+
 @pytest.mark.parametrize("loss,extra", [
     ("sigmoid", []), ("hinge", ["dpo.beta=0.05"]), ("ipo", []),
     ("robust", ["dpo.label_smoothing=0.05"]), ("sigmoid", ["dpo.use_weighting=true"]),
     ("apo_zero", []),
 ])
 def test_loss_type_trains_and_logs(loss, extra, prefs, tiny_model_dir, tmp_path):
-    from llmscisci.train.dpo import DEFAULTS, train_dpo
+    from llmscisci.train.dpo import train_dpo
 
-    cfg = load_config(None, DEFAULTS, [f"dpo.loss_type={loss}", "train.max_steps=2", "train.batch_size=2",
-                                       "train.max_length=0", "lora.r=4", "lora.alpha=8", *extra])
-    cfg["model"]["name"] = str(tiny_model_dir)
-    cfg["data"]["preferences"] = str(prefs)
-    cfg["output"]["dir"] = str(tmp_path / "out")
-    out = train_dpo(cfg)
+    out = train_dpo(_config(prefs, tiny_model_dir, tmp_path / "out", f"dpo.loss_type={loss}", "train.max_steps=2",
+                            "lora.r=4", "lora.alpha=8", *extra))
     log = [r for r in out.read_log() if "loss" in r]
     assert len(log) == 2
     assert all(r["loss"] == r["loss"] for r in log)  # finite, not NaN
@@ -47,14 +53,10 @@ def test_loss_type_trains_and_logs(loss, extra, prefs, tiny_model_dir, tmp_path)
 
 
 def test_separate_reference_and_merge(prefs, tiny_model_dir, tmp_path):
-    from llmscisci.train.dpo import DEFAULTS, train_dpo
+    from llmscisci.train.dpo import train_dpo
 
-    cfg = load_config(None, DEFAULTS, ["train.max_steps=1", "train.batch_size=2", "dpo.separate_reference=true",
-                                       "output.merge=true", "train.max_length=0"])
-    cfg["model"]["name"] = str(tiny_model_dir)
-    cfg["data"]["preferences"] = str(prefs)
-    cfg["output"]["dir"] = str(tmp_path / "out")
-    out = train_dpo(cfg)
+    out = train_dpo(_config(prefs, tiny_model_dir, tmp_path / "out", "train.max_steps=1",
+                            "dpo.separate_reference=true", "output.merge=true"))
     assert (out.path / "merged" / "config.json").is_file()
     assert (out.path / "adapter_config.json").is_file()
 
@@ -63,14 +65,10 @@ def test_full_finetune_with_separate_reference(prefs, tiny_model_dir, tmp_path):
     """The no-PEFT alternative the memory benchmark compares against: every weight trains."""
     from safetensors.torch import load_file
 
-    from llmscisci.train.dpo import DEFAULTS, train_dpo
+    from llmscisci.train.dpo import train_dpo
 
-    cfg = load_config(None, DEFAULTS, ["train.max_steps=1", "train.batch_size=2", "dpo.full_finetune=true",
-                                       "train.learning_rate=1e-2", "train.max_length=0"])
-    cfg["model"]["name"] = str(tiny_model_dir)
-    cfg["data"]["preferences"] = str(prefs)
-    cfg["output"]["dir"] = str(tmp_path / "out")
-    out = train_dpo(cfg)
+    out = train_dpo(_config(prefs, tiny_model_dir, tmp_path / "out", "train.max_steps=1", "dpo.full_finetune=true",
+                            "train.learning_rate=1e-2"))
     assert not (out.path / "adapter_config.json").exists()
     before, after = load_file(str(tiny_model_dir / "model.safetensors")), load_file(str(out.path / "model.safetensors"))
     changed = [k for k in before if k in after and not (before[k] == after[k]).all()]
