@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from llmscisci.cli import main
+from console import run_console as run
 from llmscisci.data.codebook import load_codebook
 from llmscisci.data.labelfiles import load_labels
 from llmscisci.metrics.agreement import agreement_report
@@ -29,17 +28,6 @@ from llmscisci.tasks.coding import (
 EASY = load_codebook("easy")
 
 
-def run(args, capsys, monkeypatch):
-    """`llmscisci ARGS` through the console entry point: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["llmscisci", *map(str, args)])
-    monkeypatch.setenv("COLUMNS", "200")
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 def error_line(err: str) -> str:

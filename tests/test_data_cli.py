@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from llmscisci.cli import main
+from console import run_console as run
 from llmscisci.data.labelfiles import load_labels
 from llmscisci.data.reports import load_reports
 
@@ -26,16 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "latex" / "mlrc"
 
 
-def run(args, capsys, monkeypatch):
-    """Run `llmscisci ARGS` like the console script does: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["llmscisci", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 # ---------------------------------------------------------------- build

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 
 import pytest
 
+from console import run_console as cli
 from llmscisci.backends.base import Backend, Generation, GenParams
-from llmscisci.cli import main
 from llmscisci.errors import UserError
 from llmscisci.runs import read_jsonl
 from llmscisci.tasks.extract.baseline import baseline_extract
@@ -184,15 +183,6 @@ def test_finish_run_rescoring_with_another_bib(page22, truth, tmp_path):
 
 
 # ---- CLI ------------------------------------------------------------------------------------------------
-def cli(args, capsys, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["llmscisci", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 def test_cli_baseline(data_dir, tmp_path, capsys, monkeypatch):
