@@ -174,3 +174,10 @@ def test_dataset_dict_export(data_dir):
     dd = to_dataset_dict(load_items(cb, data_dir=data_dir), cb)
     assert dd["train"].num_rows == 56 and dd["test"].num_rows == 14
     assert set(dd["test"]["doi"]).isdisjoint(dd["train"]["doi"])
+
+
+def test_codebook_columns_name_each_category():
+    cb = load_codebook("easy")
+    assert cb.columns("pred", [1, 0, 1, 0, 0]) == {"pred_code": 1, "pred_artifacts": 0, "pred_readability": 1,
+                                                    "pred_setup": 0, "pred_none": 0}
+    assert cb.columns("ref", None) == {f"ref_{s}": None for s in cb.shorts}

@@ -56,6 +56,10 @@ class Codebook(BaseModel):
     def shorts(self) -> list[str]:
         return [c.short for c in self.categories]
 
+    def columns(self, prefix: str, vector) -> dict:
+        """A label vector as one CSV column per category (`{prefix}_{short}`); None values when missing."""
+        return {f"{prefix}_{s}": None if vector is None else vector[j] for j, s in enumerate(self.shorts)}
+
     @cached_property
     def names(self) -> list[str]:
         return [c.name for c in self.categories]

@@ -161,7 +161,6 @@ def run_baseline(codebook: Codebook, items: list[Item], method: str, out: str | 
     (run.path / "canonical_predictions.jsonl").write_text(
         "".join(json.dumps(p) + "\n" for p in canon_preds), encoding="utf-8")
     rows = [{"doi": p["doi"], "task": p["task"], "split": p["split"], "fold": p["fold"],
-             **{f"pred_{s}": p["labels"][j] for j, s in enumerate(codebook.shorts)},
-             **{f"ref_{s}": p["reference"][j] for j, s in enumerate(codebook.shorts)}} for p in preds]
+             **codebook.columns("pred", p["labels"]), **codebook.columns("ref", p["reference"])} for p in preds]
     run.write_csv(rows)
     return run

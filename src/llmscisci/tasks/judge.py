@@ -367,10 +367,7 @@ def finish_judge(run: RunFolder, codebook: Codebook, wall_seconds: float | None 
         for nm in sorted(p["exact_scores"]):
             row[f"judge_{nm}"] = p["judge_scores"].get(nm)
             row[f"exact_{nm}"] = p["exact_scores"][nm]
-        for j, s in enumerate(codebook.shorts):
-            row[f"final_{s}"] = None if p.get("final_labels") is None else p["final_labels"][j]
-        for j, s in enumerate(codebook.shorts):
-            row[f"truth_{s}"] = p["truth"][j]
+        row |= codebook.columns("final", p.get("final_labels")) | codebook.columns("truth", p["truth"])
         row["tokens_in"], row["tokens_out"], row["seconds"] = p.get("tokens_in"), p.get("tokens_out"), p.get("seconds")
         rows.append(row)
     run.write_csv(rows)

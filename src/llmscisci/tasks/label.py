@@ -189,10 +189,7 @@ def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = 
     rows = []
     for p in preds:
         row = {k: p.get(k) for k in ("doi", "task", "split", "valid", "repaired", "exact_format", "error")}
-        for j, s in enumerate(codebook.shorts):
-            row[f"pred_{s}"] = None if p.get("labels") is None else p["labels"][j]
-        for j, s in enumerate(codebook.shorts):
-            row[f"ref_{s}"] = None if p.get("reference") is None else p["reference"][j]
+        row |= codebook.columns("pred", p.get("labels")) | codebook.columns("ref", p.get("reference"))
         row["tokens_in"], row["tokens_out"], row["seconds"] = p.get("tokens_in"), p.get("tokens_out"), p.get("seconds")
         rows.append(row)
     run.write_csv(rows)
