@@ -85,17 +85,16 @@ def train_dpo(cfg: dict) -> TrainOutput:
                 card.get("split"))
     args = dpo_args(cfg, str(out.path / "checkpoints"), max_length)
     ref_model, peft_config = None, lora_config(cfg["lora"])
-    if cfg["dpo"]["full_finetune"]:
-        # every weight trained, the reference a second full copy: TRL's setting without PEFT, kept to
-        # measure what LoRA saves (bench/dpo_step.py); the output folder holds the whole model
+    full, separate = cfg["dpo"]["full_finetune"], cfg["dpo"]["separate_reference"]
+    if full or separate:
+        # the memory-hungry alternatives, kept to measure what LoRA saves (bench/dpo_step.py): a second
+        # full copy as reference, with every weight trained (TRL without PEFT; the output folder then
+        # holds the whole model) or with the LoRA adapter applied by hand
         ref_model, _ = load_trainable(model_name, cfg["model"]["device"], cfg["model"]["dtype"])
-        peft_config = None
-    elif cfg["dpo"]["separate_reference"]:
-        # the memory-hungry alternative, kept for comparison: a second full copy as reference
-        from peft import get_peft_model
+        if not full:
+            from peft import get_peft_model
 
-        ref_model, _ = load_trainable(model_name, cfg["model"]["device"], cfg["model"]["dtype"])
-        model = get_peft_model(model, peft_config)
+            model = get_peft_model(model, peft_config)
         peft_config = None
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=train_ds,
                          processing_class=tok, peft_config=peft_config, callbacks=[make_log_callback(out)])
