@@ -41,7 +41,13 @@ def label(
     split: Annotated[str, typer.Option("--split", help="all | train | test (canonical DOI-grouped split)")] = "all",
     shots: Annotated[int, typer.Option("--shots", help="k in-context examples drawn from the train split.")] = 0,
     data_dir: DataDirOpt = None,
-    input_csv: Annotated[Optional[Path], typer.Option("--input", help="Your own CSV (doi or id column + the codebook's text column).")] = None,
+    input_csv: Annotated[Optional[Path], typer.Option("--input", help="Your own corpus: CSV, TSV, JSONL, Parquet (.gz too), a Hugging Face dataset folder or OpenAlex works.")] = None,
+    id_column: Annotated[Optional[str], typer.Option("--id-column", help="--input: the id column (default doi, else id).")] = None,
+    text_column: Annotated[Optional[str], typer.Option("--text-column", help="--input: the column to label (default: the codebook's).")] = None,
+    text_template: Annotated[Optional[str], typer.Option("--text", help="--input: a template over columns, e.g. '{title}. {abstract}'.")] = None,
+    by: Annotated[Optional[str], typer.Option("--by", help="--input: label distribution per group of this column.")] = None,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", help="--input: items read and labelled per chunk.")] = 1000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (items, first prompt, tokens, cost or ETA); write nothing.")] = False,
     out_dir: OutOpt = Path("runs"),
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run folder (skips finished items).")] = None,
     max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens")] = None,
@@ -78,8 +84,15 @@ def label(
 
     check_variant(variant)
     paraphrase = 0
+    if (id_column or text_column or text_template or by) and input_csv is None and resume is None:
+        raise UserError("--id-column, --text-column, --text and --by apply to --input")
     if resume is not None:
         cfg = RunFolder(resume).config
+        if cfg.get("streamed") and input_csv is None:
+            inp = cfg.get("input") or {}
+            input_csv, id_column = Path(inp.get("path", "")), inp.get("id_column")
+            spec_text = (cfg.get("items") or {}).get("text", "")
+            text_template, text_column = (spec_text, None) if "{" in spec_text else (None, spec_text or None)
         source_book = cfg["codebook"].get("source", "builtin")
         task = cfg["task"] if source_book == "builtin" else source_book
         variant, model = cfg["variant"], cfg["model"]
@@ -93,18 +106,34 @@ def label(
     codebooks = [load_codebook(t.strip()) for t in task.split(",") if t.strip()]
     if not codebooks:
         raise UserError("--task is empty")
-    if input_csv is not None:
-        source = str(input_csv)
-        if not input_csv.is_file():
-            raise UserError(f"--input {input_csv}: file not found")
-    else:
-        source = str(resolve_data_dir(data_dir))
-    loaded = [(cb, load_items(cb, data_dir=None if input_csv else source, input_csv=input_csv)) for cb in codebooks]
-    opts = backend_options(batch_size, device, dtype, chat_template, trust_remote_code, base_url, concurrency,
-                           rpm, tpm, timeout, max_attempts, cache, no_cache, refresh, prices, gemini_safety_off)
-    backend = load_backend(model, opts)
     params = GenParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(variant, 64),
                        temperature=temperature, seed=seed)
+    opts = backend_options(batch_size, device, dtype, chat_template, trust_remote_code, base_url, concurrency,
+                           rpm, tpm, timeout, max_attempts, cache, no_cache, refresh, prices, gemini_safety_off)
+    if input_csv is not None:
+        from llmscisci.cli.label_corpus import label_corpus
+
+        if not input_csv.exists():
+            raise UserError(f"--input {input_csv}: file not found")
+        for cb in codebooks:
+            label_corpus(cb, input_csv, model=model, variant=variant, params=params, opts=opts, limit=limit,
+                         shots=shots, paraphrase=paraphrase, out_dir=out_dir, resume=resume, id_column=id_column,
+                         text_column=text_column, template=text_template, by=by, chunk_size=chunk_size,
+                         dry_run=dry_run)
+        return
+    source = str(resolve_data_dir(data_dir))
+    if dry_run:
+        from llmscisci.cli.label_corpus import dry_run_items
+
+        for cb in codebooks:
+            from llmscisci.tasks.label import select_items
+
+            items = select_items(load_items(cb, data_dir=source), split, limit)
+            dry_run_items(cb, items, model=model, variant=variant, params=params, opts=opts, shots=0,
+                          paraphrase=paraphrase)
+        return
+    loaded = [(cb, load_items(cb, data_dir=source)) for cb in codebooks]
+    backend = load_backend(model, opts)
     for cb, items in loaded:
         spec = LabelSpec(codebook=cb, variant=variant, model=model, params=params, shots=shots, limit=limit,
                          split=split, data_source=source, paraphrase=paraphrase)

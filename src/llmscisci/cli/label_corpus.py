@@ -1,0 +1,100 @@
+"""`llmscisci label --input CORPUS`: a researcher's own corpus, streamed; `--dry-run` plans; `baseline:DIR`
+labels with a saved classifier instead of an LLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmscisci.cli.common import console, out
+
+BASELINE_PREFIX = "baseline:"
+
+
+def load_labeller(model: str, opts, codebook):
+    """A saved classifier for `baseline:DIR` (checked against the codebook), else an LLM backend."""
+    if model.startswith(BASELINE_PREFIX):
+        from llmscisci.tasks.baseline_model import load_model
+
+        clf = load_model(model[len(BASELINE_PREFIX):])
+        clf.check_codebook(codebook)
+        return clf
+    from llmscisci.backends.registry import load_backend
+
+    return load_backend(model, opts)
+
+
+def _messages(items, codebook, variant, paraphrase):
+    from llmscisci.prompts.label import build_messages
+
+    for it in items:
+        yield build_messages(it.text, codebook, variant, [], paraphrase) if it.text.strip() else None
+
+
+def dry_run_items(codebook, items, *, model, variant, params, opts, shots=0, paraphrase=0) -> None:
+    """Print the plan for labelling `items` (an iterable); nothing is sent or written."""
+    from llmscisci.backends.pricing import lookup
+    from llmscisci.backends.registry import split_provider
+    from llmscisci.backends.aliases import api_alias
+    from llmscisci.tasks.plan import api_counter, backend_counter, format_plan, make_plan, probe_eta
+
+    if model.startswith(BASELINE_PREFIX):
+        n = sum(1 for _ in items)
+        out.print(f"dry run: nothing was written\nitems: {n:,}\nmodel: {model} (a saved classifier: no prompts, "
+                  "no tokens, no cost)", markup=False)
+        return
+    provider, name = split_provider(model)
+    if provider is None and api_alias(model):
+        provider, name = api_alias(model)
+    if provider is not None:
+        plan = make_plan(_messages(items, codebook, variant, paraphrase), params, api_counter(name),
+                         lookup(provider, name, opts.prices_path))
+    else:
+        from llmscisci.backends.registry import load_backend
+
+        backend = load_backend(model, opts)
+        items = list(items)
+        plan = make_plan(_messages(items, codebook, variant, paraphrase), params, backend_counter(backend))
+        from llmscisci.prompts.label import is_structured, label_schema
+
+        convs = [m for m in _messages(items[:10], codebook, variant, paraphrase) if m is not None]
+        probe_eta(plan, backend, params, convs, label_schema(codebook) if is_structured(variant) else None)
+    out.print(format_plan(plan), markup=False, highlight=False, soft_wrap=True)
+
+
+def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, shots, paraphrase, out_dir, resume,
+                 id_column, text_column, template, by, chunk_size, dry_run) -> None:
+    from llmscisci.data.corpus import CorpusPlan
+    from llmscisci.errors import UserError
+    from llmscisci.metrics.evaluate import format_table
+    from llmscisci.tasks.label import LabelSpec
+    from llmscisci.tasks.label_stream import run_label_stream
+    from llmscisci.tasks.stream_finish import distribution_table
+
+    if limit is not None and limit < 1:
+        raise UserError("--limit must be at least 1")
+    if chunk_size < 1:
+        raise UserError("--chunk-size must be at least 1")
+    if shots:
+        raise UserError("--shots needs the study's data (--data-dir); with --input, label without examples")
+    plan = CorpusPlan.open(path, codebook, id_column=id_column, text_column=text_column, template=template)
+    if by is not None:
+        first = next(plan.items())
+        if by not in first.meta:
+            raise UserError(f"--by {by!r}: no such metadata column in {path} (have: {', '.join(first.meta)})")
+    console.print(f"{path}: {plan.source.describe}, {plan.n_items:,} items, id column {plan.id_column!r}, "
+                  f"text {plan.text_spec!r}", markup=False, highlight=False, soft_wrap=True)
+    if dry_run:
+        import itertools
+
+        items = plan.items() if limit is None else itertools.islice(plan.items(), limit)
+        dry_run_items(codebook, items, model=model, variant=variant, params=params, opts=opts, paraphrase=paraphrase)
+        return
+    labeller = load_labeller(model, opts, codebook)
+    spec = LabelSpec(codebook=codebook, variant=variant, model=model, params=params, limit=limit,
+                     data_source=str(path), paraphrase=paraphrase)
+    run = run_label_stream(spec, plan, labeller, out_dir, run_dir=resume, chunk_size=chunk_size, by=by)
+    metrics = run.metrics()
+    if "all" in metrics and isinstance(metrics.get("all"), dict) and "macro_f1" in metrics["all"]:
+        out.print(format_table(metrics))
+    out.print(distribution_table(metrics), markup=False, highlight=False)
+    out.print(f"run folder: {run.path}", markup=False, highlight=False, soft_wrap=True)
