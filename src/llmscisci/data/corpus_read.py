@@ -92,9 +92,11 @@ def open_corpus(path: str | Path) -> Source:
             obj = json.loads(first)
         except json.JSONDecodeError:
             obj = None
-        if isinstance(obj, dict):  # one object per line
+        if isinstance(obj, dict) and "results" not in obj:  # one object per line
             return Source(path, "openalex" if is_work(obj) else "jsonl", gz)
-        return Source(path, "json", gz)  # one (pretty-printed) JSON document, e.g. an API page
+        if isinstance(obj, dict) and "results" in obj or b'"results"' in text:
+            return Source(path, "openalex-page", gz)  # the API's pages: {"meta": ..., "results": [...]}
+        return Source(path, "json", gz)  # one (pretty-printed) JSON document
     first = _first_line(text)
     return Source(path, "tsv" if first.count("\t") > first.count(",") else "csv", gz)
 
