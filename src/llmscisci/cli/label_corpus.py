@@ -81,6 +81,7 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
         first = next(plan.items())
         if by not in first.meta:
             raise UserError(f"--by {by!r}: no such metadata column in {path} (have: {', '.join(first.meta)})")
+    labeller = load_labeller(model, opts, codebook) if model.startswith(BASELINE_PREFIX) and not dry_run else None
     console.print(f"{path}: {plan.source.describe}, {plan.n_items:,} items, id column {plan.id_column!r}, "
                   f"text {plan.text_spec!r}", markup=False, highlight=False, soft_wrap=True)
     if dry_run:
@@ -89,7 +90,7 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
         items = plan.items() if limit is None else itertools.islice(plan.items(), limit)
         dry_run_items(codebook, items, model=model, variant=variant, params=params, opts=opts, paraphrase=paraphrase)
         return
-    labeller = load_labeller(model, opts, codebook)
+    labeller = labeller or load_labeller(model, opts, codebook)
     spec = LabelSpec(codebook=codebook, variant=variant, model=model, params=params, limit=limit,
                      data_source=str(path), paraphrase=paraphrase)
     run = run_label_stream(spec, plan, labeller, out_dir, run_dir=resume, chunk_size=chunk_size, by=by)
