@@ -28,11 +28,10 @@ RESUMED = {"task": "--task", "variant": "--variant", "model": "--model", "limit"
 
 def explicit(ctx: typer.Context | None, name: str) -> bool:
     """Whether the user gave option `name` (on the command line or through the environment)."""
-    from click.core import ParameterSource
-
     if ctx is None:
         return False
-    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    source = ctx.get_parameter_source(name)  # an enum of the click that typer ships (compared by name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def check_label_options(limit, split, shots, max_new_tokens, temperature, input_csv) -> None:
