@@ -5,9 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmscisci.cli.common import console, out
+from llmscisci.cli.common import console
 
 BASELINE_PREFIX = "baseline:"
+
+
+def plain(text: str):
+    """Text printed as is: no markup, no highlighting, long lines never re-wrapped (prompts stay exact)."""
+    from rich.text import Text
+
+    return Text(text, no_wrap=True, overflow="ignore")
 
 
 def load_labeller(model: str, opts, codebook):
@@ -30,18 +37,20 @@ def _messages(items, codebook, variant, paraphrase):
         yield build_messages(it.text, codebook, variant, [], paraphrase) if it.text.strip() else None
 
 
-def dry_run_items(codebook, items, *, model, variant, params, opts, shots=0, paraphrase=0) -> None:
-    """Print the plan for labelling `items` (an iterable); nothing is sent or written."""
+def dry_run_items(codebook, items, *, model, variant, params, opts, shots=0, paraphrase=0):
+    """The plan for labelling `items` (an iterable), its text in `plan.text`; nothing is sent or written."""
     from llmscisci.backends.pricing import lookup
     from llmscisci.backends.registry import split_provider
     from llmscisci.backends.aliases import api_alias
     from llmscisci.tasks.plan import api_counter, backend_counter, format_plan, make_plan, probe_eta
 
     if model.startswith(BASELINE_PREFIX):
-        n = sum(1 for _ in items)
-        out.print(f"dry run: nothing was written\nitems: {n:,}\nmodel: {model} (a saved classifier: no prompts, "
-                  "no tokens, no cost)", markup=False)
-        return
+        from llmscisci.tasks.plan import Plan
+
+        plan = Plan(n_items=sum(1 for _ in items), token_method="classifier")
+        plan.notes.append(f"{model} is a saved classifier: no prompts, no tokens, no cost")
+        plan.text = format_plan(plan)
+        return plan
     provider, name = split_provider(model)
     if provider is None and api_alias(model):
         provider, name = api_alias(model)
@@ -58,11 +67,14 @@ def dry_run_items(codebook, items, *, model, variant, params, opts, shots=0, par
 
         convs = [m for m in _messages(items[:10], codebook, variant, paraphrase) if m is not None]
         probe_eta(plan, backend, params, convs, label_schema(codebook) if is_structured(variant) else None)
-    out.print(format_plan(plan), markup=False, highlight=False, soft_wrap=True)
+    plan.text = format_plan(plan)
+    return plan
 
 
 def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, shots, paraphrase, out_dir, resume,
-                 id_column, text_column, template, by, chunk_size, dry_run) -> None:
+                 id_column, text_column, template, by, chunk_size, dry_run) -> dict:
+    """Label (or plan) one codebook over the corpus; {"result": JSON result, "tables": what a person reads}."""
+
     from llmscisci.data.corpus import CorpusPlan
     from llmscisci.errors import UserError
     from llmscisci.metrics.evaluate import format_table
@@ -76,26 +88,29 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
         raise UserError("--chunk-size must be at least 1")
     if shots:
         raise UserError("--shots needs the study's data (--data-dir); with --input, label without examples")
-    plan = CorpusPlan.open(path, codebook, id_column=id_column, text_column=text_column, template=template)
+    corpus = CorpusPlan.open(path, codebook, id_column=id_column, text_column=text_column, template=template)
     if by is not None:
-        first = next(plan.items())
+        first = next(corpus.items())
         if by not in first.meta:
             raise UserError(f"--by {by!r}: no such metadata column in {path} (have: {', '.join(first.meta)})")
     labeller = load_labeller(model, opts, codebook) if model.startswith(BASELINE_PREFIX) and not dry_run else None
-    console.print(f"{path}: {plan.source.describe}, {plan.n_items:,} items, id column {plan.id_column!r}, "
-                  f"text {plan.text_spec!r}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"{path}: {corpus.source.describe}, {corpus.n_items:,} items, id column {corpus.id_column!r}, "
+                  f"text {corpus.text_spec!r}", markup=False, highlight=False, soft_wrap=True)
     if dry_run:
         import itertools
 
-        items = plan.items() if limit is None else itertools.islice(plan.items(), limit)
-        dry_run_items(codebook, items, model=model, variant=variant, params=params, opts=opts, paraphrase=paraphrase)
-        return
+        items = corpus.items() if limit is None else itertools.islice(corpus.items(), limit)
+        plan = dry_run_items(codebook, items, model=model, variant=variant, params=params, opts=opts,
+                             paraphrase=paraphrase)
+        return {"result": {"task": codebook.task, "input": corpus.describe(), "dry_run": plan.as_dict()},
+                "tables": [plain(plan.text)]}
     labeller = labeller or load_labeller(model, opts, codebook)
     spec = LabelSpec(codebook=codebook, variant=variant, model=model, params=params, limit=limit,
                      data_source=str(path), paraphrase=paraphrase)
-    run = run_label_stream(spec, plan, labeller, out_dir, run_dir=resume, chunk_size=chunk_size, by=by)
+    run = run_label_stream(spec, corpus, labeller, out_dir, run_dir=resume, chunk_size=chunk_size, by=by)
     metrics = run.metrics()
-    if "all" in metrics and isinstance(metrics.get("all"), dict) and "macro_f1" in metrics["all"]:
-        out.print(format_table(metrics))
-    out.print(distribution_table(metrics), markup=False, highlight=False)
-    out.print(f"run folder: {run.path}", markup=False, highlight=False, soft_wrap=True)
+    tables = []
+    if isinstance(metrics.get("all"), dict) and "macro_f1" in metrics["all"]:
+        tables.append(format_table(metrics))
+    tables += [plain(distribution_table(metrics)), plain(f"run folder: {run.path}")]
+    return {"result": {"task": codebook.task, "run_dir": str(run.path), "metrics": metrics}, "tables": tables}

@@ -28,9 +28,10 @@ class Plan:
     probe_seconds_per_item: float | None = None
     skipped_empty: int = 0
     notes: list[str] = field(default_factory=list)
+    text: str = ""  # the plan as a person reads it (format_plan)
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items()}
+        return {k: v for k, v in self.__dict__.items() if k != "text"}
 
 
 def make_plan(conversations: Iterable[list[dict] | None], params: GenParams,
@@ -78,7 +79,9 @@ def probe_eta(plan: Plan, backend: Backend, params: GenParams, conversations: li
 
 
 def format_plan(plan: Plan, what: str = "items") -> str:
-    lines = [f"dry run: nothing was sent or written", f"{what}: {plan.n_items:,}"]
+    lines = ["dry run: nothing was sent or written", f"{what}: {plan.n_items:,}"]
+    if plan.token_method == "classifier":
+        return "\n".join(lines + [f"note: {n}" for n in plan.notes])
     if plan.skipped_empty:
         lines.append(f"  empty texts (labelled none, no call): {plan.skipped_empty:,}")
     lines.append(f"tokens in: {plan.tokens_in:,} ({plan.token_method or 'n/a'})")
