@@ -139,3 +139,16 @@ def test_tampered_folder_fails_in_one_line_and_runs_nothing(case, saved, tmp_pat
     assert err.strip().count("\n") == 0 and "not a usable model folder" in err
     assert not sentinel.exists()
     assert not (tmp_path / "runs").exists()
+
+
+def test_coded_sample_with_label_file(data_dir, tmp_path, capsys, monkeypatch):
+    code, stdout, err = run_console(["baseline", "--task", "easy", "--method", "tfidf-logreg", "--folds", "3",
+                                     "--input", data_dir / "mlrc_reports.csv",
+                                     "--labels", data_dir / "labels" / "reference.csv",
+                                     "--out", tmp_path / "runs", "--save", tmp_path / "m"], capsys, monkeypatch)
+    assert code == 0, err
+    m = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert m["n_train"] == 70 and m["categories"] == load_codebook("easy").shorts
+    code, _, err = run_console(["baseline", "--task", "easy,difficult", "--method", "tfidf-logreg",
+                                "--data-dir", data_dir, "--save", tmp_path / "m2"], capsys, monkeypatch)
+    assert code == 2 and "--save needs one --task and one --method" in err

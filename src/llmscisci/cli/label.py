@@ -177,7 +177,7 @@ def label(
     params = GenParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(variant, 64),
                        temperature=temperature, seed=seed)
     if input_csv is not None:
-        from llmscisci.cli.label_corpus import label_corpus
+        from llmscisci.cli.label_corpus import emit_text, label_corpus
 
         results, tables = [], []
         for cb in codebooks:
@@ -187,7 +187,7 @@ def label(
                                chunk_size=chunk_size, dry_run=dry_run)
             results.append(res["result"])
             tables += res["tables"]
-        emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
+        emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
         return
     source = str(resolve_data_dir(data_dir))
     loaded = [(cb, load_items(cb, data_dir=source)) for cb in codebooks]
@@ -195,15 +195,15 @@ def label(
         select_items(items, split, limit)
         draw_shots(items, cb, variant, shots, seed)
     if dry_run:
-        from llmscisci.cli.label_corpus import dry_run_items, plain
+        from llmscisci.cli.label_corpus import dry_run_items, emit_text
 
         results, tables = [], []
         for cb, items in loaded:
             plan = dry_run_items(cb, select_items(items, split, limit), model=model, variant=variant, params=params,
                                  opts=opts, paraphrase=paraphrase)
             results.append({"task": cb.task, "dry_run": plan.as_dict()})
-            tables.append(plain(plan.text))
-        emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
+            tables.append(plan.text)
+        emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
         return
     backend = load_backend(model, opts)
     results, tables = [], []

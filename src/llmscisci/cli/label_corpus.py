@@ -10,11 +10,21 @@ from llmscisci.cli.common import console
 BASELINE_PREFIX = "baseline:"
 
 
-def plain(text: str):
-    """Text printed as is: no markup, no highlighting, long lines never re-wrapped (prompts stay exact)."""
-    from rich.text import Text
+def emit_text(result, texts: list[str], as_json: bool, json_out) -> None:
+    """`emit` for plain text that must reach the reader unchanged (a prompt: never wrapped or cropped):
+    on stdout, or on stderr under --json."""
+    import sys
 
-    return Text(text, no_wrap=True, overflow="ignore")
+    from llmscisci.cli.common import emit, out
+
+    stream = sys.stderr if as_json else sys.stdout
+    for t in texts:
+        if isinstance(t, str):
+            stream.write(t.rstrip("\n") + "\n")
+            stream.flush()
+        else:  # a rich table
+            (console if as_json else out).print(t)
+    emit(result, None, as_json, json_out)
 
 
 def load_labeller(model: str, opts, codebook):
@@ -103,7 +113,7 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
         plan = dry_run_items(codebook, items, model=model, variant=variant, params=params, opts=opts,
                              paraphrase=paraphrase)
         return {"result": {"task": codebook.task, "input": corpus.describe(), "dry_run": plan.as_dict()},
-                "tables": [plain(plan.text)]}
+                "tables": [plan.text]}
     labeller = labeller or load_labeller(model, opts, codebook)
     spec = LabelSpec(codebook=codebook, variant=variant, model=model, params=params, limit=limit,
                      data_source=str(path), paraphrase=paraphrase)
@@ -112,5 +122,5 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
     tables = []
     if isinstance(metrics.get("all"), dict) and "macro_f1" in metrics["all"]:
         tables.append(format_table(metrics))
-    tables += [plain(distribution_table(metrics)), plain(f"run folder: {run.path}")]
+    tables += [distribution_table(metrics), f"run folder: {run.path}"]
     return {"result": {"task": codebook.task, "run_dir": str(run.path), "metrics": metrics}, "tables": tables}
