@@ -45,7 +45,9 @@ def plan(
     json_out: Annotated[Path | None, typer.Option("--json-out", help="Also write the JSON to this file.")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """From a pilot coded sample, the total number of items people must code so that every category's
+    """How many items people must code for a target interval half-width, from a pilot coded sample.
+
+    From a pilot coded sample, the total number of items people must code so that every category's
     corrected prevalence interval reaches the target half-width (PPI formula for a random sample, the
     expected DSL variance for the stratified design), how narrow the naive interval would wrongly claim
     to be, and, where the target cannot be reached even by coding every item, the half-width that can."""

@@ -134,7 +134,9 @@ def robustness(
                                                                     "report`).")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Every category's share (overall and per group) and every contrast between groups, in every
+    """Does a conclusion survive the configuration? Naive vs corrected verdicts across configurations.
+
+    Every category's share (overall and per group) and every contrast between groups, in every
     configuration, naive (labels as truth) and corrected with the coded sample (PPI, DSL), with 95%
     intervals and verdicts; then, per estimand, how far the configurations spread, how often their
     verdicts disagree with the most common corrected verdict or contradict the coded sample's sign, and
