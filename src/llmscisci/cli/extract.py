@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from llmscisci.console import fmt
 from llmscisci.cli.common import DataDirOpt, OutOpt, out
 from llmscisci.errors import UserError
 
@@ -114,5 +116,4 @@ def print_summary(metrics: dict, path: Path, where) -> None:
                 f"{mm.get('predicted_records')} predicted; run folder: {path}")
 
 
-def _fmt(v) -> str:
-    return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+_fmt = partial(fmt, none="-", compact=False, thousands=False)

@@ -3,27 +3,22 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from llmscisci.console import fmt as _fmt
 from llmscisci.cli.common import DataDirOpt, ModelOpt, OutOpt, console, out
 
 ANNOTATOR = Path("labels") / "annotator_a.jsonl"
 
 
 # --- formatting ----------------------------------------------------------------------------------
-def fmt(value, digits: int = 3) -> str:
-    """A number, a Stat-like dict ({"value": ...}) or None as table text."""
-    if isinstance(value, dict):
-        value = value.get("value")
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+# a number, a Stat-like dict or None as table text: "-" for None, plain decimals
+fmt = partial(_fmt, none="-", compact=False, thousands=False)
 
 
 def _reasons(*stats) -> list[str]:
