@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from llmscisci.cli.batch import (BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt,
+                                 batch_options, load_run_backend, pending_message)
 from llmscisci.cli.common import DataDirOpt, ModelOpt, OutOpt, console, out
 
 
@@ -63,10 +65,15 @@ def label(
     refresh: Annotated[bool, typer.Option("--refresh", help="Ignore cached answers, store fresh ones.")] = False,
     prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML overriding the built-in one.")] = None,
     gemini_safety_off: Annotated[bool, typer.Option("--gemini-safety-off", help="Seed's Gemini safety settings (block none).")] = False,
+    batch: BatchOpt = False,
+    batch_file: BatchFileOpt = None,
+    batch_model: BatchModelOpt = None,
+    poll_interval: PollOpt = 60.0,
+    batch_attempts: BatchAttemptsOpt = 2,
+    batch_fallback: FallbackOpt = "none",
 ) -> None:
     """Label texts with an LLM under one of three prompt variants; write a run folder with metrics."""
     from llmscisci.backends.base import GenParams
-    from llmscisci.backends.registry import load_backend
     from llmscisci.data.codebook import load_codebook
     from llmscisci.data.items import load_items
     from llmscisci.errors import UserError
@@ -76,7 +83,10 @@ def label(
     from llmscisci.runs import RunFolder
     from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec, run_label
 
+    from llmscisci.backends.batch import BatchPending
+
     check_variant(variant)
+    batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
     paraphrase = 0
     if resume is not None:
         cfg = RunFolder(resume).config
@@ -93,6 +103,8 @@ def label(
     codebooks = [load_codebook(t.strip()) for t in task.split(",") if t.strip()]
     if not codebooks:
         raise UserError("--task is empty")
+    if batch_opts is not None and batch_opts.file is not None and len(codebooks) > 1:
+        raise UserError("--batch-file writes one run's requests: give one --task")
     if input_csv is not None:
         source = str(input_csv)
         if not input_csv.is_file():
@@ -102,13 +114,17 @@ def label(
     loaded = [(cb, load_items(cb, data_dir=None if input_csv else source, input_csv=input_csv)) for cb in codebooks]
     opts = backend_options(batch_size, device, dtype, chat_template, trust_remote_code, base_url, concurrency,
                            rpm, tpm, timeout, max_attempts, cache, no_cache, refresh, prices, gemini_safety_off)
-    backend = load_backend(model, opts)
+    backend = load_run_backend(model, opts, batch_opts)
     params = GenParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(variant, 64),
                        temperature=temperature, seed=seed)
     for cb, items in loaded:
         spec = LabelSpec(codebook=cb, variant=variant, model=model, params=params, shots=shots, limit=limit,
                          split=split, data_source=source, paraphrase=paraphrase)
-        run = run_label(spec, items, backend, out_dir, run_dir=resume)
+        try:
+            run = run_label(spec, items, backend, out_dir, run_dir=resume)
+        except BatchPending as exc:
+            pending_message(exc)
+            continue
         metrics = run.metrics()
         out.print(format_table(metrics))
         out.print(f"run folder: {run.path}")
