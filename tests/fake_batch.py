@@ -268,4 +268,137 @@ class FakeOpenAIBatch(BatchMixin, FakeOpenAI):
         return False
 
 
-BATCH_SERVERS = {"openai": FakeOpenAIBatch}
+# --- Anthropic -----------------------------------------------------------------------------------
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+class FakeAnthropicBatch(BatchMixin, FakeAnthropic):
+    def __init__(self, plan: BatchPlan | None = None, **kw):
+        super().__init__(**kw)
+        self.setup_batches(plan)
+
+    def _batch_obj(self, b: dict) -> dict:
+        res = b["results"]
+        counts = {"processing": len(b["rows"]) if res is None else 0, "succeeded": 0, "errored": 0,
+                  "canceled": 0, "expired": 0}
+        for _, kind, _ in res or []:
+            counts[{"ok": "succeeded", "error": "errored", "expired": "expired", "cancelled": "canceled"}[kind]] += 1
+        ended = res is not None
+        return {"id": b["id"], "type": "message_batch", "processing_status": "ended" if ended else (
+                    "canceling" if b["cancelled"] else "in_progress"),
+                "request_counts": counts, "created_at": _iso(b["created"]), "expires_at": _iso(b["created"] + 86400),
+                "ended_at": _iso(time.time()) if ended else None,
+                "cancel_initiated_at": _iso(time.time()) if b["cancelled"] else None, "archived_at": None,
+                "results_url": f"{self.root}/v1/messages/batches/{b['id']}/results" if ended else None}
+
+    def _advance(self, b: dict) -> None:
+        super()._advance(b)
+        if b["status"] == "failed" and b["results"] == []:  # Anthropic validates per request: all rows errored
+            b["results"] = [(cid, "error", "invalid_request_error: max_tokens: field required") for cid, _ in b["rows"]]
+
+    def _batch_route(self, h, method: str) -> bool:
+        path = h.path.split("?", 1)[0].rstrip("/")
+        if method == "POST" and path.endswith("/v1/messages/batches"):
+            body = json.loads(self._read(h) or b"{}")
+            bad = [r.get("custom_id") for r in body.get("requests", [])
+                   if not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", str(r.get("custom_id", "")))]
+            if bad:
+                self._send(h, 400, self.error_body(400, f"requests.custom_id: invalid {bad[0]!r}"))
+                return True
+            b = self._new_batch([(r["custom_id"], r["params"]) for r in body["requests"]], "", "msgbatch_")
+            self._send(h, 200, self._batch_obj(b))
+            return True
+        m = re.search(r"/v1/messages/batches/([^/]+)(/cancel|/results)?$", path)
+        if m and m.group(1) in self.batches:
+            b = self.batches[m.group(1)]
+            if m.group(2) == "/cancel":
+                self._read(h)
+                b["cancelled"] = True
+                self.cancels += 1
+                self._send(h, 200, self._batch_obj(b))
+            elif m.group(2) == "/results":
+                lines = []
+                for cid, kind, payload in b["results"] or []:
+                    if kind == "ok":
+                        res = {"type": "succeeded", "message": payload}
+                    elif kind == "error":
+                        etype, _, msg = str(payload).partition(": ")
+                        if not msg:
+                            etype, msg = "api_error", str(payload)
+                        res = {"type": "errored", "error": {"type": "error", "error": {"type": etype, "message": msg}}}
+                    else:
+                        res = {"type": "expired" if kind == "expired" else "canceled"}
+                    lines.append(json.dumps({"custom_id": cid, "result": res}) + "\n")
+                self._send_text(h, 200, "".join(lines))
+            else:
+                self._advance(b)
+                self._send(h, 200, self._batch_obj(b))
+            return True
+        if method == "GET":
+            self._send(h, 404, self.error_body(404, f"no route {path}"))
+            return True
+        return False
+
+
+# --- Gemini --------------------------------------------------------------------------------------
+_GEMINI_STATES = {"in_progress": "BATCH_STATE_RUNNING", "completed": "BATCH_STATE_SUCCEEDED",
+                  "failed": "BATCH_STATE_FAILED", "expired": "BATCH_STATE_EXPIRED",
+                  "cancelled": "BATCH_STATE_CANCELLED"}
+
+
+class FakeGeminiBatch(BatchMixin, FakeGemini):
+    _batch_create = re.compile(r"/v1(?:beta|alpha)?/models/([^/:]+):batchGenerateContent$")
+
+    def __init__(self, plan: BatchPlan | None = None, **kw):
+        super().__init__(**kw)
+        self.setup_batches(plan)
+
+    def _batch_obj(self, b: dict) -> dict:
+        meta = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+                "model": f"models/{b['model']}", "displayName": b.get("display"),
+                "state": _GEMINI_STATES[b["status"]], "createTime": _iso(b["created"])}
+        if b["results"] is not None:
+            out = []
+            for cid, kind, payload in b["results"]:
+                if kind == "ok":
+                    out.append({"response": payload, "metadata": {"key": cid}})
+                else:
+                    msg = payload if kind == "error" else f"request {kind}"
+                    out.append({"error": {"code": 500 if kind == "error" else 499, "message": msg},
+                                "metadata": {"key": cid}})
+            if b["status"] != "failed":
+                meta["output"] = {"inlinedResponses": {"inlinedResponses": out}}
+        return {"name": b["id"], "metadata": meta, "done": b["results"] is not None}
+
+    def _batch_route(self, h, method: str) -> bool:
+        path = h.path.split("?", 1)[0].rstrip("/")
+        m = self._batch_create.search(path)
+        if method == "POST" and m:
+            body = json.loads(self._read(h) or b"{}")
+            batch = body.get("batch") or {}
+            reqs = ((batch.get("inputConfig") or {}).get("requests") or {}).get("requests") or []
+            rows = [(str((r.get("metadata") or {}).get("key")), r.get("request") or {}) for r in reqs]
+            b = self._new_batch(rows, m.group(1), "batches/fake")
+            b["display"] = batch.get("displayName")
+            self._send(h, 200, self._batch_obj(b))
+            return True
+        m = re.search(r"/v1(?:beta|alpha)?/(batches/[^/:]+)(:cancel)?$", path)
+        if m and m.group(1) in self.batches:
+            b = self.batches[m.group(1)]
+            if m.group(2):
+                self._read(h)
+                b["cancelled"] = True
+                self.cancels += 1
+                self._send(h, 200, {})
+            else:
+                self._advance(b)
+                self._send(h, 200, self._batch_obj(b))
+            return True
+        if method == "GET":
+            self._send(h, 404, self.error_body(404, f"no route {path}"))
+            return True
+        return False
+
+
+BATCH_SERVERS = {"openai": FakeOpenAIBatch, "anthropic": FakeAnthropicBatch, "gemini": FakeGeminiBatch}
