@@ -60,10 +60,12 @@ def load_run_backend(model: str, opts, batch):
     return make_batch_backend(model, opts, batch, report=lambda line: console.print(line, highlight=False))
 
 
-def pending_message(exc: Exception) -> None:
-    """A request file was written: say so and what to do next (exit status 0)."""
-    out.print(str(exc))
-    out.print("run it (OpenAI batch upload or vllm run-batch), then: llmscisci batch import RUN_DIR RESULTS.jsonl")
+def pending_result(task: str, exc) -> tuple[dict, str]:
+    """A request file was written (exit status 0): the --json record and the line to print."""
+    info = {"task": task, "run_dir": str(exc.run_dir), "batch_file": exc.file}
+    line = (f"{exc}\nrun it (OpenAI batch upload or vllm run-batch), then: "
+            f"llmscisci batch import {exc.run_dir} RESULTS.jsonl")
+    return info, line
 
 
 # --- llmscisci batch ------------------------------------------------------------------------
@@ -116,7 +118,7 @@ def _reenter(run_dir: Path, batch_opts, cache: Path | None, prices: Path | None,
         if kind == "label":
             from llmscisci.cli.label import label
 
-            label(resume=run_dir, cache=cache, prices=prices, base_url=base_url)
+            label(None, resume=run_dir, cache=cache, prices=prices, base_url=base_url)
         else:
             raise UserError(f"{run_dir}: batch collect/import handles label runs; re-run the {kind} command "
                             "with --batch (it picks up the recorded batches)")

@@ -39,6 +39,10 @@ FALLBACKS = ("none", "live")
 class BatchPending(Exception):
     """Nothing more to do now (a request file was written); the command ends successfully."""
 
+    def __init__(self, message: str, run_dir=None, file: dict | None = None):
+        super().__init__(message)
+        self.run_dir, self.file = run_dir, file
+
 
 class RealClock:
     def now(self) -> float:
@@ -196,7 +200,7 @@ class BatchBackend(Backend):
         st.file = {"path": str(path), "model": model, "rows": len(rows)}
         st.save()
         raise BatchPending(f"wrote {len(rows)} request rows to {path} (model {model}); nothing was submitted; "
-                           f"run folder: {self.run_dir}")
+                           f"run folder: {self.run_dir}", self.run_dir, st.file)
 
     def _import(self, st: BatchState, waiting: dict[str, list[int]], schema, done) -> None:
         got = self.opts.imported or {}
