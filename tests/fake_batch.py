@@ -83,18 +83,25 @@ class BatchMixin:
         self.billed: Counter = Counter()  # request body hash -> rows answered (and paid)
         self.status_reads = 0
         self.cancels = 0
+        self.http_requests = 0  # every request of any kind (uploads, creates, polls, downloads, live calls)
         server = self
         base = self.httpd.RequestHandlerClass
 
         class Handler(base):
             def do_GET(self):  # noqa: N802
+                server._count()
                 server._batch_route(self, "GET")
 
             def do_POST(self):  # noqa: N802
+                server._count()
                 if not server._batch_route(self, "POST"):
                     server._handle(self)
 
         self.httpd.RequestHandlerClass = Handler
+
+    def _count(self) -> None:
+        with self.lock:
+            self.http_requests += 1
 
     def _read(self, h) -> bytes:
         if (h.headers.get("Transfer-Encoding") or "").lower() == "chunked":

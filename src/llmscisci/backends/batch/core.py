@@ -125,8 +125,7 @@ class BatchBackend(Backend):
                  schema: type[BaseModel] | None = None, on_result: OnResult | None = None) -> list[Generation]:
         st = BatchState.load(self.run_dir)
         st.backend = self.name
-        if self.provider is not None:
-            st.base_url = safe_url(self.live.options.base_url)
+        st.base_url = safe_url(self.live.options.base_url)
         results: list[Generation | None] = [None] * len(conversations)
 
         def done(i: int, gen: Generation) -> None:
