@@ -198,7 +198,7 @@ def score(
     table.add_row("total", "", _fmt(summary.mean["total"]), str(summary.paid_without_format["total"]))
     out.print(table)
     if summary.overwritten:
-        out.print(f"note: replaced the input field(s) {', '.join(summary.overwritten)} with the scores")
+        out.print(f"replaced input fields: {', '.join(summary.overwritten)}")
     out.print(f"tokens: {method}; written to {out_path}")
 
 
