@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from llmscisci.cli.common import DataDirOpt, console, out
+from llmscisci.cli.tables import print_table
 from llmscisci.paths import read_toml
 
 grpo_app = typer.Typer(help="Study 3: GRPO (rewards, reward-hacking probes, chain-of-thought data).",
@@ -129,7 +130,7 @@ def probe(
     table.add_column("total", justify="right")
     for r in rows:
         table.add_row(r["probe"], *[_fmt(r[t.name]) for t in mix.terms], _fmt(r["total"]))
-    out.print(table)
+    print_table(out, table)
 
 
 @grpo_app.command("score")
@@ -315,7 +316,7 @@ def evaluate(
     result["heldout_rewards"] = {role: {t: heldout_rewards(d["runs"][role], mix, prev) for t, d in result["tasks"].items()}
                                  for role in ("policy", "reference")}
     write_json(dest / "comparison.json", result)
-    out.print(comparison_table(result))
+    print_table(out, comparison_table(result))
     for role, by_task in result["heldout_rewards"].items():
         for t, vals in by_task.items():
             out.print(f"held-out rewards, {role}, {t}: " + ", ".join(f"{k} {v:.3f}" for k, v in vals.items() if v is not None))
