@@ -121,6 +121,9 @@ class BatchBackend(Backend):
         """Where batches.json lives, and the item each conversation of the next generate() stands for."""
         self.run_dir, self.items = Path(run_dir), items
 
+    def bind_items(self, items: list) -> None:
+        self.items = items
+
     def generate(self, conversations: list[Messages], params: GenParams = GenParams(),
                  schema: type[BaseModel] | None = None, on_result: OnResult | None = None) -> list[Generation]:
         st = BatchState.load(self.run_dir)
