@@ -120,7 +120,7 @@ def test_batch_file_is_valid_and_import_equals_a_collected_batch(tmp_path):
     bad.write_text(json.dumps({**out_rows[0], "custom_id": "not-ours"}) + "\n")
     err = run([CLI, "batch", "import", str(run_dir), str(bad)], tmp_path, code=2)
     assert "not-ours" in err.stderr and "row 1" in err.stderr and "Traceback" not in err.stderr
-    assert not (run_dir / "predictions.jsonl").exists()  # nothing half-imported
+    assert not read_jsonl(run_dir / "predictions.jsonl")  # nothing half-imported
     run([CLI, "batch", "import", str(run_dir), str(results)], tmp_path)
     collected = only(tmp_path / "collected")
     assert stable_preds(run_dir) == stable_preds(collected)
