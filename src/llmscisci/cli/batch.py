@@ -1,0 +1,140 @@
+"""`llmscisci batch` (status, collect, cancel, import) for the batches recorded in a run folder's
+batches.json; the shared --batch options live in cli/batch_options.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from llmscisci.cli.common import out
+
+from llmscisci.cli.batch_options import (  # noqa: F401  (the options' historical home)
+    _OVERRIDE, BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt, batch_options,
+    load_run_backend, pending_result)
+
+
+# --- llmscisci batch ------------------------------------------------------------------------
+app = typer.Typer(help="Provider batches recorded in a run folder: status, collect, cancel, import.",
+                  no_args_is_help=True)
+RunDirArg = Annotated[Path, typer.Argument(help="A run folder made with --batch or --batch-file.")]
+
+
+@app.command("status")
+def status(run_dir: RunDirArg,
+           as_json: Annotated[bool, typer.Option("--json", help="Print batches.json's summary as JSON.")] = False) -> None:
+    """Show the batches of a run and their requests' states (reads batches.json only; takes no lock)."""
+    from llmscisci.backends.batch.state import read_state
+
+    data = read_state(run_dir)
+    batches = [{k: b.get(k) for k in ("id", "attempt", "status", "state", "counts", "collected")} | {"requests": len(b.get("ids", []))}
+               for b in data.get("batches", [])]
+    summary = data.get("summary") or {}
+    if as_json:
+        out.print_json(json.dumps({"run_dir": str(run_dir), "backend": data.get("backend"), "mode": data.get("mode"),
+                                   "file": data.get("file"), "summary": summary, "batches": batches}))
+        return
+    from rich.table import Table
+
+    out.print(f"{data.get('backend')} ({data.get('mode')}): {summary.get('requests', 0)} requests "
+              + ", ".join(f"{k} {v}" for k, v in (summary.get("by_state") or {}).items()))
+    if data.get("file"):
+        f = data["file"]
+        out.print(f"request file: {f.get('path')} ({f.get('rows')} rows, model {f.get('model')})")
+    if batches:
+        t = Table("batch", "try", "status", "requests", "done", "failed", "collected")
+        for b in batches:
+            c = b.get("counts") or {}
+            t.add_row(str(b["id"]), str(b["attempt"]), str(b.get("status")), str(b["requests"]),
+                      str(c.get("done", "-")), str(c.get("failed", "-")), "yes" if b.get("collected") else "no")
+        out.print(t)
+
+
+def _reenter(run_dir: Path, batch_opts, cache: Path | None, prices: Path | None, base_url: str | None) -> None:
+    """Run the run folder's own command again (resume) in batch mode: answers come from the batches."""
+    from llmscisci.backends.batch.state import read_state
+    from llmscisci.errors import UserError
+    from llmscisci.runs import RunFolder
+
+    state = read_state(run_dir)
+    kind = RunFolder(run_dir).config.get("kind")
+    base_url = base_url or state.get("base_url")
+    token = _OVERRIDE.set(batch_opts)
+    try:
+        if kind == "label":
+            from llmscisci.cli.label import label
+
+            label(None, resume=run_dir, cache=cache, prices=prices, base_url=base_url)
+        else:
+            raise UserError(f"{run_dir}: batch collect/import handles label runs; re-run the {kind} command "
+                            "with --batch (it picks up the recorded batches)")
+    finally:
+        _OVERRIDE.reset(token)
+
+
+@app.command("collect")
+def collect(run_dir: RunDirArg, poll_interval: PollOpt = 60.0, batch_attempts: BatchAttemptsOpt = 2,
+            batch_fallback: FallbackOpt = "none",
+            base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL "
+                                                             "(default: the one recorded).")] = None,
+            cache: Annotated[Optional[Path], typer.Option("--cache", help="API response cache file.")] = None,
+            prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML.")] = None) -> None:
+    """Wait for the run's submitted batches, collect their results and finish the run folder."""
+    from llmscisci.backends.batch import BatchOptions
+
+    opts = BatchOptions(poll_interval=poll_interval, attempts=batch_attempts, fallback=batch_fallback)
+    opts.check()
+    _reenter(run_dir, opts, cache, prices, base_url)
+
+
+@app.command("cancel")
+def cancel(run_dir: RunDirArg,
+           base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None) -> None:
+    """Cancel the run's batches that are still running (rows already done stay collectable)."""
+    from llmscisci.backends.base import BackendOptions
+    from llmscisci.backends.batch import make_batch_backend
+    from llmscisci.backends.batch.state import BatchState, read_state
+
+    data = read_state(run_dir)
+    st = BatchState.load(run_dir)
+    open_ = st.open_batches()
+    if not open_:
+        out.print("no open batches")
+        return
+    from llmscisci.backends.batch import BatchOptions
+
+    be = make_batch_backend(data["backend"], BackendOptions(base_url=base_url or data.get("base_url"), use_cache=False),
+                            BatchOptions())
+    for b in open_:
+        be.provider.cancel(b["id"])
+        b["status"] = "cancelling"
+        out.print(f"cancelling {b['id']} ({len(b['ids'])} requests)")
+    st.save()
+    out.print("collect what was done with: llmscisci batch collect " + str(run_dir))
+
+
+@app.command("import")
+def import_(run_dir: RunDirArg,
+            results: Annotated[Path, typer.Argument(help="OpenAI-format batch output JSONL (OpenAI, vllm run-batch).")],
+            cache: Annotated[Optional[Path], typer.Option("--cache", help="API response cache file.")] = None,
+            prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML.")] = None) -> None:
+    """Read a results file for a --batch-file run and finish the run folder (unknown ids are an error)."""
+    from llmscisci.backends.batch import BatchOptions
+    from llmscisci.backends.batch.files import read_results
+
+    state = _state_or_error(run_dir)
+    rows = read_results(results, set(state.get("requests", {})))
+    model = (state.get("file") or {}).get("model")
+    _reenter(run_dir, BatchOptions(imported=rows, import_source=str(results), file_model=model), cache, prices, None)
+
+
+def _state_or_error(run_dir: Path) -> dict:
+    from llmscisci.backends.batch.state import read_state
+
+    return read_state(run_dir)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="batch")
