@@ -34,7 +34,7 @@ def _pts(x: float | None, signed: bool) -> str:
 def _cell(p: dict, signed: bool) -> str:
     if p.get("estimate") is None:
         return "-"
-    return f"{_pts(p['estimate'], signed)} [{_pts(p['low'], signed)}, {_pts(p['high'], signed)}]"
+    return f"{_pts(p['estimate'], signed)} [{_pts(p['low'], signed)},{_pts(p['high'], signed)}]"
 
 
 def _rate(x: float | None) -> str:
@@ -42,7 +42,7 @@ def _rate(x: float | None) -> str:
 
 
 def _table(title: str) -> Table:
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
 
 
 def estimand_table(res: dict, e: dict, names: list[str]) -> Table:
@@ -50,7 +50,7 @@ def estimand_table(res: dict, e: dict, names: list[str]) -> Table:
     unit = "difference of shares, points" if signed else "share, %"
     pct = round(res["level"] * 100)
     t = _table(f"{e['category']} {e['what']} ({unit} [{pct}% CI])")
-    t.add_column("configuration", overflow="fold", max_width=24)
+    t.add_column("configuration", overflow="fold", max_width=26)
     for col in ("naive", "PPI", "DSL", "n P D"):
         t.add_column(col, justify="right" if col != "n P D" else "center", no_wrap=True)
     for name, p in zip(names, e["per_configuration"]):
