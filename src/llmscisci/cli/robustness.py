@@ -85,7 +85,7 @@ def drivers_table(task: str, drivers: dict) -> Table | None:
     factors = list(drivers.get("naive", {}))
     if not factors:
         return None
-    t = _table(f"{task}: what moves the estimates (eta^2) and flips the verdicts")
+    t = _table(f"{task}: drivers (eta^2 of the estimates, verdict flips)")
     t.add_column("factor")
     t.add_column("levels", justify="right")
     for col in ("eta2 naive", "eta2 PPI", "flips naive", "flips PPI"):
