@@ -23,7 +23,7 @@ from llmscisci.data.items import Item
 from llmscisci.errors import UserError
 from llmscisci.prompts import label as prompts
 from llmscisci.runs import RunFolder, stable_hash, write_json
-from llmscisci.tasks.label import LabelSpec, prediction_record, slug
+from llmscisci.tasks.label import LabelSpec, empty_record, is_empty, prediction_record, slug
 from llmscisci.tasks.stream_progress import StreamProgress
 
 DEFAULT_CHUNK = 1000
@@ -40,17 +40,6 @@ class Classifier:
 
     def describe(self) -> dict:  # pragma: no cover - interface
         return {"name": self.name}
-
-
-def empty_record(item: Item, spec: LabelSpec, phash: str) -> dict:
-    """An empty text: `none` (all-zero when the codebook has no `none`), marked empty, no model call."""
-    cb = spec.codebook
-    labels = [0] * cb.n
-    if cb.none_index is not None:
-        labels[cb.none_index] = 1
-    rec = prediction_record(item, Generation(text=""), cb, spec.variant, phash)
-    rec.update(labels=labels, valid=True, repaired=False, exact_format=False, empty=True)
-    return rec
 
 
 def classifier_record(item: Item, labels: list[int], phash: str) -> dict:
@@ -164,10 +153,10 @@ def run_label_stream(
                 bar.skip(len(chunk) - len(pending))
                 todo = []
                 for it in pending:
-                    if it.text.strip():
+                    if not is_empty(it):
                         todo.append(it)
-                    else:
-                        writer.write(empty_record(it, spec, phash), it)
+                    else:  # the empty-text rule of every labelling run: `none`, marked empty, no call
+                        writer.write(empty_record(it, spec.codebook, phash), it)
                         bar.advance(empty=True)
                 if is_classifier:
                     for it, labels in zip(todo, labeller.predict_texts([it.text for it in todo])):
