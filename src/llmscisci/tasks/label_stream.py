@@ -114,8 +114,6 @@ def run_label_stream(
     after_chunk: Callable[[int], None] | None = None,
 ) -> RunFolder:
     """Label every item of `plan` into a run folder (new or resumed) and finish it (metrics, CSV)."""
-    from llmscisci.tasks.stream_finish import finish_stream
-
     if chunk_size < 1:
         raise UserError("--chunk-size must be at least 1")
     prompts.check_variant(spec.variant)
@@ -123,10 +121,18 @@ def run_label_stream(
     if spec.shots:
         raise UserError("--shots needs the study's data (--data-dir); with --input, label without examples")
     config = stream_config(spec, plan, labeller.describe())
-    phash = config["prompt_hash"]
     para = f"_p{spec.paraphrase}" if spec.paraphrase else ""
     path = Path(run_dir) if run_dir else (
         Path(out) / f"label_{spec.codebook.task}_{spec.variant}{para}_{slug(spec.model)}_{config['hash'][:8]}")
+    with RunFolder(path).writing():  # one writer per run folder
+        return _stream_into(path, config, spec, plan, labeller, chunk_size, by, show_progress, after_chunk)
+
+
+def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, labeller, chunk_size: int,
+                 by: str | None, show_progress: bool, after_chunk) -> RunFolder:
+    from llmscisci.tasks.stream_finish import finish_stream
+
+    phash = config["prompt_hash"]
     run = RunFolder.create(path, config, resume=True)
     run.repair_tail()
     ckpt_path = run.path / PROGRESS
