@@ -49,12 +49,13 @@ def test_label_option_errors_come_before_the_model(args, needle, data_dir, capsy
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
-def test_jsonl_and_parquet_inputs_are_not_told_missing_id(suffix, tmp_path, capsys, monkeypatch, no_model):
+def test_input_format_is_read_by_content_not_name(suffix, tmp_path, capsys, monkeypatch, no_model):
     src = tmp_path / f"corpus{suffix}"
     src.write_text('{"id": "a", "easy": "text"}\n', "utf-8")
-    code, out, err = run_console(["label", "--task", "easy", "--input", src, "--out", tmp_path], capsys, monkeypatch)
-    line = _one_line(err)
-    assert code == 2 and "not supported yet" in line and "missing" not in line
+    code, out, err = run_console(["label", "--task", "easy", "--input", src, "--out", tmp_path / "runs",
+                                  "--model", "openai:gpt-4o-mini", "--dry-run"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "jsonl, 1 items" in err and "items: 1" in out and not (tmp_path / "runs").exists()
 
 
 class FakeBackend(Backend):

@@ -65,7 +65,9 @@ class LabelRun:
     @property
     def planned(self) -> int | None:
         """Items the run set out to label (config.json), when recorded."""
-        items = self.config.get("items")
+        items, limit = self.config.get("items"), self.config.get("limit")
+        if isinstance(items, dict) and isinstance(items.get("n"), int):  # a streamed corpus run
+            return min(items["n"], limit) if isinstance(limit, int) else items["n"]
         return len(items) if isinstance(items, list) and items else None
 
     @property
@@ -178,6 +180,10 @@ def _shorts(config: dict, records: list[dict], task: str) -> list[str]:
     cb = config.get("codebook")
     if isinstance(cb, dict) and isinstance(cb.get("shorts"), list) and cb["shorts"]:
         return [str(s) for s in cb["shorts"]]
+    if isinstance(cb, dict) and isinstance(cb.get("categories"), list) and cb["categories"]:
+        cats = cb["categories"]  # a codebook as config.json records it (a user's own, too)
+        if all(isinstance(c, dict) and c.get("short") for c in cats):
+            return [str(c["short"]) for c in cats]
     try:
         from llmscisci.data.codebook import BUILTIN, load_codebook
 
