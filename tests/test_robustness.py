@@ -168,6 +168,7 @@ def test_cli_three_label_files_and_a_grid(tmp_path, data_dir, coded40, capsys, m
     assert code == 0, err2
     again = json.loads(out2)["tasks"]["easy"]
     assert again["estimands"] == res["estimands"]
+    assert "code 2021 - 2020" in err2  # the human tables went to stderr
 
 
 def test_cli_tables_fit_80_columns(tmp_path, data_dir, coded40, capsys, monkeypatch):
@@ -242,6 +243,7 @@ def test_code_plan_answers_per_category(tmp_path, data_dir, coded40, capsys, mon
     assert code == 0, err
     plan = json.loads(out)
     assert plan["n_items"] == 70 and plan["pilot_n"] == 40
+    assert "items to code for +-20 points" in err  # the table went to stderr
     cats = {c["category"]: c for c in plan["categories"]}
     assert list(cats) == EASY_SHORTS
     for c in cats.values():
