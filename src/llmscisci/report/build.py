@@ -19,6 +19,7 @@ import numpy as np
 from llmscisci.metrics import stats as S
 from llmscisci.report import plots
 from llmscisci.report.collect import Collection, JsonTable, LabelRun, OtherRun, TrainRun
+from llmscisci.report.distribution import distribution_section
 from llmscisci.report.document import Figure, Report, Section, Table, Text
 
 SPLITS = {"all": "all evaluated items", "test": "canonical test split"}
@@ -184,12 +185,20 @@ def build_report(
             "category (an exact-match miss and a false negative for every true label)."))
     for s in col.skipped:
         overview.add(Text(f"Skipped {s}.", "note"))
+    for run in col.label_runs:
+        if run.partial:
+            overview.add(Text(f"{run.rel or run.name} is partial: {len(run.records)} of {run.planned} planned "
+                              "items (an interrupted run; resume it to finish). Its numbers cover those items "
+                              "only.", "warn"))
+        if run.bad_lines:
+            overview.add(Text(f"{run.rel or run.name}: {run.bad_lines} unreadable line(s) of predictions.jsonl "
+                              "skipped (--skip-bad-lines).", "warn"))
     rep.sections.append(overview)
 
     scored = [s for s in stats if s.splits]  # runs with reference labels to score against
     if stats and len(scored) < len(stats):
         overview.add(Text(f"{len(stats) - len(scored)} of {len(stats)} labelling runs have no reference "
-                          "labels: they appear under validity and cost only.", "note"))
+                          "labels: their label distribution is shown, with validity and cost.", "note"))
     if scored:
         rep.sections.append(_results(col, scored, figs, level))
         comp = _comparisons(col, scored, n_boot=n_boot, seed=seed, level=level, adjust=adjust)
@@ -200,6 +209,9 @@ def build_report(
             rep.sections.append(sens)
         rep.sections.append(_per_label(col, scored, figs))
         rep.sections.append(_confusion(col, scored))
+    dist = distribution_section(col.label_runs, level)
+    if dist is not None:
+        rep.sections.append(dist)
     if stats:
         rep.sections.append(_validity(stats, figs))
     if col.agreement:
@@ -304,6 +316,10 @@ def _results(col: Collection, stats: list[RunStats], figs: _Figures, level: floa
                             + [ss.ci[m].fmt() for m in S.HEADLINE] + [pct(ss.invalid_rate)])
             sub.add(Table(cols + ["DOIs", "Items"] + heads + ["Invalid"], rows,
                           caption=f"{task}: {what}"))
+            reasons = sorted({r for s in have for r in (s.splits[split].ci[m].degenerate for m in S.HEADLINE) if r})
+            if reasons:
+                sub.add(Text("* zero-width interval (" + "; ".join(reasons) + "); it does not mean the "
+                             "estimate is certain.", "warn"))
             base = _baselines(have, split)
             if base:
                 sub.add(Table(["Baseline"] + heads, base, caption=f"{task}: baselines on {what} "
@@ -456,7 +472,8 @@ def _validity(stats: list[RunStats], figs: _Figures) -> Section:
     for s in stats:
         n = s.n_records
         per = s.seconds / n if n and not math.isnan(s.seconds) else float("nan")
-        rows.append([s.run.task, s.run.name, str(n), pct(s.invalid_rate), pct(s.repaired_rate),
+        done = f"{n} of {s.run.planned} (partial)" if s.run.partial else str(n)
+        rows.append([s.run.task, s.run.name, done, pct(s.invalid_rate), pct(s.repaired_rate),
                      fmt(s.tokens_in, 1), fmt(s.tokens_out, 1), fmt(per, 2), fmt(s.seconds, 1),
                      DASH if s.cost is None else f"${s.cost:.4f}"])
     sec.add(Table(["Task", "Cell", "Items", "Invalid", "Repaired", "Tokens in / item", "Tokens out / item",

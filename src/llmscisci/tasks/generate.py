@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmscisci.backends.base import Backend, Generation, GenParams
@@ -21,6 +22,7 @@ def progress_bar() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"), transient=False,
+        console=Console(stderr=True),  # stdout carries results only (tables, --json)
     )
 
 
@@ -62,4 +64,8 @@ def generate_into(
                 counts[key] = counts.get(key, 0) + value
             bar.update(task_id, advance=1, status=" ".join(f"{k} {v}" for k, v in counts.items()))
 
+        bind = getattr(backend, "bind_run", None)
+        if bind is not None:  # batch mode keeps its request -> item map in the run folder
+            pending = [make_record(e, Generation(error="pending")) for e in todo]
+            bind(run.path, [(r.get("doi"), r.get("task")) for r in pending])
         backend.generate(convs, params, schema=schema, on_result=on_result)
