@@ -15,15 +15,18 @@ class DataError(UserError):
     reason alone, for reports that list file, row and column in their own columns.
     """
 
-    def __init__(self, path, message: str, row: int | None = None, column: str | None = None):
-        self.path, self.row, self.column = str(path), row, column
+    def __init__(self, path, message: str, row: int | None = None, column: str | None = None,
+                 line: int | None = None):
+        self.path, self.row, self.column, self.line = str(path), row, column, line
         self.reason = " ".join(str(message).split())
         super().__init__(f"{self.where}: {self.reason}")
 
     @property
     def where(self) -> str:
-        """"FILE, row R, column 'C'": the location part of the message."""
+        """"FILE, line L, row R, column 'C'": the location part of the message."""
         where = self.path
+        if self.line is not None:
+            where += f", line {self.line}"
         if self.row is not None:
             where += f", row {self.row}"
         if self.column is not None:

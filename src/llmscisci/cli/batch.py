@@ -10,10 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from llmscisci.cli.common import out
-
-from llmscisci.cli.batch_options import (  # noqa: F401  (the options' historical home)
-    _OVERRIDE, BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt, batch_options,
-    load_run_backend, pending_result)
+from llmscisci.cli.batch_options import _OVERRIDE, BatchAttemptsOpt, FallbackOpt, PollOpt
 
 
 # --- llmscisci batch ------------------------------------------------------------------------
