@@ -23,3 +23,9 @@ ModelOpt = Annotated[
                  "a trained output folder, or provider:model for APIs."),
 ]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder under which the run folder is created.")]
+StructuredModeOpt = Annotated[
+    str,
+    typer.Option("--structured-mode", help="OpenAI-compatible servers: how structured output is asked for: "
+                 "auto (try json_schema, then json_object + schema, then prompt only; remembered per "
+                 "--base-url) | json_schema | json_object | prompt."),
+]

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.common import DataDirOpt, OutOpt, out
+from llmscisci.cli.common import DataDirOpt, OutOpt, StructuredModeOpt, out
 from llmscisci.errors import UserError
 
 HELP = """Extract publication records from a journal page (HTML file or URL) and score them against a
@@ -50,6 +50,9 @@ def extract(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Units per batch (local models).")] = 4,
     timeout: Annotated[float, typer.Option("--fetch-timeout", help="Seconds to wait for a URL.")] = 30.0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.",
+                                                    show_default=False)] = None,
+    structured_mode: StructuredModeOpt = "auto",
 ) -> None:
     from llmscisci.backends.base import BackendOptions, GenParams
     from llmscisci.paths import data_dir as resolve_data_dir
@@ -60,6 +63,9 @@ def extract(
     from llmscisci.tasks.extract.truth import load_truth
 
     # validate everything before loading a model or creating a folder
+    from llmscisci.backends.structured import check_mode
+
+    check_mode(structured_mode)
     is_baseline = model == BASELINE
     if not is_baseline and variant is None:
         raise UserError(f"--variant is required with a model: one of {', '.join(VARIANTS)}")
@@ -88,7 +94,8 @@ def extract(
     if not is_baseline:
         from llmscisci.backends.registry import load_backend
 
-        backend = load_backend(model, BackendOptions(device=device, dtype=dtype, batch_size=batch_size))
+        backend = load_backend(model, BackendOptions(device=device, dtype=dtype, batch_size=batch_size,
+                                                       base_url=base_url, structured_mode=structured_mode))
     run = run_extract(spec, src, truth, backend, out_dir, run_dir=run_dir, show_progress=not quiet,
                       blocks=blocks)
     print_summary(run.metrics(), run.path, out)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from llmscisci.cli.common import DataDirOpt, ModelOpt, OutOpt, console, out
+from llmscisci.cli.common import DataDirOpt, ModelOpt, OutOpt, StructuredModeOpt, console, out
 
 ANNOTATOR = Path("labels") / "annotator_a.jsonl"
 
@@ -162,6 +162,7 @@ def judge(
     concurrency: Annotated[int, typer.Option("--concurrency", help="API models: requests in flight.")] = 8,
     rpm: Annotated[float | None, typer.Option("--rpm", help="API rate limit, requests per minute.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="API models: do not use the response cache.")] = False,
+    structured_mode: StructuredModeOpt = "auto",
 ) -> None:
     """An LLM judges K candidate LLMs' labels against the ground truth, in every candidate order, and
     the run audits the judge: its scores against the exact ones (categories matched out of n),
@@ -224,7 +225,8 @@ def judge(
     console.print(f"judging {len(selected)} items x {len(order_list)} orders of {len(candidates)} candidates: "
                   + ", ".join(c.name for c in candidates))
     opts = backend_options(batch_size=batch_size, device=device, dtype=dtype, chat_template=chat_template,
-                           base_url=base_url, concurrency=concurrency, rpm=rpm, no_cache=no_cache)
+                           base_url=base_url, concurrency=concurrency, rpm=rpm, no_cache=no_cache,
+                           structured_mode=structured_mode)
     backend = load_backend(model, opts)
     run = run_judge(spec, items, candidates, backend, out_dir, run_dir=resume)
     for t in judge_tables(run.metrics()):

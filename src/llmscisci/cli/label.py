@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.common import DataDirOpt, ModelOpt, OutOpt, console, out
+from llmscisci.cli.common import DataDirOpt, ModelOpt, OutOpt, StructuredModeOpt, console, out
 
 
 def backend_options(
@@ -15,21 +15,23 @@ def backend_options(
     trust_remote_code: bool = False, base_url: str | None = None, concurrency: int = 8,
     rpm: float | None = None, tpm: float | None = None, timeout: float = 60.0, max_attempts: int = 6,
     cache: Path | None = None, no_cache: bool = False, refresh: bool = False, prices: Path | None = None,
-    gemini_safety_off: bool = False,
+    gemini_safety_off: bool = False, structured_mode: str = "auto",
 ):
     from llmscisci.backends.base import BackendOptions
+    from llmscisci.backends.structured import check_mode
     from llmscisci.errors import UserError
 
     if batch_size < 1 or concurrency < 1:
         raise UserError("--batch-size and --concurrency must be at least 1")
     if chat_template not in (None, "llama3", "gemma"):
         raise UserError(f"unknown --chat-template {chat_template!r}: use llama3 or gemma")
+    check_mode(structured_mode)
     return BackendOptions(
         device=device, dtype=dtype, batch_size=batch_size, chat_template=chat_template,
         trust_remote_code=trust_remote_code, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
         timeout=timeout, max_attempts=max_attempts, cache_path=str(cache) if cache else None,
         use_cache=not no_cache, refresh=refresh, prices_path=str(prices) if prices else None,
-        gemini_safety_off=gemini_safety_off,
+        gemini_safety_off=gemini_safety_off, structured_mode=structured_mode,
     )
 
 
@@ -63,6 +65,7 @@ def label(
     refresh: Annotated[bool, typer.Option("--refresh", help="Ignore cached answers, store fresh ones.")] = False,
     prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML overriding the built-in one.")] = None,
     gemini_safety_off: Annotated[bool, typer.Option("--gemini-safety-off", help="Seed's Gemini safety settings (block none).")] = False,
+    structured_mode: StructuredModeOpt = "auto",
 ) -> None:
     """Label texts with an LLM under one of three prompt variants; write a run folder with metrics."""
     from llmscisci.backends.base import GenParams
@@ -77,6 +80,9 @@ def label(
     from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec, run_label
 
     check_variant(variant)
+    from llmscisci.backends.structured import check_mode
+
+    check_mode(structured_mode)
     paraphrase = 0
     if resume is not None:
         cfg = RunFolder(resume).config
@@ -101,7 +107,8 @@ def label(
         source = str(resolve_data_dir(data_dir))
     loaded = [(cb, load_items(cb, data_dir=None if input_csv else source, input_csv=input_csv)) for cb in codebooks]
     opts = backend_options(batch_size, device, dtype, chat_template, trust_remote_code, base_url, concurrency,
-                           rpm, tpm, timeout, max_attempts, cache, no_cache, refresh, prices, gemini_safety_off)
+                           rpm, tpm, timeout, max_attempts, cache, no_cache, refresh, prices, gemini_safety_off,
+                           structured_mode)
     backend = load_backend(model, opts)
     params = GenParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(variant, 64),
                        temperature=temperature, seed=seed)

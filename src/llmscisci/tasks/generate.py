@@ -3,7 +3,8 @@
 `generate_into(run, backend, entries, ...)` checks each prompt against the backend's context window
 (prompts that do not fit are recorded as failed, never sent), generates the rest in one backend call and
 appends one record per result to the run folder as it arrives, under a progress bar that shows the
-running counts of `tally`.
+running counts of `tally`. The stop rule (tasks/stoprule.py) ends a run that only collects failures;
+a record whose call got no answer is marked `call_failed`, so a resumed run asks for it again.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from llmscisci.backends.base import Backend, Generation, GenParams
 from llmscisci.runs import RunFolder
+from llmscisci.tasks.stoprule import RunStopped, StopRule
 
 
 def progress_bar() -> Progress:
@@ -39,6 +41,7 @@ def generate_into(
     schema=None,
     show_progress: bool = True,
     tally: Callable[[dict], dict[str, int]] = count_invalid,
+    stop: StopRule | None = None,
 ) -> None:
     """Generate an answer for each (entry, messages) pair and append `make_record(entry, generation)`."""
     convs, todo = [], []
@@ -51,15 +54,27 @@ def generate_into(
             run.append([make_record(entry, Generation(error=f"prompt of {n} tokens exceeds the context window"))])
     if not todo:
         return
+    rule = stop if stop is not None else StopRule()
     with progress_bar() as bar:
         task_id = bar.add_task(title, total=len(todo), status="", visible=show_progress)
         counts: dict[str, int] = {}
+        written = [0]
 
         def on_result(i: int, gen: Generation) -> None:
             rec = make_record(todo[i], gen)
+            if gen.extra.get("call_failed"):
+                rec["call_failed"] = True
             run.append([rec])
+            written[0] += 1
             for key, value in tally(rec).items():
                 counts[key] = counts.get(key, 0) + value
             bar.update(task_id, advance=1, status=" ".join(f"{k} {v}" for k, v in counts.items()))
+            reason = rule.observe(gen)
+            if reason is not None:
+                where = backend.name + (f" at {url}" if (url := backend.describe().get("base_url")) else "")
+                raise RunStopped(StopRule.message(reason, gen, where, written[0], run.path))
 
-        backend.generate(convs, params, schema=schema, on_result=on_result)
+        try:
+            backend.generate(convs, params, schema=schema, on_result=on_result)
+        finally:
+            run.update_config({"backend": backend.describe()})  # e.g. the structured-output form used
