@@ -8,7 +8,7 @@ import sys
 import pytest
 
 COMMANDS = ["label", "eval", "ask", "extract", "judge", "agree", "baseline", "sft", "dpo", "grpo", "grid",
-            "report", "data", "code", "prevalence"]
+            "report", "data", "code", "prevalence", "robustness"]
 
 
 def run(*args, env=None):

@@ -197,3 +197,26 @@ def test_stop_rule_streak_and_window():
     # answers that arrived but do not parse are not server failures
     rule = StopRule(first_n=2, window=4, max_rate=0.5)
     assert all(rule.observe(_gen("schema-invalid JSON: x")) is None for _ in range(10))
+
+
+def test_streamed_corpus_run_stops_and_resumes_to_one_prediction_each(tmp_path):
+    """`label --input` (a corpus read chunk by chunk) shares the stop rule; the resumed run asks the
+    failed items again and the predictions file holds exactly one record per item."""
+    fix = Path(__file__).parent / "fixtures" / "corpus"
+    args = lambda srv: ["label", "--input", str(fix / "openalex_works.jsonl"), "--task", str(fix / "open_science.toml"),  # noqa: E731
+                        "--variant", "structured", "--model", "openai:local", "--base-url", srv.base_url,
+                        "--out", str(tmp_path / "out"), "--no-cache", "--limit", "60", "--chunk-size", "25",
+                        "--concurrency", "2"]
+    with DialectServer("vllm", models=["served-model"]) as srv:
+        res = CliRunner().invoke(app, args(srv))
+        assert isinstance(res.exception, RunStopped), res.output
+        assert "does not exist" in str(res.exception) and "--model" in str(res.exception)
+        assert srv.calls <= 5 + 2
+        srv.models = None  # the fix: the server now serves the name asked for
+        run = only_run(tmp_path / "out")
+        res2 = CliRunner().invoke(app, ["label", "--resume", str(run), "--base-url", srv.base_url, "--no-cache",
+                                        "--input", str(fix / "openalex_works.jsonl")])
+        assert res2.exit_code == 0, (res2.output, res2.exception)
+    recs = read_jsonl(run / "predictions.jsonl")
+    assert len(recs) == len({r["doi"] for r in recs}) == 60
+    assert not any(r.get("call_failed") for r in recs)

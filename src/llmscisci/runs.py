@@ -6,7 +6,9 @@ append-only predictions are written atomically (temp file + rename): nothing is 
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import hashlib
 import io
 import json
@@ -47,28 +49,95 @@ def write_json(path: Path, obj) -> None:
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Read a JSONL file; a torn last line (a killed run) is skipped."""
-    out = []
+class BadLinesError(UserError):
+    """A JSONL file holds an unreadable line that is not a torn last line."""
+
+
+class Records(list):
+    """The records read from a JSONL file, with the number of unreadable lines that were skipped."""
+
+    bad_lines: int = 0
+    torn_tail: bool = False
+
+
+def read_jsonl(path: Path, *, skip_bad: bool = True) -> Records:
+    """Read a JSONL file. A torn last line (no newline: a killed run's last write) is always skipped.
+
+    Any other unreadable line is skipped and counted when `skip_bad`, else a `BadLinesError` names the
+    file and line: results must never be computed silently from fewer records than were written.
+    """
+    out = Records()
     if not path.is_file():
         return out
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    last = len(lines) - 1  # the part after the last newline (empty unless the tail is torn)
+    for no, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            if no - 1 == last:
+                out.torn_tail = True
                 continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+            if not skip_bad:
+                raise BadLinesError(
+                    f"{path}, line {no}: unreadable JSON (not a torn last line); the file is damaged: "
+                    "pass --skip-bad-lines to use the readable lines and count the others"
+                ) from None
+            out.bad_lines += 1
+            continue
+        out.append(rec)
     return out
 
 
+LOCK_FILE = ".lock"
+_held: dict[str, list] = {}  # resolved run folder -> [open lock file, depth]: re-entrant within a process
+
+
 class RunFolder:
-    """A run's folder. `config["hash"]` identifies the experiment; resuming checks it matches."""
+    """A run's folder. `config["hash"]` identifies the experiment; resuming checks it matches.
+
+    A process writing into a run folder holds `writing()`, an OS lock (flock) on its `.lock` file:
+    a second writer gets an error instead of interleaving predictions, and a killed run leaves no stale
+    lock (the OS drops it with the process). Readers never lock.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.bad_lines = 0
+
+    @contextlib.contextmanager
+    def writing(self):
+        """Hold the folder's write lock (re-entrant within this process); a second writer is refused."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        key = str(self.path.resolve())
+        if key in _held:
+            _held[key][1] += 1
+        else:
+            fh = open(self.path / LOCK_FILE, "a+", encoding="utf-8")
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                fh.close()
+                raise UserError(f"{self.path} is being written by another run ({holder}); wait for it to "
+                                "finish or choose another --out folder") from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()}\n")
+            fh.flush()
+            _held[key] = [fh, 1]
+        try:
+            yield self
+        finally:
+            _held[key][1] -= 1
+            if _held[key][1] == 0:
+                fh = _held.pop(key)[0]
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+                fh.close()
 
     # --- creation and resume -------------------------------------------------------------
     @classmethod
@@ -108,10 +177,15 @@ class RunFolder:
     def predictions_path(self) -> Path:
         return self.path / "predictions.jsonl"
 
-    def predictions(self) -> list[dict]:
-        """Predictions, one per item key (the last wins if an item was written twice)."""
+    def predictions(self, skip_bad: bool = False) -> list[dict]:
+        """Predictions, one per item key (the last wins if an item was written twice).
+
+        An unreadable line other than a torn last one is an error unless `skip_bad`; the number
+        skipped is kept in `self.bad_lines`."""
         seen: dict[tuple, dict] = {}
-        for rec in read_jsonl(self.predictions_path):
+        records = read_jsonl(self.predictions_path, skip_bad=skip_bad)
+        self.bad_lines = records.bad_lines
+        for rec in records:
             seen[(rec.get("doi"), rec.get("task"))] = rec
         return list(seen.values())
 

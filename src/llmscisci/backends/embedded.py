@@ -6,11 +6,16 @@ loader: they are not the original bf16 weights, and answers differ slightly from
 The GGUF-loaded model cannot be trained or saved as is, so the conversion builds a fresh model from
 its configuration, copies the state dict into it and saves it with `save_pretrained` (plus the
 tokenizer). The result is written into a temporary folder and renamed into place, with a marker
-file recording the source, so a crash never leaves a half-written model behind.
+file recording the source, so a crash never leaves a half-written model behind. The temporary folder
+is removed on any failure; one left by a killed process (about 0.5 GB) is removed by the next
+conversion: a live conversion holds an OS lock (flock) on a file inside its folder, so a folder whose
+lock is free is stale.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.metadata
 import importlib.util
 import json
@@ -86,6 +91,44 @@ def is_converted(folder: Path) -> bool:
     return recorded == source_record()
 
 
+TMP_LOCK = ".converting"
+
+
+def remove_stale(parent: Path, name: str = NAME) -> list[Path]:
+    """Remove temporary conversion folders below `parent` left by killed conversions (their lock is
+    free); folders of conversions still running are kept. Returns the folders removed."""
+    removed = []
+    for d in sorted(Path(parent).glob(f".{name}-*")):
+        if not d.is_dir():
+            continue
+        lock = d / TMP_LOCK
+        try:
+            with open(lock, "a") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a conversion is writing it now
+        except OSError:
+            pass  # an unreadable leftover: stale too
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+@contextlib.contextmanager
+def _temporary(parent: Path, name: str):
+    """A temporary folder for one conversion, locked while it lives and removed unless renamed away."""
+    remove_stale(parent, name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=parent))
+    fh = open(tmp / TMP_LOCK, "a")
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    try:
+        yield tmp
+    finally:
+        fh.close()  # releases the lock
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _build(tmp: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -121,26 +164,21 @@ def convert(dest: str | Path | None = None, force: bool = False) -> Path:
     if not force and is_converted(dest):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-    try:
+    with _temporary(dest.parent, dest.name) as tmp:
         _build(tmp)
         if dest.exists():
             if not force and is_converted(dest):  # another process finished first
-                shutil.rmtree(tmp, ignore_errors=True)
                 return dest
             trash = Path(tempfile.mkdtemp(prefix=f".{dest.name}-old-", dir=dest.parent))
             os.replace(dest, trash / dest.name)
             shutil.rmtree(trash, ignore_errors=True)
         try:
-            os.replace(tmp, dest)
+            os.replace(tmp, dest)  # the lock file travels along, still locked, and is removed below
         except OSError:
             if is_converted(dest):  # lost a race to a concurrent conversion
-                shutil.rmtree(tmp, ignore_errors=True)
                 return dest
             raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (dest / TMP_LOCK).unlink(missing_ok=True)
     return dest
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -17,6 +17,11 @@ def baseline(
     seed: Annotated[int, typer.Option("--seed")] = 2025,
     data_dir: DataDirOpt = None,
     out_dir: OutOpt = Path("runs"),
+    save: Annotated[Optional[Path], typer.Option("--save", help="Also fit on all given items and write the model folder here (one method, one task).")] = None,
+    input_path: Annotated[Optional[Path], typer.Option("--input", help="A coded sample (any corpus format) instead of --data-dir.")] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="With --input: a label file for it (else its own category columns).")] = None,
+    id_column: Annotated[Optional[str], typer.Option("--id-column", help="--input: the id column.")] = None,
+    text_column: Annotated[Optional[str], typer.Option("--text-column", help="--input: the text column.")] = None,
 ) -> None:
     """Fit a classical classifier: grouped k-fold CV over DOIs plus the canonical train/test split."""
     from llmscisci.data.codebook import load_codebook
@@ -31,12 +36,35 @@ def baseline(
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise UserError(f"unknown --method {bad[0]!r}: use one of {', '.join(METHODS)}")
-    src = resolve(data_dir)
-    for t in [t.strip() for t in task.split(",") if t.strip()]:
+    tasks = [t.strip() for t in task.split(",") if t.strip()]
+    if save is not None:
+        from llmscisci.tasks.baseline_model import SAVABLE
+
+        if len(tasks) != 1 or len(methods) != 1 or methods[0] not in SAVABLE:
+            raise UserError(f"--save needs one --task and one --method ({' or '.join(SAVABLE)})")
+    if labels is not None and input_path is None:
+        raise UserError("--labels goes with --input (a coded sample)")
+    src = str(input_path) if input_path is not None else str(resolve(data_dir))
+    for t in tasks:
         cb = load_codebook(t)
-        items = load_items(cb, data_dir=src)
+        if input_path is not None:
+            from llmscisci.data.coded import load_coded
+
+            items = load_coded(input_path, cb, labels, id_column=id_column, text_column=text_column)
+        else:
+            items = load_items(cb, data_dir=src)
         for m in methods:
-            run = run_baseline(cb, items, m, out_dir, k=folds, seed=seed, data_source=str(src), cache_dir=cache_dir())
+            run = run_baseline(cb, items, m, out_dir, k=folds, seed=seed, data_source=src, cache_dir=cache_dir())
+            if save is not None:
+                from llmscisci.tasks.baseline_model import save_model
+
+                import numpy as np
+
+                coded = [it for it in items if it.labels is not None]
+                cv = {k: v for k, v in run.metrics()["cv"].items() if k != "folds"}
+                save_model(save, m, cb, [it.text for it in coded], np.array([it.labels for it in coded]), seed,
+                           cv={**cv, "test_macro_f1": run.metrics()["test"]["macro_f1"]})
+                out.print(f"model folder: {save}")
             met = run.metrics()
             out.print(format_table(met))
             cv = met["cv"]

@@ -234,5 +234,8 @@ def register(app: typer.Typer) -> None:
                       no_args_is_help=True)
     sub.command("export")(export)
     sub.command("import")(import_)
+    from llmscisci.cli.code_plan import plan
+
+    sub.command("plan")(plan)
     app.add_typer(sub, name="code")
     app.command("prevalence")(prevalence)

@@ -29,3 +29,36 @@ StructuredModeOpt = Annotated[
                  "auto (try json_schema, then json_object + schema, then prompt only; remembered per "
                  "--base-url) | json_schema | json_object | prompt."),
 ]
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON on stdout (nothing else on stdout; logs go to stderr).")
+]
+JsonOutOpt = Annotated[
+    Optional[Path], typer.Option("--json-out", help="Also write the result as JSON to this file.", show_default=False)
+]
+SkipBadLinesOpt = Annotated[
+    bool, typer.Option("--skip-bad-lines", help="Use the readable lines of a damaged predictions file (the "
+                       "unreadable ones are counted and shown) instead of refusing it.")
+]
+
+
+def emit(result, table, as_json: bool, json_out: Optional[Path]) -> None:
+    """The machine-output convention of every command that reports results: `--json` prints `result`
+    as JSON on stdout and nothing else there (the human table goes to stderr); `--json-out PATH`
+    writes the JSON to a file; otherwise the table goes to stdout. `table` may be a rich renderable,
+    a list of them, or None."""
+    import json
+
+    text = json.dumps(result, indent=2, default=str, ensure_ascii=False)
+    if json_out is not None:
+        from llmscisci.runs import atomic_write
+
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(json_out, text + "\n")
+    tables = table if isinstance(table, list) else ([] if table is None else [table])
+    for t in tables:
+        (console if as_json else out).print(t)
+    if as_json:
+        print(text)
+    if json_out is not None:
+        console.print(f"JSON written to {json_out}")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.common import DataDirOpt, console, out
+from llmscisci.cli.common import DataDirOpt, SkipBadLinesOpt, console, out
 
 
 def report(
@@ -24,6 +24,7 @@ def report(
     adjust: Annotated[str, typer.Option("--adjust", help="Multiple-comparison adjustment of paired tests: "
                                                          "holm, fdr_bh or bonferroni.")] = "holm",
     title: Annotated[Optional[str], typer.Option("--title", help="Report title.", show_default=False)] = None,
+    skip_bad_lines: SkipBadLinesOpt = False,
 ) -> None:
     """Write a self-contained HTML report and a Markdown twin: metrics with bootstrap CIs per cell, paired
     comparisons, per-label F1, confusion, invalid outputs, tokens/cost/time, agreement tables and
@@ -37,7 +38,7 @@ def report(
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such folder")
     w = write_report(run_dir, out_dir, n_boot=n_boot, seed=seed, level=level, adjust=adjust, title=title,
-                     progress=True)
+                     progress=True, skip_bad=skip_bad_lines)
     console.print(f"report: {w.n_label_runs} labelling run(s), {w.n_train_runs} training folder(s), "
                   f"{w.n_tables} table(s), {len(w.figures)} figure(s)")
     typer.echo(str(w.html))  # plain: paths must not be wrapped

@@ -7,7 +7,63 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.common import DataDirOpt, ModelOpt, OutOpt, StructuredModeOpt, console, out
+from llmscisci.cli.common import (
+    DataDirOpt,
+    JsonOpt,
+    JsonOutOpt,
+    ModelOpt,
+    OutOpt,
+    SkipBadLinesOpt,
+    StructuredModeOpt,
+    console,
+    emit,
+)
+
+SPLITS = ("all", "train", "test")
+# options a resumed run takes from its config.json: giving another value is an error, never ignored
+RESUMED = {"task": "--task", "variant": "--variant", "model": "--model", "limit": "--limit", "split": "--split",
+           "shots": "--shots", "max_new_tokens": "--max-new-tokens", "temperature": "--temperature",
+           "seed": "--seed"}
+
+
+def explicit(ctx: typer.Context | None, name: str) -> bool:
+    """Whether the user gave option `name` (on the command line or through the environment)."""
+    if ctx is None:
+        return False
+    source = ctx.get_parameter_source(name)  # an enum of the click that typer ships (compared by name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def check_label_options(limit, split, shots, max_new_tokens, temperature, input_csv) -> None:
+    """Range, enum and format checks, done before any data or model is loaded (one-line errors)."""
+    from llmscisci.errors import UserError
+
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit}: must be at least 1")
+    if split not in SPLITS:
+        raise UserError(f"unknown --split {split!r}: use all, train or test")
+    if shots < 0:
+        raise UserError(f"--shots {shots}: must be 0 or more")
+    if max_new_tokens is not None and max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens {max_new_tokens}: must be at least 1")
+    if temperature < 0:
+        raise UserError(f"--temperature {temperature}: must be 0 or more")
+    if input_csv is not None and not input_csv.exists():
+        raise UserError(f"--input {input_csv}: file not found")
+
+
+def resume_conflicts(ctx: typer.Context | None, given: dict, cfg: dict) -> None:
+    """A resumed run keeps its configuration: an option given with another value is an error."""
+    from llmscisci.errors import UserError
+
+    source_book = cfg["codebook"].get("source", "builtin")
+    stored = {"task": cfg["task"] if source_book == "builtin" else source_book, "variant": cfg["variant"],
+              "model": cfg["model"], "limit": cfg.get("limit"), "split": cfg.get("split_filter", "all"),
+              "shots": cfg.get("shots", 0), **{k: cfg["params"][k] for k in ("max_new_tokens", "temperature", "seed")}}
+    for name, flag in RESUMED.items():
+        if explicit(ctx, name) and given[name] != stored[name]:
+            raise UserError(f"--resume keeps the run's configuration: {flag} {given[name]} differs from the "
+                            f"run's {stored[name]!r}; drop {flag} or start a new run")
 
 
 def backend_options(
@@ -36,6 +92,7 @@ def backend_options(
 
 
 def label(
+    ctx: typer.Context,
     task: Annotated[str, typer.Option("--task", help="easy, difficult, a codebook .toml, or several joined by commas.")] = "easy,difficult",
     variant: Annotated[str, typer.Option("--variant", help="icl | guidelines | structured")] = "structured",
     model: ModelOpt = "smollm2-135m",
@@ -43,7 +100,13 @@ def label(
     split: Annotated[str, typer.Option("--split", help="all | train | test (canonical DOI-grouped split)")] = "all",
     shots: Annotated[int, typer.Option("--shots", help="k in-context examples drawn from the train split.")] = 0,
     data_dir: DataDirOpt = None,
-    input_csv: Annotated[Optional[Path], typer.Option("--input", help="Your own CSV (doi or id column + the codebook's text column).")] = None,
+    input_csv: Annotated[Optional[Path], typer.Option("--input", help="Your own corpus: CSV, TSV, JSONL, Parquet (.gz too), a Hugging Face dataset folder or OpenAlex works.")] = None,
+    id_column: Annotated[Optional[str], typer.Option("--id-column", help="--input: the id column (default doi, else id).")] = None,
+    text_column: Annotated[Optional[str], typer.Option("--text-column", help="--input: the column to label (default: the codebook's).")] = None,
+    text_template: Annotated[Optional[str], typer.Option("--text", help="--input: a template over columns, e.g. '{title}. {abstract}'.")] = None,
+    by: Annotated[Optional[str], typer.Option("--by", help="--input: label distribution per group of this column.")] = None,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", help="--input: items read and labelled per chunk.")] = 1000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (items, first prompt, tokens, cost or ETA); write nothing.")] = False,
     out_dir: OutOpt = Path("runs"),
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run folder (skips finished items).")] = None,
     max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens")] = None,
@@ -66,6 +129,8 @@ def label(
     prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML overriding the built-in one.")] = None,
     gemini_safety_off: Annotated[bool, typer.Option("--gemini-safety-off", help="Seed's Gemini safety settings (block none).")] = False,
     structured_mode: StructuredModeOpt = "auto",
+    as_json: JsonOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
     """Label texts with an LLM under one of three prompt variants; write a run folder with metrics."""
     from llmscisci.backends.base import GenParams
@@ -77,15 +142,30 @@ def label(
     from llmscisci.paths import data_dir as resolve_data_dir
     from llmscisci.prompts.label import check_variant
     from llmscisci.runs import RunFolder
-    from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec, run_label
+    from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec, draw_shots, run_label, select_items
 
     check_variant(variant)
-    from llmscisci.backends.structured import check_mode
-
-    check_mode(structured_mode)
+    check_label_options(limit, split, shots, max_new_tokens, temperature, input_csv)
+    if chunk_size < 1:
+        raise UserError(f"--chunk-size {chunk_size}: must be at least 1")
+    opts = backend_options(batch_size, device, dtype, chat_template, trust_remote_code, base_url, concurrency,
+                           rpm, tpm, timeout, max_attempts, cache, no_cache, refresh, prices, gemini_safety_off,
+                           structured_mode)
     paraphrase = 0
+    if (id_column or text_column or text_template or by) and input_csv is None and resume is None:
+        raise UserError("--id-column, --text-column, --text and --by apply to --input")
     if resume is not None:
         cfg = RunFolder(resume).config
+        if cfg.get("kind", "label") != "label" or "codebook" not in cfg:
+            raise UserError(f"--resume {resume}: not a labelling run (kind {cfg.get('kind')!r})")
+        resume_conflicts(ctx, {"task": task, "variant": variant, "model": model, "limit": limit, "split": split,
+                               "shots": shots, "max_new_tokens": max_new_tokens, "temperature": temperature,
+                               "seed": seed}, cfg)
+        if cfg.get("streamed") and input_csv is None:
+            inp = cfg.get("input") or {}
+            input_csv, id_column = Path(inp.get("path", "")), inp.get("id_column")
+            spec_text = (cfg.get("items") or {}).get("text", "")
+            text_template, text_column = (spec_text, None) if "{" in spec_text else (None, spec_text or None)
         source_book = cfg["codebook"].get("source", "builtin")
         task = cfg["task"] if source_book == "builtin" else source_book
         variant, model = cfg["variant"], cfg["model"]
@@ -99,31 +179,55 @@ def label(
     codebooks = [load_codebook(t.strip()) for t in task.split(",") if t.strip()]
     if not codebooks:
         raise UserError("--task is empty")
-    if input_csv is not None:
-        source = str(input_csv)
-        if not input_csv.is_file():
-            raise UserError(f"--input {input_csv}: file not found")
-    else:
-        source = str(resolve_data_dir(data_dir))
-    loaded = [(cb, load_items(cb, data_dir=None if input_csv else source, input_csv=input_csv)) for cb in codebooks]
-    opts = backend_options(batch_size, device, dtype, chat_template, trust_remote_code, base_url, concurrency,
-                           rpm, tpm, timeout, max_attempts, cache, no_cache, refresh, prices, gemini_safety_off,
-                           structured_mode)
-    backend = load_backend(model, opts)
     params = GenParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(variant, 64),
                        temperature=temperature, seed=seed)
+    if input_csv is not None:
+        from llmscisci.cli.label_corpus import emit_text, label_corpus
+
+        results, tables = [], []
+        for cb in codebooks:
+            res = label_corpus(cb, input_csv, model=model, variant=variant, params=params, opts=opts, limit=limit,
+                               shots=shots, paraphrase=paraphrase, out_dir=out_dir, resume=resume,
+                               id_column=id_column, text_column=text_column, template=text_template, by=by,
+                               chunk_size=chunk_size, dry_run=dry_run)
+            results.append(res["result"])
+            tables += res["tables"]
+        emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
+        return
+    source = str(resolve_data_dir(data_dir))
+    loaded = [(cb, load_items(cb, data_dir=source)) for cb in codebooks]
+    for cb, items in loaded:  # --split/--limit/--shots against the data, before the model loads
+        select_items(items, split, limit)
+        draw_shots(items, cb, variant, shots, seed)
+    if dry_run:
+        from llmscisci.cli.label_corpus import dry_run_items, emit_text
+
+        results, tables = [], []
+        for cb, items in loaded:
+            plan = dry_run_items(cb, select_items(items, split, limit), model=model, variant=variant, params=params,
+                                 opts=opts, paraphrase=paraphrase)
+            results.append({"task": cb.task, "dry_run": plan.as_dict()})
+            tables.append(plan.text)
+        emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
+        return
+    backend = load_backend(model, opts)
+    results, tables = [], []
     for cb, items in loaded:
         spec = LabelSpec(codebook=cb, variant=variant, model=model, params=params, shots=shots, limit=limit,
                          split=split, data_source=source, paraphrase=paraphrase)
         run = run_label(spec, items, backend, out_dir, run_dir=resume)
         metrics = run.metrics()
-        out.print(format_table(metrics))
-        out.print(f"run folder: {run.path}")
+        results.append({"task": cb.task, "run_dir": str(run.path), "metrics": metrics})
+        tables += [format_table(metrics), f"run folder: {run.path}"]
+    emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
 
 
 def eval_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder with config.json and predictions.jsonl.")],
     reparse: Annotated[bool, typer.Option("--reparse", help="Parse the raw outputs again with the current parser.")] = False,
+    skip_bad_lines: SkipBadLinesOpt = False,
+    as_json: JsonOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
     """Recompute a run's metrics from its predictions (label, SFT/DPO/GRPO evaluation runs)."""
     from llmscisci.errors import UserError
@@ -132,13 +236,16 @@ def eval_cmd(
 
     if not (run_dir / "predictions.jsonl").is_file():
         raise UserError(f"{run_dir}: no predictions.jsonl (not a run folder)")
-    metrics = reevaluate(run_dir, reparse=reparse)
+    metrics = reevaluate(run_dir, reparse=reparse, skip_bad=skip_bad_lines)
     if "all" in metrics:
-        out.print(format_table(metrics))
+        emit(metrics, format_table(metrics), as_json, json_out)
     else:  # a judge run's audit, an extraction run's scores
         import json
 
-        out.print_json(json.dumps(metrics.get("audit", metrics), default=str))
+        from rich.json import JSON
+
+        result = metrics.get("audit", metrics)
+        emit(result, JSON(json.dumps(result, default=str)), as_json, json_out)
     console.print(f"metrics written to {run_dir / 'metrics.json'}")
 
 

@@ -78,7 +78,7 @@ def load_items(
     else:
         if data_dir is None:
             raise DataError("<data>", "no data directory or input CSV given")
-        reports = load_reports(data_dir, col)
+        reports = load_reports(data_dir, col, text_columns=(codebook.text_column,))
         if codebook.text_column not in reports.columns:
             raise DataError(reports.attrs["path"], "missing text column", column=codebook.text_column)
         rows = [

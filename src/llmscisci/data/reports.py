@@ -36,11 +36,13 @@ def is_study_format(df: pd.DataFrame) -> bool:
     return STUDY_MARKER in df.columns
 
 
-def load_reports(source: str | Path, collector: Collector | None = None) -> pd.DataFrame:
+def load_reports(source: str | Path, collector: Collector | None = None,
+                 text_columns: tuple[str, ...] = ("easy", "difficult")) -> pd.DataFrame:
     """Load reports from a data directory (its mlrc_reports.csv) or a CSV file in either format.
 
     Returns one row per report with the columns doi, title, easy, difficult and the optional ones
-    (empty strings where absent). Empty easy/difficult texts are warnings, not errors.
+    (empty strings where absent). Empty texts in `text_columns` (the task being run) are warnings, not
+    errors; the other text columns are not checked.
     """
     col = collector or Collector(strict=True)
     path = Path(source)
@@ -68,7 +70,9 @@ def load_reports(source: str | Path, collector: Collector | None = None) -> pd.D
             col.error(path, f"duplicate DOI {doi} (first at row {seen[doi]})", row=i, column="doi")
         else:
             seen[doi] = i
-    for c in ("easy", "difficult"):
+    for c in text_columns:
+        if c not in df.columns:
+            continue
         for i, text in enumerate(df[c], start=1):
             if not text:
                 col.warning(path, "empty text", row=i, column=c)

@@ -125,15 +125,26 @@ def _fmt(value) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
+def completeness_note(metrics: dict) -> str | None:
+    """'PARTIAL: 2 of 6 planned items' for an interrupted run, else None."""
+    planned = metrics.get("n_planned")
+    if metrics.get("partial") and planned:
+        return f"PARTIAL: {metrics.get('n_items', 0)} of {planned} planned items"
+    return None
+
+
 def format_table(metrics: dict) -> Table:
     """A short summary: metric rows; the model on all items and on the test split, with the majority
-    and prior baselines alongside; n, invalid and repaired rates in the caption."""
+    and prior baselines alongside; n, invalid and repaired rates in the caption. Fits 80 columns (two-line
+    headers, numbers never cut), so it stays legible in a terminal, a log file or a pipe."""
     base = metrics.get("baselines") or {}
     maj, pri = base.get("majority") or {}, base.get("prior") or {}
-    table = Table(title="Labelling metrics", title_justify="left")
+    partial = completeness_note(metrics)
+    title = "Labelling metrics" + (f" — {partial}" if partial else "")
+    table = Table(title=title, title_justify="left")
     table.add_column("metric", no_wrap=True)
-    for head in ("all", "test", "maj. all", "maj. test", "prior all", "prior test"):
-        table.add_column(head, justify="right", no_wrap=True)
+    for head in ("all", "test", "maj.\nall", "maj.\ntest", "prior\nall", "prior\ntest"):
+        table.add_column(head, justify="right", no_wrap=True, min_width=5)
     sources = [metrics.get("all"), metrics.get("test"), maj.get("all"), maj.get("test"), pri.get("all"),
                pri.get("test")]
     labels = {"hamming_loss": "Hamming loss ↓", "subset_accuracy": "subset accuracy",
@@ -141,9 +152,15 @@ def format_table(metrics: dict) -> Table:
     for key in SCORE_KEYS:
         table.add_row(labels[key], *[_fmt((s or {}).get(key)) for s in sources])
     table.add_row("n", *[str(s.get("n", 0)) if s else "–" for s in sources])
+    extra = ""
+    if metrics.get("empty_texts"):
+        extra += f"; {metrics['empty_texts']} empty texts labelled none without a model call"
+    if metrics.get("bad_lines_skipped"):
+        extra += f"; {metrics['bad_lines_skipped']} unreadable prediction lines skipped"
     table.caption = (
-        f"{metrics.get('n_items', 0)} items ({metrics.get('n_scored', 0)} with a reference); "
+        (f"{partial} (interrupted: resume it to finish); " if partial else "")
+        + f"{metrics.get('n_items', 0)} items ({metrics.get('n_scored', 0)} with a reference); "
         f"invalid {_fmt(metrics.get('invalid_rate'))}, repaired {_fmt(metrics.get('repaired_rate'))}; "
-        "invalid scored as all zeros; baselines fitted on train"
+        "invalid scored as all zeros; baselines fitted on train" + extra
     )
     return table

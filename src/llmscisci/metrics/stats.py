@@ -63,12 +63,25 @@ class Interval:
     def contains(self, value: float) -> bool:
         return self.low <= value <= self.high
 
+    @property
+    def degenerate(self) -> str | None:
+        """Why the interval has zero width (one cluster, or no variation across resamples), else None.
+
+        A zero-width interval is not certainty: the resamples had nothing to vary."""
+        if math.isnan(self.estimate) or math.isnan(self.low) or math.isnan(self.high) or self.high > self.low:
+            return None
+        if self.n_clusters <= 1:
+            return "one cluster: every resample is the same items, so the interval has zero width"
+        return "no variation across resamples: a zero-width interval, not certainty"
+
     def fmt(self, digits: int = 3) -> str:
+        """`estimate [low, high]`; a degenerate (zero-width) interval is marked with a trailing `*`."""
         if math.isnan(self.estimate):
             return "n/a"
         if math.isnan(self.low) or math.isnan(self.high):
             return f"{self.estimate:.{digits}f}"
-        return f"{self.estimate:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        mark = "*" if self.degenerate else ""
+        return f"{self.estimate:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]{mark}"
 
 
 @dataclass(frozen=True)

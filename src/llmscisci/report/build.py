@@ -184,6 +184,14 @@ def build_report(
             "category (an exact-match miss and a false negative for every true label)."))
     for s in col.skipped:
         overview.add(Text(f"Skipped {s}.", "note"))
+    for run in col.label_runs:
+        if run.partial:
+            overview.add(Text(f"{run.rel or run.name} is partial: {len(run.records)} of {run.planned} planned "
+                              "items (an interrupted run; resume it to finish). Its numbers cover those items "
+                              "only.", "warn"))
+        if run.bad_lines:
+            overview.add(Text(f"{run.rel or run.name}: {run.bad_lines} unreadable line(s) of predictions.jsonl "
+                              "skipped (--skip-bad-lines).", "warn"))
     rep.sections.append(overview)
 
     scored = [s for s in stats if s.splits]  # runs with reference labels to score against
@@ -304,6 +312,10 @@ def _results(col: Collection, stats: list[RunStats], figs: _Figures, level: floa
                             + [ss.ci[m].fmt() for m in S.HEADLINE] + [pct(ss.invalid_rate)])
             sub.add(Table(cols + ["DOIs", "Items"] + heads + ["Invalid"], rows,
                           caption=f"{task}: {what}"))
+            reasons = sorted({r for s in have for r in (s.splits[split].ci[m].degenerate for m in S.HEADLINE) if r})
+            if reasons:
+                sub.add(Text("* zero-width interval (" + "; ".join(reasons) + "); it does not mean the "
+                             "estimate is certain.", "warn"))
             base = _baselines(have, split)
             if base:
                 sub.add(Table(["Baseline"] + heads, base, caption=f"{task}: baselines on {what} "
@@ -456,7 +468,8 @@ def _validity(stats: list[RunStats], figs: _Figures) -> Section:
     for s in stats:
         n = s.n_records
         per = s.seconds / n if n and not math.isnan(s.seconds) else float("nan")
-        rows.append([s.run.task, s.run.name, str(n), pct(s.invalid_rate), pct(s.repaired_rate),
+        done = f"{n} of {s.run.planned} (partial)" if s.run.partial else str(n)
+        rows.append([s.run.task, s.run.name, done, pct(s.invalid_rate), pct(s.repaired_rate),
                      fmt(s.tokens_in, 1), fmt(s.tokens_out, 1), fmt(per, 2), fmt(s.seconds, 1),
                      DASH if s.cost is None else f"${s.cost:.4f}"])
     sec.add(Table(["Task", "Cell", "Items", "Invalid", "Repaired", "Tokens in / item", "Tokens out / item",

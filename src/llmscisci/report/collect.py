@@ -60,6 +60,17 @@ class LabelRun:
     # per-split records that replace `records` on that split: a baseline's test split is scored from
     # its fit on the train split, its other items from out-of-fold cross-validation
     split_records: dict[str, list[dict]] = field(default_factory=dict)
+    bad_lines: int = 0  # unreadable prediction lines skipped (only with --skip-bad-lines)
+
+    @property
+    def planned(self) -> int | None:
+        """Items the run set out to label (config.json), when recorded."""
+        items = self.config.get("items")
+        return len(items) if isinstance(items, list) and items else None
+
+    @property
+    def partial(self) -> bool:
+        return self.planned is not None and len(self.records) < self.planned
 
     @property
     def task(self) -> str:
@@ -182,8 +193,9 @@ def _is_label_records(records: list[dict]) -> bool:
     return any(isinstance(r.get("reference"), list) or isinstance(r.get("labels"), list) for r in records)
 
 
-def _load_label_run(path: Path, config: dict) -> LabelRun | None:
-    by_key = {(r.get("doi"), r.get("task")): r for r in read_jsonl(path / "predictions.jsonl")}  # last wins
+def _load_label_run(path: Path, config: dict, skip_bad: bool = False) -> LabelRun | None:
+    lines = read_jsonl(path / "predictions.jsonl", skip_bad=skip_bad)
+    by_key = {(r.get("doi"), r.get("task")): r for r in lines}  # last wins
     records = list(by_key.values())
     if not records or not _is_label_records(records):
         return None
@@ -196,7 +208,8 @@ def _load_label_run(path: Path, config: dict) -> LabelRun | None:
                for v in (r.get("reference"), r.get("labels")))
     ]
     metrics = _read_json(path / "metrics.json") or {}
-    run = LabelRun(path, config, clean, metrics if isinstance(metrics, dict) else {}, shorts)
+    run = LabelRun(path, config, clean, metrics if isinstance(metrics, dict) else {}, shorts,
+                   bad_lines=lines.bad_lines)
     canonical = path / "canonical_predictions.jsonl"
     if config.get("kind") == "baseline" and canonical.is_file():
         run.split_records["test"] = [r for r in read_jsonl(canonical)
@@ -252,8 +265,11 @@ def _rel(path: Path, root: Path) -> str:
     return str(rel) if str(rel) != "." else (root.name or str(root))
 
 
-def collect(root: str | Path, *, exclude: Path | None = None) -> Collection:
-    """Read every run below `root` (a run folder, a grid folder, or any folder of runs)."""
+def collect(root: str | Path, *, exclude: Path | None = None, skip_bad: bool = False) -> Collection:
+    """Read every run below `root` (a run folder, a grid folder, or any folder of runs).
+
+    A predictions file with an unreadable line other than a torn last one is an error unless
+    `skip_bad` (then the lines are skipped and counted per run)."""
     root = Path(root)
     if not root.exists():
         raise UserError(f"{root}: no such folder")
@@ -295,7 +311,7 @@ def collect(root: str | Path, *, exclude: Path | None = None) -> Collection:
         if not isinstance(config, dict):
             continue  # not ours (or unreadable): keep looking below
         if "predictions.jsonl" in files and config.get("kind", "label") in ("label", "baseline"):
-            run = _load_label_run(d, config)
+            run = _load_label_run(d, config, skip_bad)
             if run is not None:
                 run.rel = run.name = _rel(d, root)
                 out.label_runs.append(run)

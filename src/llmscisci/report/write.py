@@ -48,6 +48,7 @@ def write_report(
     adjust: str = "holm",
     title: str | None = None,
     progress: bool = False,
+    skip_bad: bool = False,
 ) -> Written:
     """Write `report.html` (self-contained) and `report.md` with its PNG figures into `out`
     (default ROOT/report). Nothing is created when ROOT holds nothing to report."""
@@ -57,7 +58,7 @@ def write_report(
     if not 0.5 <= level < 1:
         raise UserError(f"--level {level} must be between 0.5 and 1 (e.g. 0.95)")
     out_dir = Path(out) if out is not None else root / "report"
-    col = collect(root, exclude=out_dir)
+    col = collect(root, exclude=out_dir, skip_bad=skip_bad)
     if col.empty:
         raise UserError(f"{root}: no run folders (config.json + predictions.jsonl), training folders "
                         "(train_log.jsonl) or agreement tables found")

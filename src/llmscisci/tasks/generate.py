@@ -12,17 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmscisci.backends.base import Backend, Generation, GenParams
 from llmscisci.runs import RunFolder
-from llmscisci.tasks.stoprule import RunStopped, StopRule
+from llmscisci.tasks.stoprule import StopRule
 
 
 def progress_bar() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"), transient=False,
+        console=Console(stderr=True),  # stdout carries results only (tables, --json)
     )
 
 
@@ -69,10 +71,7 @@ def generate_into(
             for key, value in tally(rec).items():
                 counts[key] = counts.get(key, 0) + value
             bar.update(task_id, advance=1, status=" ".join(f"{k} {v}" for k, v in counts.items()))
-            reason = rule.observe(gen)
-            if reason is not None:
-                where = backend.name + (f" at {url}" if (url := backend.describe().get("base_url")) else "")
-                raise RunStopped(StopRule.message(reason, gen, where, written[0], run.path))
+            rule.check(gen, backend, written[0], run.path)
 
         try:
             backend.generate(convs, params, schema=schema, on_result=on_result)

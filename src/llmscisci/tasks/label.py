@@ -16,9 +16,10 @@ from llmscisci.backends.base import Backend, GenParams, Generation
 from llmscisci.data.codebook import Codebook
 from llmscisci.data.items import Item
 from llmscisci.data.split import SPLIT_INFO
+from llmscisci.data.validate import apply_none_rule
 from llmscisci.errors import UserError
 from llmscisci.prompts import label as prompts
-from llmscisci.runs import RunFolder, stable_hash
+from llmscisci.runs import RunFolder, read_jsonl, stable_hash
 from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.parse import is_exact_format, parse_answer, render_answer
 
@@ -124,6 +125,25 @@ def prediction_record(item: Item, gen: Generation, codebook: Codebook, variant: 
     }
 
 
+def is_empty(item: Item) -> bool:
+    """The empty-text rule: a text with nothing but white space is not sent to a model."""
+    return not (item.text or "").strip()
+
+
+def empty_record(item: Item, codebook: Codebook, phash: str) -> dict:
+    """The prediction for an empty text under the label policy (all zeros -> `none`), made without a
+    model call and marked `"empty": true`; it counts in the metrics like any other prediction."""
+    labels = apply_none_rule((0,) * codebook.n, codebook.none_index).labels
+    rec = prediction_record(item, Generation(text=""), codebook, "guidelines", phash)
+    return rec | {"labels": list(labels), "valid": True, "repaired": False, "exact_format": True,
+                  "seconds": 0.0, "empty": True}
+
+
+def split_empty(items: list[Item]) -> tuple[list[Item], list[Item]]:
+    """(items to send to the model, items with an empty text)."""
+    return [it for it in items if not is_empty(it)], [it for it in items if is_empty(it)]
+
+
 def run_label(
     spec: LabelSpec,
     items: list[Item],
@@ -143,29 +163,44 @@ def run_label(
     phash = config["prompt_hash"]
     para = f"_p{spec.paraphrase}" if spec.paraphrase else ""
     path = Path(run_dir) if run_dir else Path(out) / f"label_{spec.codebook.task}_{spec.variant}{para}_{slug(spec.model)}_{config['hash'][:8]}"
-    run = RunFolder.create(path, config, resume=True)
-    run.repair_tail()
-    done = run.done_keys()
-    pending = [it for it in items if it.key not in done]
-    schema = prompts.label_schema(spec.codebook) if prompts.is_structured(spec.variant) else None
-
-    entries = [(it, prompts.build_messages(it.text, spec.codebook, spec.variant, shots, spec.paraphrase))
-               for it in pending]
-    t0 = time.perf_counter()
-    generate_into(run, backend, entries, spec.params,
-                  lambda it, gen: prediction_record(it, gen, spec.codebook, spec.variant, phash),
-                  f"label {spec.codebook.task}/{spec.variant}", schema=schema, show_progress=show_progress)
-    finish_run(run, spec.codebook, wall_seconds=time.perf_counter() - t0, n_resumed=len(done))
+    with RunFolder(path).writing():
+        run = RunFolder.create(path, config, resume=True)
+        run.repair_tail()
+        done = run.done_keys()
+        pending, empty = split_empty([it for it in items if it.key not in done])
+        schema = prompts.label_schema(spec.codebook) if prompts.is_structured(spec.variant) else None
+        if empty:
+            run.append([empty_record(it, spec.codebook, phash) for it in empty])
+        entries = [(it, prompts.build_messages(it.text, spec.codebook, spec.variant, shots, spec.paraphrase))
+                   for it in pending]
+        t0 = time.perf_counter()
+        generate_into(run, backend, entries, spec.params,
+                      lambda it, gen: prediction_record(it, gen, spec.codebook, spec.variant, phash),
+                      f"label {spec.codebook.task}/{spec.variant}", schema=schema, show_progress=show_progress)
+        finish_run(run, spec.codebook, wall_seconds=time.perf_counter() - t0, n_resumed=len(done))
     return run
 
 
-def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = None, n_resumed: int = 0) -> dict:
+def completeness(n_done: int, planned: list | None, bad_lines: int = 0) -> dict:
+    """How much of the planned run the predictions cover (`partial` when fewer than planned)."""
+    out: dict = {}
+    if planned:
+        out = {"n_planned": len(planned), "partial": n_done < len(planned)}
+    if bad_lines:
+        out["bad_lines_skipped"] = bad_lines
+    return out
+
+
+def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = None, n_resumed: int = 0,
+               skip_bad: bool = False) -> dict:
     """Compute metrics from the predictions and write metrics.json and predictions.csv."""
     from llmscisci.metrics.evaluate import evaluate
 
     # item order, not completion order: concurrency and resumes must not change any number
-    preds = sorted(run.predictions(), key=lambda p: (str(p.get("task")), str(p.get("doi"))))
+    preds = sorted(run.predictions(skip_bad=skip_bad), key=lambda p: (str(p.get("task")), str(p.get("doi"))))
     metrics = evaluate(preds, codebook, train_reference=run.config.get("train_reference") or None)
+    metrics |= completeness(len(preds), run.config.get("items"), run.bad_lines)
+    metrics["empty_texts"] = sum(1 for p in preds if p.get("empty"))
     metrics["exact_format_rate"] = sum(bool(p.get("exact_format")) for p in preds) / max(len(preds), 1)
     metrics["failed"] = sum(1 for p in preds if p.get("error"))
     metrics["refusals"] = sum(1 for p in preds if p.get("refusal"))
@@ -196,10 +231,19 @@ def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = 
     return metrics
 
 
-def reevaluate(run_dir: str | Path, reparse: bool = False) -> dict:
-    """`llmscisci eval`: recompute a run's metrics from its predictions (optionally re-parsing raw output)."""
+def reevaluate(run_dir: str | Path, reparse: bool = False, skip_bad: bool = False) -> dict:
+    """`llmscisci eval`: recompute a run's metrics from its predictions (optionally re-parsing raw output).
+
+    An unreadable predictions line other than a torn last one is an error unless `skip_bad`."""
     run = RunFolder(run_dir)
     cfg = run.config
+    with run.writing():
+        return _reevaluate(run, cfg, reparse, skip_bad)
+
+
+def _reevaluate(run: RunFolder, cfg: dict, reparse: bool, skip_bad: bool) -> dict:
+    run_dir = run.path
+    read_jsonl(run.predictions_path, skip_bad=skip_bad)  # refuse a damaged file before anything is rewritten
     if cfg.get("kind") == "judge":
         from llmscisci.tasks.judge import reevaluate_judge
 
@@ -212,14 +256,14 @@ def reevaluate(run_dir: str | Path, reparse: bool = False) -> dict:
         raise UserError(f"{run_dir}: config.json has no codebook; not a labelling-style run")
     codebook = Codebook(**cfg["codebook"])
     if reparse:
-        preds = run.predictions()
+        preds = run.predictions(skip_bad=skip_bad)
         variant = cfg.get("variant", "guidelines")
         for p in preds:
-            if p.get("error"):
+            if p.get("error") or p.get("empty"):
                 continue
             parsed = parse_answer(p.get("raw") or "", codebook)
             p["labels"] = list(parsed.labels) if parsed.labels is not None else None
             p["valid"], p["repaired"] = parsed.valid, parsed.repaired
             p["exact_format"] = is_exact_format(p.get("raw") or "", codebook, variant)
         run.rewrite_predictions(preds)
-    return finish_run(run, codebook)
+    return finish_run(run, codebook, skip_bad=skip_bad)

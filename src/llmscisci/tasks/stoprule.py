@@ -62,8 +62,13 @@ class StopRule:
             return f"{n_failed} of the last {len(self._recent)} items got no answer; the last: {gen.error}"
         return None
 
-    @staticmethod
-    def message(reason: str, gen: Generation, where: str, written: int, run_path) -> str:
+    def check(self, gen: Generation, backend, written: int, run_path) -> None:
+        """Record one result (already written); raise RunStopped when the run should stop."""
+        reason = self.observe(gen)
+        if reason is None:
+            return
+        url = backend.describe().get("base_url")
+        where = backend.name + (f" at {url}" if url else "")
         hint = HINTS.get(gen.extra.get("failure_kind"), HINTS[None])
-        return (f"{where}: stopped after {reason}. Hint: {hint}. {written} item(s) are in {run_path}; "
-                f"after the fix continue with --resume {run_path}")
+        raise RunStopped(f"{where}: stopped after {reason}. Hint: {hint}. {written} item(s) written in this "
+                         f"session to {run_path}; after the fix continue with --resume {run_path}")

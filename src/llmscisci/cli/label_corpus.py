@@ -1,0 +1,126 @@
+"""`llmscisci label --input CORPUS`: a researcher's own corpus, streamed; `--dry-run` plans; `baseline:DIR`
+labels with a saved classifier instead of an LLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmscisci.cli.common import console
+
+BASELINE_PREFIX = "baseline:"
+
+
+def emit_text(result, texts: list[str], as_json: bool, json_out) -> None:
+    """`emit` for plain text that must reach the reader unchanged (a prompt: never wrapped or cropped):
+    on stdout, or on stderr under --json."""
+    import sys
+
+    from llmscisci.cli.common import emit, out
+
+    stream = sys.stderr if as_json else sys.stdout
+    for t in texts:
+        if isinstance(t, str):
+            stream.write(t.rstrip("\n") + "\n")
+            stream.flush()
+        else:  # a rich table
+            (console if as_json else out).print(t)
+    emit(result, None, as_json, json_out)
+
+
+def load_labeller(model: str, opts, codebook):
+    """A saved classifier for `baseline:DIR` (checked against the codebook), else an LLM backend."""
+    if model.startswith(BASELINE_PREFIX):
+        from llmscisci.tasks.baseline_model import load_model
+
+        clf = load_model(model[len(BASELINE_PREFIX):])
+        clf.check_codebook(codebook)
+        return clf
+    from llmscisci.backends.registry import load_backend
+
+    return load_backend(model, opts)
+
+
+def _messages(items, codebook, variant, paraphrase):
+    from llmscisci.prompts.label import build_messages
+
+    for it in items:
+        yield build_messages(it.text, codebook, variant, [], paraphrase) if it.text.strip() else None
+
+
+def dry_run_items(codebook, items, *, model, variant, params, opts, shots=0, paraphrase=0):
+    """The plan for labelling `items` (an iterable), its text in `plan.text`; nothing is sent or written."""
+    from llmscisci.backends.pricing import lookup
+    from llmscisci.backends.registry import split_provider
+    from llmscisci.backends.aliases import api_alias
+    from llmscisci.tasks.plan import api_counter, backend_counter, format_plan, make_plan, probe_eta
+
+    if model.startswith(BASELINE_PREFIX):
+        from llmscisci.tasks.plan import Plan
+
+        plan = Plan(n_items=sum(1 for _ in items), token_method="classifier")
+        plan.notes.append(f"{model} is a saved classifier: no prompts, no tokens, no cost")
+        plan.text = format_plan(plan)
+        return plan
+    provider, name = split_provider(model)
+    if provider is None and api_alias(model):
+        provider, name = api_alias(model)
+    if provider is not None:
+        plan = make_plan(_messages(items, codebook, variant, paraphrase), params, api_counter(name),
+                         lookup(provider, name, opts.prices_path))
+    else:
+        from llmscisci.backends.registry import load_backend
+
+        backend = load_backend(model, opts)
+        items = list(items)
+        plan = make_plan(_messages(items, codebook, variant, paraphrase), params, backend_counter(backend))
+        from llmscisci.prompts.label import is_structured, label_schema
+
+        convs = [m for m in _messages(items[:10], codebook, variant, paraphrase) if m is not None]
+        probe_eta(plan, backend, params, convs, label_schema(codebook) if is_structured(variant) else None)
+    plan.text = format_plan(plan)
+    return plan
+
+
+def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, shots, paraphrase, out_dir, resume,
+                 id_column, text_column, template, by, chunk_size, dry_run) -> dict:
+    """Label (or plan) one codebook over the corpus; {"result": JSON result, "tables": what a person reads}."""
+
+    from llmscisci.data.corpus import CorpusPlan
+    from llmscisci.errors import UserError
+    from llmscisci.metrics.evaluate import format_table
+    from llmscisci.tasks.label import LabelSpec
+    from llmscisci.tasks.label_stream import run_label_stream
+    from llmscisci.tasks.stream_finish import distribution_table
+
+    if limit is not None and limit < 1:
+        raise UserError("--limit must be at least 1")
+    if chunk_size < 1:
+        raise UserError("--chunk-size must be at least 1")
+    if shots:
+        raise UserError("--shots needs the study's data (--data-dir); with --input, label without examples")
+    corpus = CorpusPlan.open(path, codebook, id_column=id_column, text_column=text_column, template=template)
+    if by is not None:
+        first = next(corpus.items())
+        if by not in first.meta:
+            raise UserError(f"--by {by!r}: no such metadata column in {path} (have: {', '.join(first.meta)})")
+    labeller = load_labeller(model, opts, codebook) if model.startswith(BASELINE_PREFIX) and not dry_run else None
+    console.print(f"{path}: {corpus.source.describe}, {corpus.n_items:,} items, id column {corpus.id_column!r}, "
+                  f"text {corpus.text_spec!r}", markup=False, highlight=False, soft_wrap=True)
+    if dry_run:
+        import itertools
+
+        items = corpus.items() if limit is None else itertools.islice(corpus.items(), limit)
+        plan = dry_run_items(codebook, items, model=model, variant=variant, params=params, opts=opts,
+                             paraphrase=paraphrase)
+        return {"result": {"task": codebook.task, "input": corpus.describe(), "dry_run": plan.as_dict()},
+                "tables": [plan.text]}
+    labeller = labeller or load_labeller(model, opts, codebook)
+    spec = LabelSpec(codebook=codebook, variant=variant, model=model, params=params, limit=limit,
+                     data_source=str(path), paraphrase=paraphrase)
+    run = run_label_stream(spec, corpus, labeller, out_dir, run_dir=resume, chunk_size=chunk_size, by=by)
+    metrics = run.metrics()
+    tables = []
+    if isinstance(metrics.get("all"), dict) and "macro_f1" in metrics["all"]:
+        tables.append(format_table(metrics))
+    tables += [distribution_table(metrics), f"run folder: {run.path}"]
+    return {"result": {"task": codebook.task, "run_dir": str(run.path), "metrics": metrics}, "tables": tables}

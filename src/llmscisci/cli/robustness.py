@@ -1,0 +1,234 @@
+"""`llmscisci robustness`: does a conclusion drawn from model labels survive the configuration (model,
+prompt variant, wording, seed) that produced the labels, once corrected with a human-coded sample?"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from llmscisci.cli.common import DataDirOpt, console, out
+from llmscisci.errors import UserError
+
+LEGEND = ("verdicts n P D: naive, PPI, DSL; '>' above 0, '<' below 0, '.' not distinguishable from 0 "
+          "(95% interval covers 0)")
+SHORT = {">0": ">", "<0": "<", "n.d.": ".", None: "?"}
+
+
+def _say(text: str, err: bool = False) -> None:
+    (console if err else out).print(text, markup=False, highlight=False)
+
+
+def _pts(x: float | None, signed: bool) -> str:
+    if x is None:
+        return "-"
+    r = round(100 * x)
+    return "0" if r == 0 else (f"{r:+d}" if signed else f"{r:d}")
+
+
+def _cell(p: dict, signed: bool) -> str:
+    if p.get("estimate") is None:
+        return "-"
+    return f"{_pts(p['estimate'], signed)} [{_pts(p['low'], signed)}, {_pts(p['high'], signed)}]"
+
+
+def _rate(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}"
+
+
+def _table(title: str) -> Table:
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+
+
+def estimand_table(res: dict, e: dict, names: list[str]) -> Table:
+    signed = e["kind"] == "contrast"
+    unit = "difference of shares, points" if signed else "share, %"
+    pct = round(res["level"] * 100)
+    t = _table(f"{e['category']} {e['what']} ({unit} [{pct}% CI])")
+    t.add_column("configuration", overflow="fold", max_width=24)
+    for col in ("naive", "PPI", "DSL", "n P D"):
+        t.add_column(col, justify="right" if col != "n P D" else "center", no_wrap=True)
+    for name, p in zip(names, e["per_configuration"]):
+        t.add_row(name, *[_cell(p[m], signed) for m in ("naive", "ppi", "dsl")],
+                  " ".join(SHORT[p[m]["verdict"]] for m in ("naive", "ppi", "dsl")))
+    c = e["coded"]
+    t.caption = f"coded sample alone: {_cell(c, signed)} ({SHORT[c['verdict']]})"
+    t.caption_justify = "left"
+    return t
+
+
+def summary_table(task: str, res: dict, rows: list[dict]) -> Table:
+    t = _table(f"{task}: across {len(res['configurations'])} configurations (rates in % of configurations)")
+    t.add_column("estimand", overflow="fold", min_width=21, max_width=26)
+    for col in ("range n", "range P", "modal", "disagr. n/P/D", "sign n/P/D"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for e in rows:
+        s = e["summary"]
+        m = s["methods"]
+
+        def rng(k: str, m: dict = m) -> str:
+            sp = m[k]["spread"]
+            return "-" if sp is None else f"{100 * sp['range']:.0f}"
+
+        t.add_row(f"{e['category']} {e['what'].replace(' - ', '-')}", rng("naive"), rng("ppi"), s["modal_corrected_verdict"] or "-",
+                  "/".join(_rate(m[k]["disagreement_rate"]) for k in ("naive", "ppi", "dsl")),
+                  "/".join(_rate(m[k]["sign_error_rate"]) for k in ("naive", "ppi", "dsl")))
+    return t
+
+
+def drivers_table(task: str, drivers: dict) -> Table | None:
+    factors = list(drivers.get("naive", {}))
+    if not factors:
+        return None
+    t = _table(f"{task}: what moves the estimates (eta^2) and flips the verdicts")
+    t.add_column("factor")
+    t.add_column("levels", justify="right")
+    for col in ("eta2 naive", "eta2 PPI", "flips naive", "flips PPI"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for f in factors:
+        n, p = drivers["naive"][f], drivers["ppi"][f]
+
+        def eta(d: dict) -> str:
+            return "-" if d["eta_squared"] is None else f"{d['eta_squared']:.2f}"
+
+        t.add_row(f, str(len(n["levels"])), eta(n), eta(p), f"{n['flips']}/{n['compared']}",
+                  f"{p['flips']}/{p['compared']}")
+    return t
+
+
+def _contrast(raw: str | None) -> list[tuple[str, str]] | None:
+    if raw is None:
+        return None
+    pairs = []
+    for part in raw.split(";"):
+        bits = [b.strip() for b in part.split(",")]
+        if len(bits) != 2 or not all(bits) or bits[0] == bits[1]:
+            raise UserError(f"--contrast {raw!r}: give two different groups as A,B (e.g. 2021,2020)")
+        pairs.append((bits[0], bits[1]))
+    return pairs
+
+
+def robustness(
+    sources: Annotated[list[Path], typer.Argument(help="Configurations: a grid folder (every labelling run in "
+                                                       "it), run folders, or label files.", show_default=False)],
+    gold: Annotated[Path, typer.Option("--gold", help="The human-coded sample: a `code import` label file (its "
+                                                      "sampling probabilities are used) or any label file (taken "
+                                                      "as a simple random sample).", show_default=False)],
+    task: Annotated[str | None, typer.Option("--task", help="Only this task (default: every task the sources "
+                                                            "and the coded sample share).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Group items by this column of the reports table (e.g. "
+                                                       "mlrc_year) and compare the groups.")] = None,
+    contrast: Annotated[str | None, typer.Option(
+        "--contrast", help="A,B: the contrast A - B (several: A,B;C,D). Default: every pair of --by groups, "
+                           "later minus earlier.")] = None,
+    level: Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")] = 0.95,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object on stdout "
+                                                         "(nothing else on stdout).")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json-out", help="Also write the JSON to this file (e.g. "
+                                                                    "into a grid folder, for `llmscisci "
+                                                                    "report`).")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Does a conclusion survive the configuration? Naive vs corrected verdicts across configurations.
+
+    Every category's share (overall and per group) and every contrast between groups, in every
+    configuration, naive (labels as truth) and corrected with the coded sample (PPI, DSL), with 95%
+    intervals and verdicts; then, per estimand, how far the configurations spread, how often their
+    verdicts disagree with the most common corrected verdict or contradict the coded sample's sign, and
+    which choices (model, variant, wording, seed) drive it."""
+    import os
+
+    from llmscisci.metrics.robustness import Corpus
+    from llmscisci.metrics.robustness import robustness as analyse
+    from llmscisci.paths import DATA_ENV
+    from llmscisci.runs import write_json
+    from llmscisci.tasks.robustness import gather, group_column, load_configurations
+
+    if not 0 < level < 1:
+        raise UserError(f"--level {level}: must be between 0 and 1 (e.g. 0.95)")
+    pairs = _contrast(contrast)
+    if pairs is not None and by is None:
+        raise UserError("--contrast needs --by (the column whose groups it compares)")
+    if json_out is not None and not json_out.parent.is_dir():
+        raise UserError(f"--json-out {json_out}: folder {json_out.parent} does not exist")
+    if not gold.exists():
+        raise UserError(f"--gold {gold}: no such file")
+    source = data_dir or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
+    if data_dir is not None and not data_dir.exists():
+        raise UserError(f"--data-dir {data_dir}: no such folder or file")
+    book = None
+    if task is not None and task.endswith(".toml"):
+        from llmscisci.data.codebook import load_codebook
+
+        book = load_codebook(task)
+        task = book.task
+    configs = load_configurations(sources, book)
+    groups_of = group_column(source, by) if by is not None else None
+    tasks = [task] if task is not None else list(dict.fromkeys(c.task for c in configs))
+    payload: dict = {"kind": "robustness", "sources": [str(s) for s in sources], "gold": str(gold), "by": by,
+                     "level": level, "tasks": {}}
+    from llmscisci.data.labelfiles import load_labels
+
+    coded_tasks = None
+    if task is None:  # only the tasks the coded sample covers
+        from llmscisci.tasks.robustness import _books
+
+        coded_tasks = {t for _, t in load_labels(gold, _books(None)).records}
+        tasks = [t for t in tasks if t in coded_tasks]
+        if not tasks:
+            raise UserError(f"--gold {gold}: codes none of the sources' tasks")
+    for t in tasks:
+        inp = gather(configs, t, gold, groups_of)
+        corpus = Corpus(inp.y, tuple(inp.codebook.shorts), inp.groups, inp.pi)
+        try:
+            res = analyse(corpus, [c.describe() for c in inp.configurations], inp.predictions(), pairs, level)
+        except ValueError as exc:
+            raise UserError(f"--contrast: {exc}") from None
+        paras = len({c.factors.get("paraphrase") for c in inp.configurations}) > 1
+        d = res.to_dict()
+        for conf, c in zip(d["configurations"], inp.configurations):
+            conf["label"] = c.display(paras)
+        payload["tasks"][t] = {"n_items": len(inp.dois), "n_coded": inp.n_coded, "design": inp.design,
+                               "notes": inp.notes, **d}
+    if json_out is not None:
+        write_json(json_out, payload)
+    if as_json:
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+        if json_out is not None:
+            _say(f"written to {json_out}", err=True)
+        return
+    for t, res in payload["tasks"].items():
+        names = [c["label"] for c in res["configurations"]]
+        _say(f"{t}: {len(names)} configurations, {res['n_items']} items, {res['n_coded']} coded; {res['design']}")
+        for note in res["notes"]:
+            _say(f"- note: {note}")
+        has_contrasts = any(e["kind"] == "contrast" for e in res["estimands"])
+        rows = [e for e in res["estimands"] if (e["kind"] == "contrast") == has_contrasts
+                and (has_contrasts or e["what"] == "all")]
+        for e in rows:
+            out.print(estimand_table(res, e, names))
+        _say(LEGEND)
+        out.print(summary_table(t, res, rows))
+        _say("range: max - min of the point estimates (points); modal: the most common corrected verdict; "
+             "disagr.: verdict differs from it; sign: significant with the sign opposite to the coded "
+             "sample's estimate.")
+        dt = drivers_table(t, res["drivers"])
+        if dt is not None:
+            out.print(dt)
+            _say("eta2: share of the estimates' variance between the factor's levels; flips: pairs of "
+                 "configurations differing only in that factor whose verdicts differ.")
+    if not any(e["kind"] == "contrast" for r in payload["tasks"].values() for e in r["estimands"]):
+        _say("no groups: pass --by COLUMN to compare groups (e.g. --by mlrc_year)")
+    _say("group shares are in --json / --json-out and the report (`llmscisci report` on a folder holding the "
+         "--json-out file).")
+    if json_out is not None:
+        _say(f"written to {json_out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("robustness")(robustness)

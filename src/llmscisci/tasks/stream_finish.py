@@ -1,0 +1,161 @@
+"""Finishing a streamed labelling run: one pass over predictions.jsonl, in bounded memory.
+
+Without reference labels there is nothing to score, so metrics.json holds the label distribution
+(items per category and their share; per group of a metadata column with `--by`), the counts of
+invalid, failed, refused and empty items, tokens and cost. predictions.csv is written row by row, and
+a run of at least PARQUET_FROM items also gets predictions.parquet (typed columns). With reference
+labels (a coded sample: small) the usual scores are computed as for any labelling run, plus the
+distribution.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from llmscisci.data.codebook import Codebook
+from llmscisci.data.corpus import CorpusPlan
+from llmscisci.runs import RunFolder
+
+PARQUET_FROM = 10_000
+CSV_FIELDS = ("doi", "task", "split", "valid", "repaired", "exact_format", "empty", "error")
+
+
+def iter_predictions(run: RunFolder) -> Iterator[dict]:
+    """predictions.jsonl one record at a time (a torn last line skipped)."""
+    path = run.predictions_path
+    if not path.is_file():
+        return
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+class Distribution:
+    """Counts of predicted categories, overall and per group."""
+
+    def __init__(self, codebook: Codebook, by: str | None = None):
+        self.cb, self.by = codebook, by
+        self.counts = [0] * codebook.n
+        self.n = 0
+        self.groups: dict[str, list[int]] = {}  # group -> [n, count per category...]
+
+    def add(self, rec: dict) -> None:
+        labels = rec.get("labels") if rec.get("valid") else None
+        if labels is None:
+            return
+        self.n += 1
+        for j, v in enumerate(labels):
+            self.counts[j] += int(v)
+        if self.by:
+            key = str((rec.get("meta") or {}).get(self.by, ""))
+            g = self.groups.setdefault(key, [0] * (self.cb.n + 1))
+            g[0] += 1
+            for j, v in enumerate(labels):
+                g[j + 1] += int(v)
+
+    def _table(self, n: int, counts: list[int]) -> dict:
+        return {"n": n, **{s: {"count": c, "share": round(c / n, 4) if n else None}
+                           for s, c in zip(self.cb.shorts, counts)}}
+
+    def as_dict(self) -> dict:
+        out = {"note": "predicted labels of the valid predictions; shares are of those items",
+               "all": self._table(self.n, self.counts)}
+        if self.by:
+            out["by"] = self.by
+            out["groups"] = {k: self._table(g[0], g[1:]) for k, g in sorted(self.groups.items())}
+        return out
+
+
+def csv_row(rec: dict, cb: Codebook) -> dict:
+    row = {k: rec.get(k) for k in CSV_FIELDS}
+    row["empty"] = bool(rec.get("empty"))
+    row |= cb.columns("pred", rec.get("labels")) | cb.columns("ref", rec.get("reference"))
+    row["tokens_in"], row["tokens_out"], row["seconds"] = rec.get("tokens_in"), rec.get("tokens_out"), rec.get("seconds")
+    return row
+
+
+def finish_stream(run: RunFolder, codebook: Codebook, plan: CorpusPlan, by: str | None = None,
+                  wall_seconds: float | None = None) -> dict:
+    dist = Distribution(codebook, by)
+    if plan.has_references:
+        from llmscisci.tasks.label import finish_run
+
+        metrics = finish_run(run, codebook, wall_seconds=wall_seconds)
+        for rec in iter_predictions(run):
+            dist.add(rec)
+        metrics["distribution"] = dist.as_dict()
+        metrics["empty"] = sum(1 for r in iter_predictions(run) if r.get("empty"))
+        run.write_metrics(metrics)
+        _maybe_parquet(run, codebook, metrics["n"] if "n" in metrics else dist.n)
+        return metrics
+    n = invalid = failed = refusals = empty = tok_in = tok_out = 0
+    cost, seconds, versions = None, 0.0, set()
+    tmp = run.path / ".predictions.csv.tmp"
+    fields = [*CSV_FIELDS, *codebook.columns("pred", None), *codebook.columns("ref", None),
+              "tokens_in", "tokens_out", "seconds"]
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        for rec in iter_predictions(run):
+            n += 1
+            invalid += not rec.get("valid")
+            failed += bool(rec.get("error"))
+            refusals += bool(rec.get("refusal"))
+            empty += bool(rec.get("empty"))
+            tok_in += rec.get("tokens_in") or 0
+            tok_out += rec.get("tokens_out") or 0
+            seconds += rec.get("seconds") or 0.0
+            if rec.get("cost_usd") is not None:
+                cost = (cost or 0.0) + rec["cost_usd"]
+            if rec.get("model_version"):
+                versions.add(rec["model_version"])
+            dist.add(rec)
+            w.writerow(csv_row(rec, codebook))
+    os.replace(tmp, run.path / "predictions.csv")
+    prev = run.metrics().get("timing")
+    metrics = {"n": n, "references": False, "distribution": dist.as_dict(), "invalid": invalid,
+               "failed": failed, "refusals": refusals, "empty": empty, "tokens": {"in": tok_in, "out": tok_out},
+               "cost_usd": round(cost, 6) if cost is not None else None, "generation_seconds": round(seconds, 3)}
+    if wall_seconds is not None:
+        metrics["timing"] = {"last_wall_seconds": round(wall_seconds, 3), "previous": prev or None}
+    if versions:
+        metrics["model_versions"] = sorted(versions)
+    run.write_metrics(metrics)
+    _maybe_parquet(run, codebook, n)
+    return metrics
+
+
+def _maybe_parquet(run: RunFolder, codebook: Codebook, n: int) -> None:
+    if n >= PARQUET_FROM:
+        from llmscisci.report.export import export_run
+
+        export_run(run.path, "parquet", Path(run.path) / "predictions.parquet")
+
+
+def distribution_table(metrics: dict) -> str:
+    """The distribution as a plain-text table (80 columns)."""
+    dist = metrics.get("distribution") or {}
+    rows = [("all", dist.get("all", {}))] + [(f"{dist.get('by')}={k}", v) for k, v in (dist.get("groups") or {}).items()]
+    if not rows or not rows[0][1]:
+        return ""
+    shorts = [k for k in rows[0][1] if k != "n"]
+    width = max(12, *(len(name) for name, _ in rows))
+    head = f"{'group':<{width}} {'n':>7} " + " ".join(f"{s[:9]:>9}" for s in shorts)
+    lines = ["label distribution (share of valid predictions)", head]
+    for name, t in rows:
+        cells = " ".join(f"{(t[s]['share'] or 0) * 100:8.1f}%" for s in shorts)
+        lines.append(f"{name[:width]:<{width}} {t['n']:>7} {cells}")
+    lines.append(f"items {metrics.get('n')}, invalid {metrics.get('invalid', 0)}, failed {metrics.get('failed', 0)}, "
+                 f"empty {metrics.get('empty', 0)}" + (f", cost ${metrics['cost_usd']:.4f}"
+                                                       if metrics.get("cost_usd") is not None else ""))
+    return "\n".join(lines)
