@@ -4,7 +4,9 @@ Throughput (completions per second) of the mix format + label + stepwise + hammi
 the TRL adapters in batches of 64 with the ground truth from the batch's `labels` column, against the seed's way:
 every reward function on its own, the ground truth looked up per completion in a pandas dataframe
 (filter by doi and task), parsed with ast.literal_eval, Hamming loss from sklearn, the format by
-re.match of the seed's pattern. Dataframes of 70 and 7,000 rows (the real 70 `easy` items, then
+re.match of the seed's pattern, and every reward but the format paying 0 without it (as the seed's;
+the seed's Hamming raises there). Before timing, the seed-style side is checked against the seed's
+own values on `tests/fixtures/seed/reward_vectors.jsonl`. Dataframes of 70 and 7,000 rows (the real 70 `easy` items, then
 synthetic DOIs with random valid vectors); completions are realistic answers to rows drawn at
 random (well-formed right or wrong labels and malformed ones), all distinct. Also timed: the
 seed-style lookup with a pure-Python Hamming (the lookup's cost alone). The library's label-parse
@@ -75,6 +77,9 @@ def seed_label(completions, **kw):
 def seed_stepwise(completions, **kw):
     out = []
     for c in completions:
+        if not re.match(SEED_PATTERN, c):  # the seed scores only a completion with the format
+            out.append(0.0)
+            continue
         lab = seed_extract_label(c)
         r = 0.0
         if lab:
@@ -96,6 +101,9 @@ def make_seed_hamming(df: pd.DataFrame, sklearn: bool = True):
         for c, d, t in zip(completions, doi, task):
             row = df[(df["doi"] == d) & (df["task"] == t)]
             truth = ast.literal_eval(row["labels"].iloc[0])
+            if not re.match(SEED_PATTERN, c):  # the seed raises here; 0 is the reading kept
+                out.append(0.0)
+                continue
             lab = seed_extract_label(c)
             if not seed_is_valid_onehot(lab):
                 out.append(0.0)
@@ -108,6 +116,25 @@ def make_seed_hamming(df: pd.DataFrame, sklearn: bool = True):
         return out
 
     return seed_hamming
+
+
+SEED_VECTORS = ROOT / "tests" / "fixtures" / "seed" / "reward_vectors.jsonl"
+
+
+def check_seed_side(path: Path = SEED_VECTORS) -> int:
+    """The seed-style functions give the seed's own values on every line of its reward vectors
+    (AssertionError otherwise); returns the number of lines checked."""
+    rows = [json.loads(ln) for ln in path.read_text("utf-8").split("\n") if ln]
+    df = pd.DataFrame({"doi": [str(i) for i in range(len(rows))], "task": ["easy"] * len(rows),
+                       "labels": [json.dumps(r["truth"]) for r in rows]})
+    comps, dois = [r["completion"] for r in rows], [str(i) for i in range(len(rows))]
+    got = {"format": seed_format(comps), "label": seed_label(comps), "stepwise": seed_stepwise(comps),
+           "hamming": make_seed_hamming(df)(comps, doi=dois, task=["easy"] * len(rows))}
+    for name, values in got.items():
+        want = [0.0 if r[name] is None else r[name] for r in rows]
+        bad = [r["id"] for r, g, w in zip(rows, values, want) if abs(g - w) > 1e-9]
+        assert not bad, f"seed-style {name} differs from the seed on {len(bad)} vectors: {bad[:5]}"
+    return len(rows)
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -257,6 +284,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     quick = args.quick or os.environ.get("BENCH_QUICK") == "1"
+    checked = check_seed_side()
+    print(f"seed-style side: the seed's values on all {checked} reward vectors")
     m_lib, m_seed, repeat = (2000, 200, 3) if quick else (20000, 1000, 5)
     sizes = throughput((70, 7000), m_lib, m_seed, repeat)
     for n_rows in (70, 7000):
@@ -285,6 +314,7 @@ def main() -> None:
         "benchmark": "rewards",
         "mix": MIX,
         "quick": quick,
+        "seed_side_checked_on_vectors": checked,
         "sizes": sizes,
         "ratios": ratios,
         "targets": {"vs_seed_70_rows": ">= 100", "vs_seed_7000_rows": ">= 100",

@@ -154,7 +154,7 @@ def test_annotator_agreement_matches_data_readme(data_dir, tmp_path):
     labels = data_dir / "labels"
     files = [str(labels / f"annotator_{x}.jsonl") for x in "abc"]
     out = tmp_path / "agree.json"
-    res = CliRunner().invoke(app, ["agree", *files, "--json", str(out)], env={"COLUMNS": "200"})
+    res = CliRunner().invoke(app, ["agree", *files, "--json-out", str(out)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "difficult: per label" in res.output
     d = json.loads(out.read_text())

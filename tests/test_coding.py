@@ -169,7 +169,7 @@ def test_round_trip_agreement_equals_the_known_value(run_a, tmp_path, capsys, mo
     # `llmscisci agree` with two people: human-human agreement next to model-human
     js = tmp_path / "agree.json"
     code, out, err = run(["agree", run_a, files["anna"], files["ben"], "--human", files["anna"],
-                          "--human", files["ben"], "--json", js], capsys, monkeypatch)
+                          "--human", files["ben"], "--json-out", js], capsys, monkeypatch)
     assert code == 0, err
     rep = json.loads(js.read_text("utf-8"))["tasks"]["easy"]
     ceiling = next(g for g in rep["group_pairs"] if g["within"] and g["a"] == "human")
@@ -294,7 +294,7 @@ def test_prevalence_cli_writes_estimates(run_a, tmp_path, capsys, monkeypatch, d
     assert run(["code", "import", sheet], capsys, monkeypatch)[0] == 0
     gold = tmp_path / "sample.coded.jsonl"
     js = tmp_path / "prev.json"
-    code, out, err = run(["prevalence", run_a, "--gold", gold, "--by", "mlrc_year", "--json", js],
+    code, out, err = run(["prevalence", run_a, "--gold", gold, "--by", "mlrc_year", "--json-out", js],
                          capsys, monkeypatch)
     assert code == 0, err
     res = json.loads(js.read_text("utf-8"))
@@ -315,7 +315,7 @@ def test_prevalence_cli_writes_estimates(run_a, tmp_path, capsys, monkeypatch, d
         assert rows[0][m]["low"] <= rows[0][m]["estimate"] <= rows[0][m]["high"]
     assert "code: Availability of code" in out and "DSL" in out
     # reference.csv as gold: every item coded, no design recorded -> a census, pi = 1
-    code, out, err = run(["prevalence", run_a, "--gold", data_dir / "labels" / "reference.csv", "--json", js],
+    code, out, err = run(["prevalence", run_a, "--gold", data_dir / "labels" / "reference.csv", "--json-out", js],
                          capsys, monkeypatch)
     assert code == 0, err
     res = json.loads(js.read_text("utf-8"))

@@ -125,6 +125,11 @@ def test_seed_examples_hand_computed():
     # label needs the format
     assert core.label_reward("[1, 0, 1, 0, 0]") == 0.0
     assert core.label_reward("<think>x</think><label>[1, 0, 1, 0, 0]</label>") == 0.5
+    # so do stepwise and hamming (the seed scores only a completion that matches the format)
+    for unformatted in ["[1, 0, 1, 0, 0]", "<label>[1, 0, 1, 0, 0]</label>", "<think>x</think><label>[1, 0, 1, 0, 0]"]:
+        assert core.stepwise_reward(unformatted) == 0.0
+        assert core.hamming_reward(unformatted, T) == 0.0
+        assert core.conditional_reward(unformatted, tau=0.0) == 0.0
 
 
 def test_hamming_equals_sklearn():
@@ -167,6 +172,25 @@ def test_cot_length_under_a_real_tokenizer():
     # Whitespace pre-tokenizer splits punctuation: the, code, was, there, ",", really, "!" = 7
     assert core.cot_tokens(c, count) == 7
     assert core.cot_tokens(c) == 5  # the whitespace fallback
+
+
+def test_cot_length_counts_special_tokens_as_the_seed_did():
+    # the seed counted tokenizer(think_text): a tokenizer that adds BOS counts one more token
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from llmscisci.rewards.tokens import token_counter
+
+    vocab = {"[UNK]": 0, "<s>": 1, "the": 2, "code": 3}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tk.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", bos_token="<s>")
+    c = ok("[1, 0, 1, 0, 0]", think="the code")
+    assert core.cot_tokens(c, token_counter(tok)[0]) == 3  # BOS + 2
+    assert core.cot_tokens(c, token_counter(tok, special_tokens=False)[0]) == 2
+    assert build_mix("cot_length", RewardContext(count_tokens=tok)).score([c])["cot_length"] == [3.0]
+    assert token_counter("words")[0]("a  b\u00a0c\x1cd") == len("a  b\u00a0c\x1cd".split()) == 4
 
 
 def test_length_variants_are_bounded():
@@ -244,6 +268,7 @@ def test_group_f1_hand_computed():
     # an invalid label gets -1 and counts as predicting nothing for the others
     r = core.group_f1_rewards([ok("[1, 0]"), ok("oops")], [[1, 0], [1, 0]])
     assert r[1] == -1.0
+    assert core.group_f1_rewards([ok("[1, 0]"), "[1, 0]"], [[1, 0], [1, 0]]) == r  # no format: invalid too
     assert r[0] == 1.0  # label0 TP1 FN1 = 2/3; without row 0: FN1 -> 0; 2 * 2/3 clipped to 1
     # groups (tasks) are scored separately
     a = core.group_f1_rewards([ok("[1, 0]"), ok("[0, 1]")], [[1, 0], [0, 1]], groups=["easy", "difficult"])
@@ -289,21 +314,23 @@ NAMES = ["format", "label", "label_strict", "stepwise", "stepwise_strict", "hamm
          "cot_length", "cot_length_capped", "cot_length_norm", "cot_length_target", "conditional", "conditional_norm",
          "f1_micro", "f1_macro"]
 # probe -> expected values in NAMES order (truth [1, 0, 1, 0, 0]; think sentence of 13 words;
-# lengths with the whitespace counter; cap 256, target 128; conditional alpha 0.1, conditional_norm 0.25)
+# lengths with the whitespace counter; cap 256, target 128; conditional alpha 0.1, conditional_norm 0.25).
+# Every reward but format pays 0 without the format, as the seed's rewards do: a bare list, a label
+# block without think, an unclosed block get nothing from stepwise, hamming or the F1 rewards.
 L13 = 13 / 128
 EXPECTED = {
     "perfect":               [1, .5, .5, 1, 1, 1, 1, 13, 13, L13, L13, 2.3, 1 + .25 * L13, 1, 1],
     "wrong_valid":           [1, .5, .5, 1, 1, .4, .4, 13, 13, L13, L13, 2.3, 1 + .25 * L13, 0, 0],
     "all_ones":              [1, .5, 0, 1, .375, .4, 0, 13, 13, L13, L13, 2.3, 1 + .25 * L13, 4 / 7, .4],
     "all_zeros":             [1, .5, 0, 1, .375, .6, 0, 13, 13, L13, L13, 2.3, 1 + .25 * L13, 0, 0],
-    "bare_list":             [0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1],
-    "no_think":              [0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1],
-    "label_before_think":    [0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1],
-    "label_inside_think":    [0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1],
+    "bare_list":             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    "no_think":              [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    "label_before_think":    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    "label_inside_think":    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     "two_labels_last_right": [1, .5, .5, 1, 1, 1, 1, 13, 13, L13, L13, 2.3, 1 + .25 * L13, 1, 1],
     "two_labels_last_wrong": [1, .5, .5, 1, 1, .4, .4, 13, 13, L13, L13, 2.3, 1 + .25 * L13, 0, 0],
-    "unclosed_label":        [0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1],
-    "unclosed_think":        [0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1],
+    "unclosed_label":        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    "unclosed_think":        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     "nested_tags":           [1, .5, .5, 1, 1, 1, 1, 13, 13, L13, L13, 2.3, 1 + .25 * L13, 1, 1],
     "text_around":           [1, .5, .5, 1, 1, 1, 1, 13, 13, L13, L13, 2.3, 1 + .25 * L13, 1, 1],
     "six_elements":          [1, 0, 0, .375, .375, 0, 0, 13, 13, L13, L13, .375, .375, 0, 0],
@@ -346,6 +373,7 @@ def test_balanced_on_probes():
     assert s["all_ones"] == pytest.approx(2 * w_pos / den)
     assert s["wrong_valid"] == pytest.approx((w_neg[0] + w_neg[1]) / den)
     assert s["six_elements"] == s["empty"] == s["floats"] == 0.0
+    assert s["bare_list"] == s["no_think"] == s["unclosed_label"] == 0.0  # the right list without the format
 
 
 def test_wrong_vector_is_valid_and_wrong():

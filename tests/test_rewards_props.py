@@ -68,19 +68,65 @@ def test_extraction_equals_the_seed_split(text):
     assert core.think_text(text) == text.split("<think>")[-1].split("</think>")[0].strip()
 
 
-@settings(max_examples=500, deadline=None)
-@given(label=st.one_of(tagged, st.text(max_size=40)), n=st.integers(1, 6))
-def test_fast_path_equals_literal_eval(label, n):
+def _slow_path(label: str, n: int) -> tuple[int, ...] | None:
+    """The seed's test, literally: ast.literal_eval, a list of n ints each 0 or 1 (bools pass)."""
     import ast
 
     try:
         v = ast.literal_eval(label)
-        want = isinstance(v, list) and len(v) == n and all(isinstance(x, int) and x in (0, 1) for x in v)
     except Exception:  # noqa: BLE001
-        want = False
-    assert core.is_valid_onehot(label, n) is want
+        return None
+    if isinstance(v, list) and len(v) == n and all(isinstance(x, int) and x in (0, 1) for x in v):
+        return tuple(int(x) for x in v)
+    return None
+
+
+# whitespace of every kind: ASCII, control characters (\x0b, \x1c-\x1f, \x85), Unicode space separators
+# (no-break space, en quad..., ideographic space), line/paragraph separators, zero-width characters
+SPACES = [" ", "\t", "\n", "\r", "\r\n", "\x0c", "\x0b", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\xa0",
+          "\u1680", "\u2000", "\u2007", "\u200a", "\u2028", "\u2029", "\u202f", "\u205f", "\u3000", "\u200b",
+          "\ufeff", "\x00", "\\\n"]
+any_char = st.characters(codec=None)  # every code point but surrogates: control and separator characters too
+space = st.one_of(st.sampled_from(SPACES), st.characters(categories=["Zs", "Zl", "Zp", "Cc", "Cf"]),
+                  st.text(any_char, max_size=2))
+LIST_PIECES = ["[", "]", ",", "0", "1", "True", "False", "#", "1.0", "0x1", "+1", "(", ")"]
+near_lists = st.lists(st.one_of(st.sampled_from(LIST_PIECES), space), max_size=24).map("".join)
+
+
+@st.composite
+def spaced_lists(draw):
+    """A 0/1 list with arbitrary text (mostly whitespace of any kind) around and between its parts."""
+    bits = draw(st.lists(st.integers(0, 1), min_size=1, max_size=6))
+    gap = st.one_of(st.just(""), space, st.text(any_char, max_size=3))
+    parts = [draw(gap), "["]
+    for k, b in enumerate(bits):
+        parts += [draw(gap), str(b), draw(gap)]
+        if k < len(bits) - 1:
+            parts.append(",")
+    parts += [draw(st.sampled_from(["", ","])), draw(gap), "]", draw(gap)]
+    return "".join(parts), len(bits)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(label=st.one_of(tagged, st.text(max_size=40), st.text(any_char, max_size=40), near_lists),
+       n=st.integers(1, 6))
+def test_fast_path_equals_literal_eval(label, n):
+    core.clear_caches()
+    assert core.parse_onehot(label, n) == _slow_path(label, n)
     strict = core.parse_strict(label, n)
-    assert strict is None or want  # strict never accepts what the seed rejects
+    assert strict is None or _slow_path(label, n) is not None  # strict never accepts what the seed rejects
+
+
+@settings(max_examples=3000, deadline=None)
+@given(case=spaced_lists(), extra=st.integers(-1, 1))
+def test_fast_path_equals_literal_eval_on_lists_with_any_whitespace(case, extra):
+    label, n = case
+    core.clear_caches()
+    for k in {n, max(1, n + extra)}:
+        assert core.parse_onehot(label, k) == _slow_path(label, k), (label, k)
+        # and the fast path alone never accepts what the literal parser rejects
+        if core._fast_list_re(k).fullmatch(label):
+            assert _slow_path(label, k) is not None, (label, k)
 
 
 @settings(max_examples=200, deadline=None)

@@ -35,7 +35,7 @@ def test_trl_signature_plain_and_conversational():
         out = {f.__name__: f(prompts=prompts, completions=completions, labels=LABELS, **extra) for f in mix.funcs}
         assert out["reward_format"] == [1.0, 1.0, 0.0]
         assert out["reward_label"] == [0.5, 0.5, 0.0]
-        assert out["reward_stepwise"] == [1.0, 1.0, 0.125]
+        assert out["reward_stepwise"] == [1.0, 1.0, 0.0]  # no format: 0, as in the seed
         assert out["reward_hamming"] == pytest.approx([1.0, 0.6, 0.0])
         assert all(isinstance(v, float) for vs in out.values() for v in vs)
     # positional prompts/completions work as well
@@ -88,7 +88,7 @@ def test_trl_calls_our_rewards_the_way_grpotrainer_does():
     prompts = [x["prompt"] for x in inputs]
     completions = [conv(GOOD), conv(HALF), conv(BAD)]
     rewards = GRPOTrainer._calculate_rewards(fake, inputs, prompts, completions, [[0]] * 3)
-    expected = torch.tensor([[1.0, 0.5, 1.0, 1.0], [1.0, 0.5, 1.0, 0.6], [0.0, 0.0, 0.125, 0.0]])
+    expected = torch.tensor([[1.0, 0.5, 1.0, 1.0], [1.0, 0.5, 1.0, 0.6], [0.0, 0.0, 0.0, 0.0]])
     assert torch.allclose(rewards, expected)
 
 
@@ -165,8 +165,9 @@ def test_probe_prints_each_reward_on_the_probes():
         parts = [c.strip() for c in ln.split("│")]
         if len(parts) == 7:  # │ probe │ format │ label │ stepwise │ total │
             cells[parts[1]] = parts[2:6]
-    # the seed's mix pays a bare list without any tags through stepwise, and a wrong answer in full
-    assert cells["bare_list"] == ["0", "0", "1", "1"]
+    # the seed's mix pays nothing for the right list without the format, and a wrong answer in full
+    for name in ("bare_list", "no_think", "unclosed_label"):
+        assert cells[name] == ["0", "0", "0", "0"], name
     assert cells["perfect"] == cells["wrong_valid"] == ["1", "0.5", "1", "2.5"]
     assert cells["empty"] == ["0", "0", "0", "0"]
 

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from llmscisci.cli.common import DataDirOpt, OutOpt, out
+from llmscisci.cli.tables import print_table
 
 
 def baseline(
@@ -66,7 +67,7 @@ def baseline(
                            cv={**cv, "test_macro_f1": run.metrics()["test"]["macro_f1"]})
                 out.print(f"model folder: {save}")
             met = run.metrics()
-            out.print(format_table(met))
+            print_table(out, format_table(met))
             cv = met["cv"]
             out.print(f"{t} {m}: CV macro-F1 {cv['macro_f1_mean']:.3f} ± {cv['macro_f1_std']:.3f} "
                       f"(k={cv['k']}); canonical test macro-F1 {met['test']['macro_f1']:.3f}; run folder {run.path}")

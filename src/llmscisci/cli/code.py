@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from llmscisci.cli.common import DataDirOpt, console, out
+from llmscisci.cli.common import DataDirOpt, JsonOpt, console, emit, out
 from llmscisci.errors import UserError
 
 
-def _say(text: str) -> None:
-    out.print(text, markup=False, highlight=False, soft_wrap=True)
+def _say(text: str, stderr: bool = False) -> None:
+    (console if stderr else out).print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 # --- code export ---------------------------------------------------------------------------------
@@ -158,8 +158,9 @@ def prevalence(
     by: Annotated[str | None, typer.Option("--by", help="Also estimate per group of this item column "
                                                            "(e.g. mlrc_year, split).")] = None,
     level: Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")] = 0.95,
-    json_path: Annotated[Path | None, typer.Option(
-        "--json", help="Where to write the estimates (default RUN_DIR/prevalence.json).")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json-out", help="Where to write the estimates as JSON (default RUN_DIR/prevalence.json).")] = None,
+    as_json: JsonOpt = False,
     data_dir: DataDirOpt = None,
 ) -> None:
     """The share of each category in the corpus, three ways side by side: naive (the model's labels as
@@ -175,9 +176,9 @@ def prevalence(
 
     if not 0 < level < 1:
         raise UserError(f"--level {level}: must be between 0 and 1 (e.g. 0.95)")
-    target = json_path or (run_dir / "prevalence.json")
-    if json_path is not None and not json_path.parent.is_dir():
-        raise UserError(f"--json {json_path}: folder {json_path.parent} does not exist")
+    target = json_out or (run_dir / "prevalence.json")
+    if json_out is not None and not json_out.parent.is_dir():
+        raise UserError(f"--json-out {json_out}: folder {json_out.parent} does not exist")
     run = load_run(run_dir, data_dir, need_items=by is not None)
     cb = run.codebook
     g = load_gold(gold, cb, run.dois)
@@ -206,24 +207,23 @@ def prevalence(
         pi = np.full(len(dois), n_coded / len(dois))
         design = f"no sampling probabilities in the gold file: taken as a simple random sample ({n_coded}/{len(dois)})"
     result = estimate(yhat, y, pi, cb.shorts, valid=valid, groups=groups, by=by, level=level).to_dict()
-    for t in prevalence_tables(result, cb):
-        out.print(t)
+    payload = {"run": str(run_dir), "gold": str(gold), "task": cb.task, "model": run.config.get("model"),
+               "variant": run.config.get("variant"), "n_items": len(dois), "n_invalid": int((~valid).sum()),
+               "n_coded": n_coded, "coded_outside_run": len(g.outside), "design": design, **result}
+    emit(payload, prevalence_tables(result, cb), as_json, None)
     _say(f"{len(dois)} items labelled by {run.config.get('model', '?')} ({cb.task}, {run.config.get('variant', '?')}), "
-         f"{int((~valid).sum())} invalid outputs; {n_coded} coded by people; {design}.")
+         f"{int((~valid).sum())} invalid outputs; {n_coded} coded by people; {design}.", as_json)
     if g.outside:
         console.print(f"note: {len(g.outside)} coded items of {gold} are not in the run and were left out",
                       markup=False, highlight=False)
     _say("naive: model labels as truth (valid outputs; Wilson CI). coded only: the human codes alone. "
          "PPI: prediction-powered inference, ppi_python (lam=1). DSL: design-based supervised learning "
          "(pseudo-outcome mean, sandwich variance). PPI and DSL intervals cover the population share; for a "
-         "corpus mostly coded they are conservative.")
+         "corpus mostly coded they are conservative.", as_json)
     reasons = sorted({r[m]["reason"] for rows in result["categories"].values() for r in rows
                       for m in ("naive", "coded", "ppi", "dsl") if r[m]["reason"]})
     for reason in reasons:
-        _say(f"- note: {reason}")
-    payload = {"run": str(run_dir), "gold": str(gold), "task": cb.task, "model": run.config.get("model"),
-               "variant": run.config.get("variant"), "n_items": len(dois), "n_invalid": int((~valid).sum()),
-               "n_coded": n_coded, "coded_outside_run": len(g.outside), "design": design, **result}
+        _say(f"- note: {reason}", as_json)
     write_json(target, payload)
     console.print(f"estimates written to {target}", markup=False, highlight=False)
 

@@ -13,6 +13,7 @@ from rich import box
 from rich.table import Table
 
 from llmscisci.cli.common import DataDirOpt, console, out
+from llmscisci.cli.tables import print_table
 from llmscisci.errors import UserError
 
 
@@ -113,7 +114,7 @@ def plan(
         t.add_row(p.category, f"{e['false_alarms'] + e['misses']}/{p.pilot_n}",
                   str(p.n_needed) if p.reachable else "unreachable", _pm(p.halfwidth_planned),
                   _pm(p.halfwidth_all_coded), _pm(p.halfwidth_naive))
-    out.print(t)
+    print_table(out, t)
     _say(f"{len(dois)} items labelled by {run.config.get('model', '?')}; pilot of {len(g.labels)} coded items "
          f"(error rates planned at their {round(100 * assurance)}% upper bounds). Half-widths in points; naive: "
          "the interval that takes the labels as truth would claim this, whatever the model's errors.")

@@ -55,9 +55,11 @@ def emit(result, table, as_json: bool, json_out: Optional[Path]) -> None:
 
         json_out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(json_out, text + "\n")
+    from llmscisci.cli.tables import print_table
+
     tables = table if isinstance(table, list) else ([] if table is None else [table])
     for t in tables:
-        (console if as_json else out).print(t)
+        print_table(console if as_json else out, t)
     if as_json:
         print(text)
     if json_out is not None:

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from llmscisci.cli.common import DataDirOpt, out
+from llmscisci.cli.tables import print_table
 
 dpo_app = typer.Typer(help="Study 2: DPO preference tuning (preference sets, LoRA training, evaluation).",
                       no_args_is_help=True)
@@ -132,5 +133,5 @@ def evaluate(
         write_json(dest / "comparison.json", result)
         out.print(f"held-out implicit-reward accuracy: {result['implicit_reward']['accuracy']} "
                   f"(n={result['implicit_reward']['n']})")
-    out.print(comparison_table(result))
+    print_table(out, comparison_table(result))
     out.print(f"written to {dest}")

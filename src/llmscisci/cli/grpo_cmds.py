@@ -1,4 +1,4 @@
-"""`llmscisci grpo probe | build` (study 3: GRPO). `cli/train.py` mounts `grpo_app` as `grpo`; other
+"""`llmscisci grpo probe | score | build | train | eval` (study 3: GRPO). `cli/train.py` mounts `grpo_app` as `grpo`; other
 GRPO commands (train, eval) are added to the same sub-app with `@grpo_app.command(...)`."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from llmscisci.cli.common import DataDirOpt, console, out
+from llmscisci.cli.tables import print_table
 from llmscisci.paths import read_toml
 
 grpo_app = typer.Typer(help="Study 3: GRPO (rewards, reward-hacking probes, chain-of-thought data).",
@@ -53,6 +54,30 @@ def _fmt(v) -> str:
     return f"{v:.3f}".rstrip("0").rstrip(".") if abs(v) < 1e6 else f"{v:.3g}"
 
 
+def _counts_tokens(names: list[str]) -> bool:
+    return any(n.startswith(("cot_", "conditional")) for n in names)
+
+
+def _prevalences(codebooks: list, names: list[str], data_dir) -> dict | None:
+    """Train-split prevalences per task, when a reward of the mix needs them (balanced)."""
+    from llmscisci.errors import UserError
+    from llmscisci.rewards.registry import REWARDS
+
+    if not any(REWARDS[n].needs_prevalence for n in names):
+        return None
+    from llmscisci.data.items import load_items
+    from llmscisci.paths import data_dir as resolve
+    from llmscisci.rewards.core import prevalence
+
+    prev = {}
+    for cb in codebooks:
+        items = [it for it in load_items(cb, data_dir=resolve(data_dir)) if it.split == "train" and it.labels]
+        if not items:
+            raise UserError(f"no labelled train items for task {cb.task!r} to compute prevalences from")
+        prev[cb.task] = prevalence([it.labels for it in items])
+    return prev
+
+
 @grpo_app.command("probe")
 def probe(
     rewards: Annotated[Optional[str], typer.Option("--rewards", help='Reward mix "name:weight,..." (default: the seed\'s format:1,label:1,stepwise:1).')] = None,
@@ -75,7 +100,7 @@ def probe(
     from llmscisci.data.codebook import load_codebook
     from llmscisci.errors import UserError
     from llmscisci.rewards.probes import score_probes
-    from llmscisci.rewards.registry import REWARDS, RewardContext, build_mix, parse_mix
+    from llmscisci.rewards.registry import RewardContext, build_mix, parse_mix
     from llmscisci.rewards.tokens import token_counter
     from llmscisci.tasks.cot import fields
 
@@ -86,18 +111,8 @@ def probe(
     names = [name for name, _, _ in parse_mix(spec)]
     default_truth = json.loads(fields(cb)["example"])
     vec = _truth(truth, cb.n, default_truth)
-    prev = None
-    if any(REWARDS[n].needs_prevalence for n in names):
-        from llmscisci.data.items import load_items
-        from llmscisci.paths import data_dir as resolve
-        from llmscisci.rewards.core import prevalence
-
-        items = [it for it in load_items(cb, data_dir=resolve(data_dir)) if it.split == "train" and it.labels]
-        if not items:
-            raise UserError(f"no labelled train items for task {cb.task!r} to compute prevalences from")
-        prev = {cb.task: prevalence([it.labels for it in items])}
-    count, method = token_counter(tokenizer) if any(n.startswith(("cot_", "conditional")) for n in names) \
-        else (None, "whitespace")
+    prev = _prevalences([cb], names, data_dir)
+    count, method = token_counter(tokenizer) if _counts_tokens(names) else (None, "whitespace")
     ctx = RewardContext(n_labels=cb.n, none_index=cb.none_index, prevalence=prev, count_tokens=count,
                         token_method=method)
     mix = build_mix(spec, ctx)
@@ -115,7 +130,77 @@ def probe(
     table.add_column("total", justify="right")
     for r in rows:
         table.add_row(r["probe"], *[_fmt(r[t.name]) for t in mix.terms], _fmt(r["total"]))
+    print_table(out, table)
+
+
+@grpo_app.command("score")
+def score(
+    input_path: Annotated[Path, typer.Argument(help="JSONL file: one object per line with `completion` and `truth` (a 0/1 list).", show_default=False)],
+    rewards: Annotated[Optional[str], typer.Option("--rewards", help='Reward mix "name:weight,..." (default: the seed\'s format:1,label:1,stepwise:1).')] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file with a [rewards] table.")] = None,
+    tokenizer: Annotated[str, typer.Option("--tokenizer", help="Token counts for the length rewards: words (len(text.split()), no special tokens), or a model name (its tokenizer, special tokens included as the seed counted them).")] = "words",
+    out_path: Annotated[Path, typer.Option("--out", help="Output JSONL: the input rows in order, with one field per reward and `total`.", show_default=False)] = ...,
+    task: Annotated[str, typer.Option("--task", help="Tasks whose train-split prevalences `balanced` uses (comma-separated); rows carry `task` when there are several.")] = "easy,difficult",
+    data_dir: DataDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout (nothing else on stdout).")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Also write the summary as JSON to this file.")] = None,
+) -> None:
+    """Score your completions with a reward mix: every reward per row, plus a summary of what it pays.
+
+    The summary gives each reward's mean and how many rows it paid > 0 although the completion does
+    not match the format (every reward but `format` pays 0 there, as the seed's rewards do).
+    """
+    from rich.table import Table
+
+    from llmscisci.errors import UserError
+    from llmscisci.rewards.registry import RewardContext, build_mix, parse_mix
+    from llmscisci.rewards.scorefile import read_rows, score_rows, write_rows
+    from llmscisci.rewards.tokens import token_counter
+
+    spec = _rewards_spec(rewards, config)
+    names = [name for name, _, _ in parse_mix(spec)]
+    if out_path.resolve() == input_path.resolve():
+        raise UserError(f"--out {out_path} is the input file: write the scores to another file")
+    if out_path.exists() and out_path.is_dir():
+        raise UserError(f"--out {out_path} is a folder: give a file name")
+    if not out_path.parent.is_dir():
+        raise UserError(f"--out {out_path}: folder {out_path.parent} does not exist")
+    rows = read_rows(input_path)
+    prev = None
+    if any(n == "balanced" for n in names):
+        from llmscisci.data.codebook import load_codebook
+
+        prev = _prevalences([load_codebook(t.strip()) for t in task.split(",") if t.strip()], names, data_dir)
+    count, method = token_counter(tokenizer) if _counts_tokens(names) else (None, "words")
+    if method == "whitespace":
+        method = "words"
+    mix = build_mix(spec, RewardContext(n_labels=len(rows[0]["truth"]), prevalence=prev, count_tokens=count,
+                                        token_method=method))
+    try:
+        scored, summary = score_rows(rows, mix)
+    except ValueError as exc:  # e.g. balanced: a row's task without prevalences
+        raise UserError(str(exc)) from None
+    write_rows(out_path, scored)
+    result = {"input": str(input_path), "out": str(out_path), "tokens": method, **summary.to_dict()}
+    if json_out is not None:
+        from llmscisci.runs import write_json
+
+        write_json(json_out, result)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, default=str))
+        return
+    table = Table(title=f"{summary.rows} rows scored ({summary.without_format} without the format)")
+    table.add_column("reward")
+    table.add_column("weight", justify="right")
+    table.add_column("mean", justify="right")
+    table.add_column("paid > 0 without format", justify="right")
+    for t in mix.terms:
+        table.add_row(t.name, _fmt(t.weight), _fmt(summary.mean[t.name]), str(summary.paid_without_format[t.name]))
+    table.add_row("total", "", _fmt(summary.mean["total"]), str(summary.paid_without_format["total"]))
     out.print(table)
+    if summary.overwritten:
+        out.print(f"replaced input fields: {', '.join(summary.overwritten)}")
+    out.print(f"tokens: {method}; written to {out_path}")
 
 
 @grpo_app.command("build")
@@ -231,7 +316,7 @@ def evaluate(
     result["heldout_rewards"] = {role: {t: heldout_rewards(d["runs"][role], mix, prev) for t, d in result["tasks"].items()}
                                  for role in ("policy", "reference")}
     write_json(dest / "comparison.json", result)
-    out.print(comparison_table(result))
+    print_table(out, comparison_table(result))
     for role, by_task in result["heldout_rewards"].items():
         for t, vals in by_task.items():
             out.print(f"held-out rewards, {role}, {t}: " + ", ".join(f"{k} {v:.3f}" for k, v in vals.items() if v is not None))

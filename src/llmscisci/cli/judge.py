@@ -9,7 +9,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from llmscisci.cli.common import DataDirOpt, ModelOpt, OutOpt, StructuredModeOpt, console, out
+from llmscisci.cli.common import (
+    DataDirOpt,
+    JsonOpt,
+    JsonOutOpt,
+    ModelOpt,
+    OutOpt,
+    StructuredModeOpt,
+    console,
+    emit,
+    out,
+)
+from llmscisci.cli.tables import print_table
 
 ANNOTATOR = Path("labels") / "annotator_a.jsonl"
 
@@ -74,21 +85,26 @@ def group_table(report: dict, title: str) -> Table:
     return t
 
 
-def print_agreement(report: dict, task: str) -> None:
-    out.print(pair_table(report, f"{task}: pairwise agreement ({report['n_items']} items; exact = whole vector, Ham. = Hamming, "
-                               "κ = Cohen's kappa)"))
-    out.print(label_table(report["per_label"], report["coders"],
+def agreement_tables(report: dict, task: str) -> list:
+    tables = [pair_table(report, f"{task}: pairwise agreement ({report['n_items']} items; exact = whole vector, "
+                                 "Ham. = Hamming, κ = Cohen's kappa)"),
+              label_table(report["per_label"], report["coders"],
                           f"{task}: per label (Fleiss on the {report['n_complete']} items every coder labelled; "
-                          "+ = items labelled 1)"))
+                          "+ = items labelled 1)")]
     if report["group_pairs"]:
-        out.print(group_table(report, f"{task}: within and between coder groups (mean over pairs)"))
+        tables.append(group_table(report, f"{task}: within and between coder groups (mean over pairs)"))
         for g, rows in report["group_stats"].items():
-            out.print(label_table(rows, [c for c in report["coders"] if report["groups"].get(c) == g],
-                                  f"{task}: per label within group {g!r}"))
+            tables.append(label_table(rows, [c for c in report["coders"] if report["groups"].get(c) == g],
+                                      f"{task}: per label within group {g!r}"))
     stats = [s for p in report["pairs"] for s in p["kappa"].values()]
     stats += [r[k] for r in report["per_label"] for k in ("fleiss_kappa", "krippendorff_alpha")]
-    for reason in _reasons(*stats):
-        out.print(f"[dim]- undefined: {reason}[/dim]")
+    tables += [f"[dim]- undefined: {reason}[/dim]" for reason in _reasons(*stats)]
+    return tables
+
+
+def print_agreement(report: dict, task: str) -> None:
+    for t in agreement_tables(report, task):
+        print_table(out, t)
 
 
 def judge_tables(metrics: dict) -> list[Table]:
@@ -163,6 +179,8 @@ def judge(
     rpm: Annotated[float | None, typer.Option("--rpm", help="API rate limit, requests per minute.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="API models: do not use the response cache.")] = False,
     structured_mode: StructuredModeOpt = "auto",
+    as_json: JsonOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
     """An LLM judges K candidate LLMs' labels against the ground truth, in every candidate order, and
     the run audits the judge: its scores against the exact ones (categories matched out of n),
@@ -185,6 +203,8 @@ def judge(
         run_judge,
     )
 
+    if max_new_tokens is not None and max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens {max_new_tokens}: must be at least 1")
     llm_paths = list(llm or [])
     if resume is not None:
         cfg = RunFolder(resume).config
@@ -229,9 +249,9 @@ def judge(
                            structured_mode=structured_mode)
     backend = load_backend(model, opts)
     run = run_judge(spec, items, candidates, backend, out_dir, run_dir=resume)
-    for t in judge_tables(run.metrics()):
-        out.print(t)
-    out.print(f"run folder: {run.path}")
+    metrics = run.metrics()
+    emit({"run_dir": str(run.path), "metrics": metrics}, judge_tables(metrics) + [f"run folder: {run.path}"],
+         as_json, json_out)
 
 
 def agree(
@@ -242,7 +262,8 @@ def agree(
     human: Annotated[list[Path] | None, typer.Option(
         "--human", help="Mark a file as a human coder (repeatable); the others count as models. With two or "
                         "more, human-human agreement is shown as the ceiling next to model-human.")] = None,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the tables as JSON here.")] = None,
+    as_json: JsonOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
     """Agreement between label files (annotators, models, people): Cohen's kappa per label and pair,
     Fleiss' kappa and Krippendorff's alpha per label, exact-match and Hamming agreement per pair."""
@@ -250,7 +271,6 @@ def agree(
     from llmscisci.data.labelfiles import load_labels
     from llmscisci.errors import UserError
     from llmscisci.metrics.agreement import exact_match, hamming_loss
-    from llmscisci.runs import write_json
     from llmscisci.tasks.judge import candidates_from_sets
 
     if len(files) < 2:
@@ -264,17 +284,22 @@ def agree(
         raise UserError(f"--human {unknown[0]}: not among the FILES given")
     books = {t: load_codebook(t) for t in BUILTIN}
     wanted = None
+    if not task:
+        hint = _task_hint(files, custom_only=True)
+        if hint:
+            raise UserError(hint.removeprefix("; "))
     if task:
         custom = [load_codebook(t.strip()) for t in task.split(",") if t.strip()]
         books |= {cb.task: cb for cb in custom}
         wanted = [cb.task for cb in custom]
-    if json_path is not None and json_path.parent and not json_path.parent.is_dir():
-        raise UserError(f"--json {json_path}: folder {json_path.parent} does not exist")
+    if json_out is not None and json_out.parent and not json_out.parent.is_dir():
+        raise UserError(f"--json-out {json_out}: folder {json_out.parent} does not exist")
     sets = [load_labels(f, books) for f in files]
     tasks = wanted or [t for t in books if any(s.for_task(t) for s in sets)]
     if not tasks:
-        raise UserError("the files hold no items of a known task")
+        raise UserError("the files hold no items of a known task" + _task_hint(files))
     result = {"files": [str(f) for f in files], "tasks": {}}
+    tables: list = []
     from llmscisci.metrics.agreement import agreement_report
 
     all_keys: dict[str, dict] = {}
@@ -289,7 +314,7 @@ def agree(
                                or Path(c.path).parent.resolve() in humans else "model") for c in cands}
         report = agreement_report(coders, books[t].shorts, groups).to_dict()
         result["tasks"][t] = report
-        print_agreement(report, t)
+        tables += agreement_tables(report, t)
         for name, vecs in coders.items():
             all_keys.setdefault(name, {}).update({(doi, t): v for doi, v in vecs.items()})
     if len(tasks) > 1:
@@ -306,11 +331,27 @@ def agree(
                 rows.append({"a": a, "b": b, "n": len(keys), "exact_match": em.to_dict(),
                              "hamming_loss": hl.to_dict()})
                 tab.add_row(a, b, str(len(keys)), fmt(em.value), fmt(hl.value))
-        out.print(tab)
+        tables.append(tab)
         result["all_tasks_pairs"] = rows
-    if json_path is not None:
-        write_json(json_path, result)
-        console.print(f"agreement written to {json_path}")
+    emit(result, tables, as_json, json_out)
+
+
+def _task_hint(files: list[Path], custom_only: bool = False) -> str:
+    """'; pass --task mine.toml ...' when a file is a run of a codebook of the user's own."""
+    import json
+
+    for f in files:
+        cfg = Path(f) / "config.json"
+        if not cfg.is_file():
+            continue
+        try:
+            book = json.loads(cfg.read_text("utf-8")).get("codebook") or {}
+        except (OSError, ValueError):
+            continue
+        if book.get("source", "builtin") != "builtin":
+            return (f"; {f} is a run of the codebook {book['source']} (task {book.get('task')!r}): pass "
+                    f"--task {book['source']}")
+    return "" if custom_only else "; for a codebook of your own pass --task YOUR_CODEBOOK.toml"
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from rich import box
 from rich.table import Table
 
 from llmscisci.cli.common import DataDirOpt, console, out
+from llmscisci.cli.tables import print_table
 from llmscisci.errors import UserError
 
 LEGEND = ("verdicts n P D: naive, PPI, DSL; '>' above 0, '<' below 0, '.' not distinguishable from 0 "
@@ -211,15 +212,15 @@ def robustness(
         rows = [e for e in res["estimands"] if (e["kind"] == "contrast") == has_contrasts
                 and (has_contrasts or e["what"] == "all")]
         for e in rows:
-            out.print(estimand_table(res, e, names))
+            print_table(out, estimand_table(res, e, names))
         _say(LEGEND)
-        out.print(summary_table(t, res, rows))
+        print_table(out, summary_table(t, res, rows))
         _say("range: max - min of the point estimates (points); modal: the most common corrected verdict; "
              "disagr.: verdict differs from it; sign: significant with the sign opposite to the coded "
              "sample's estimate.")
         dt = drivers_table(t, res["drivers"])
         if dt is not None:
-            out.print(dt)
+            print_table(out, dt)
             _say("eta2: share of the estimates' variance between the factor's levels; flips: pairs of "
                  "configurations differing only in that factor whose verdicts differ.")
     if not any(e["kind"] == "contrast" for r in payload["tasks"].values() for e in r["estimands"]):

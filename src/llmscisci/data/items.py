@@ -55,7 +55,7 @@ def _user_csv_items(path: Path, codebook: Codebook, col: Collector) -> list[tupl
                 labels = check_shape(json.loads(r["labels"]), codebook.n)
         except (LabelError, ValueError) as exc:
             col.error(path, f"bad labels: {exc}", row=i, column="labels")
-        meta = {k: v for k, v in r.items() if k in ("mlrc_year", "title", "year")}
+        meta = {k: v for k, v in r.items() if k in ("mlrc_year", "title", "year", "group")}
         text = r[codebook.text_column].strip()
         if not text:
             col.warning(path, "empty text", row=i, column=codebook.text_column)

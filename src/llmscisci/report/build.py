@@ -19,6 +19,7 @@ import numpy as np
 from llmscisci.metrics import stats as S
 from llmscisci.report import plots
 from llmscisci.report.collect import Collection, JsonTable, LabelRun, OtherRun, TrainRun
+from llmscisci.report.distribution import distribution_section
 from llmscisci.report.document import Figure, Report, Section, Table, Text
 
 SPLITS = {"all": "all evaluated items", "test": "canonical test split"}
@@ -197,7 +198,7 @@ def build_report(
     scored = [s for s in stats if s.splits]  # runs with reference labels to score against
     if stats and len(scored) < len(stats):
         overview.add(Text(f"{len(stats) - len(scored)} of {len(stats)} labelling runs have no reference "
-                          "labels: they appear under validity and cost only.", "note"))
+                          "labels: their label distribution is shown, with validity and cost.", "note"))
     if scored:
         rep.sections.append(_results(col, scored, figs, level))
         comp = _comparisons(col, scored, n_boot=n_boot, seed=seed, level=level, adjust=adjust)
@@ -208,6 +209,9 @@ def build_report(
             rep.sections.append(sens)
         rep.sections.append(_per_label(col, scored, figs))
         rep.sections.append(_confusion(col, scored))
+    dist = distribution_section(col.label_runs, level)
+    if dist is not None:
+        rep.sections.append(dist)
     if stats:
         rep.sections.append(_validity(stats, figs))
     if col.agreement:

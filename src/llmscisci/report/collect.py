@@ -177,6 +177,10 @@ def _shorts(config: dict, records: list[dict], task: str) -> list[str]:
     cb = config.get("codebook")
     if isinstance(cb, dict) and isinstance(cb.get("shorts"), list) and cb["shorts"]:
         return [str(s) for s in cb["shorts"]]
+    if isinstance(cb, dict) and isinstance(cb.get("categories"), list) and cb["categories"]:
+        cats = cb["categories"]  # a codebook as config.json records it (a user's own, too)
+        if all(isinstance(c, dict) and c.get("short") for c in cats):
+            return [str(c["short"]) for c in cats]
     try:
         from llmscisci.data.codebook import BUILTIN, load_codebook
 

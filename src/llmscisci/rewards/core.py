@@ -15,22 +15,28 @@ Validity:
   * strict (:func:`parse_strict`): seed-valid AND accepted unchanged by the project's label validator
     (``data.validate``: shape, then the exclusive-``none`` rule with no repair needed).
 
-Rewards (value for one completion; ``n`` = number of labels, ``L`` = think tokens):
+The format gate (the seed's rule): every reward other than ``format`` scores only a completion that
+matches the whole format pattern, and pays 0 for any other (the seed's ``hamming`` raises on such a
+completion; paying 0 is the reading kept here). The project's own variants keep that rule too, so no
+reward pays a completion without the format.
+
+Rewards (value for one completion that matches the format; 0 for one that does not; ``n`` = number
+of labels, ``L`` = think tokens):
 
   =====================  ==============  ================================================================
   name                   bounds          definition
   =====================  ==============  ================================================================
-  format                 {0, 1}          1 if ``re.match(FORMAT_PATTERN, c)``
-  label                  {0, 0.5}        0.5 if format and the label text is a valid one-hot (seed)
-  label_strict           {0, 0.5}        0.5 if format and the label text is strictly valid
+  format                 {0, 1}          1 if ``re.match(FORMAT_PATTERN, c)`` (the only ungated reward)
+  label                  {0, 0.5}        0.5 if the label text is a valid one-hot (seed)
+  label_strict           {0, 0.5}        0.5 if the label text is strictly valid
   stepwise               [0, 1]          +0.125 label text non-empty; +0.125 only 0/1 digits once
                                          brackets, commas and whitespace are removed (at least one
                                          digit); +0.125 starts with ``[`` and ends with ``]``;
                                          +0.625 valid one-hot (seed). Steps are independent.
-  stepwise_strict        [0, 1]          0 unless format; else stepwise with strict validity
-  hamming                [0, 1]          1 - HammingLoss(truth, pred) if the label is valid, else 0
-  hamming_strict         [0, 1]          same, but 0 unless format and strictly valid
-  cot_length             [0, inf)        L, 0 when the format does not match (seed; unbounded)
+  stepwise_strict        [0, 1]          stepwise with strict validity for the last step
+  hamming                [0, 1]          1 - HammingLoss(truth, pred) if the label is valid, else 0 (seed)
+  hamming_strict         [0, 1]          same, with strict validity
+  cot_length             [0, inf)        L (seed; unbounded)
   cot_length_capped      [0, cap]        min(L, cap)                              (cap 256)
   cot_length_norm        [0, 1]          min(L / target, 1)                       (target 128)
   cot_length_target      [0, 1]          max(0, 1 - |L - target| / target): past the target pays less
@@ -43,13 +49,13 @@ Rewards (value for one completion; ``n`` = number of labels, ``L`` = think token
   f1_micro               [0, 1]          2|P∩T| / (|P| + |T|) for this completion (1 when both empty)
   f1_macro               [0, 1]          mean over labels in P∪T of [p_j = t_j = 1] (= |P∩T|/|P∪T|)
   group_f1               [-1, 1]         see :func:`group_f1_rewards` (one value per completion of a
-                                         batch, from the batch's macro-F1 per task)
+                                         batch, from the batch's macro-F1 per task; a completion
+                                         without the format counts as an invalid label)
   =====================  ==============  ================================================================
 
 The names are those of the registry (`rewards.registry.REWARDS`); `n` is the length of the row's
-ground-truth vector (the `labels` column), else the context's (5 for the built-in tasks).
-Hamming, balanced and F1 rewards follow the seed in not requiring the format (only a valid label);
-the ``*_strict`` variants require it.
+ground-truth vector (the `labels` column), else the context's (5 for the built-in tasks). The six
+seed rewards give the seed's value on every completion of the seed's reward vectors (tested).
 
 Every function takes any string (other inputs are converted by the TRL adapters) and never raises.
 The format check is computed without the regular expression (whose backtracking is cubic on
@@ -149,11 +155,23 @@ def think_text(text: str) -> str:
 
 
 # --- validity ------------------------------------------------------------------------------------
+# Whitespace the fast path accepts: only the ASCII characters that Python's tokenizer reads as
+# whitespace inside brackets (space, tab, form feed, and the line ends \n and \r). Every other
+# character (a no-break space, \x0b, \x1c, ...) leaves the decision to the literal parser.
+_FAST_WS = r"[ \t\f\n\r]*"
+
+
 @lru_cache(maxsize=32)
 def _fast_list_re(n: int) -> re.Pattern:
-    # the common case, decided without the Python parser: [d, d, ..., d] with 0/1 digits
-    body = r"\s*[01]\s*" + r",\s*[01]\s*" * (n - 1) if n > 0 else r"\s*"
-    return re.compile(r"\[" + body + r",?\s*\]" if n > 0 else r"\[\s*\]")
+    """The common case, decided without the Python parser: ``[b, b, ..., b]`` with 0/1 digits.
+
+    The pattern only uses ASCII brackets, commas, the digits 0 and 1 and `_FAST_WS`, so a string it
+    matches is a Python list display of n int literals 0 or 1 (optionally with a trailing comma),
+    which ``ast.literal_eval`` reads as that list; anything else goes to the slow path.
+    """
+    ws = _FAST_WS
+    body = ws + "[01]" + ws + ("," + ws + "[01]" + ws) * (n - 1)
+    return re.compile(r"\[" + body + "(?:," + ws + r")?\]")
 
 
 def _parse_onehot_uncached(label: str, n: int) -> tuple[int, ...] | None:
@@ -244,7 +262,9 @@ def _steps(label: str) -> float:
 
 
 def stepwise_reward(completion: str, n: int = 5) -> float:
-    label = analyse(completion)[1]
+    ok, label = analyse(completion)
+    if not ok:
+        return 0.0
     return _steps(label) + (VALID_STEP if parse_onehot(label, n) is not None else 0.0)
 
 
@@ -269,9 +289,18 @@ def hamming_score(pred: Sequence[int], truth: Sequence[int]) -> float:
     return 1.0 - sum(1 for p, t in zip(pred, truth) if p != t) / n
 
 
+def _formatted_prediction(completion: str, n: int) -> tuple[int, ...] | None:
+    """The valid one-hot of a completion that matches the format, else None (the gate of every
+    correctness reward)."""
+    ok, label = analyse(completion)
+    return parse_onehot(label, n) if ok else None
+
+
 def hamming_reward(completion: str, truth: Sequence[int]) -> float:
+    """1 - Hamming loss when the format matches and the label is valid, else 0 (the seed raises on
+    a completion without the format; 0 here)."""
     t = _truth(truth)
-    pred = parse_onehot(analyse(completion)[1], len(t))
+    pred = _formatted_prediction(completion, len(t))
     return 0.0 if pred is None else hamming_score(pred, t)
 
 
@@ -318,7 +347,7 @@ def balanced_reward(completion: str, truth: Sequence[int], prev: Sequence[float]
     t = _truth(truth)
     if len(prev) != len(t):
         return 0.0
-    pred = parse_onehot(analyse(completion)[1], len(t))
+    pred = _formatted_prediction(completion, len(t))
     return 0.0 if pred is None else balanced_score(pred, t, prev)
 
 
@@ -341,7 +370,7 @@ def f1_score_one(pred: Sequence[int], truth: Sequence[int], average: str = "micr
 
 def f1_reward(completion: str, truth: Sequence[int], average: str = "micro") -> float:
     t = _truth(truth)
-    pred = parse_onehot(analyse(completion)[1], len(t))
+    pred = _formatted_prediction(completion, len(t))
     return 0.0 if pred is None else f1_score_one(pred, t, average)
 
 
@@ -364,7 +393,7 @@ def group_f1_rewards(
     M is computed over all rows' predictions (an invalid label counts as predicting nothing; labels
     with no positive on either side are left out). Completion i gets its leave-one-out contribution
     scaled by the group size and clipped: clip(B * (M(all) - M(all without i)), -1, 1); with one row,
-    M(that row). An invalid label gets `invalid` (-1.0: never better than a valid answer). Because
+    M(that row). An invalid label (or a completion without the format) gets `invalid` (-1.0: never better than a valid answer). Because
     M is a macro average over labels, a correct rare label moves it as much as a common one: always
     answering the majority vector lowers the batch F1 of rare labels and is not paid.
     """
@@ -385,7 +414,7 @@ def group_f1_rewards(
             if len(t) != n:
                 rows.append((i, t, None))
                 continue
-            rows.append((i, t, parse_onehot(analyse(completions[i])[1], n)))
+            rows.append((i, t, _formatted_prediction(completions[i], n)))
         tp, fp, fn = [0] * n, [0] * n, [0] * n
         for _, t, p in rows:
             pv = p if p is not None else (0,) * len(t)

@@ -13,7 +13,8 @@ TOML table whose values are weights or tables of a weight and parameters::
 GRPOTrainer (`reward_funcs`, `GRPOConfig.reward_weights`); `mix.score(completions, labels=...)` gives
 every component and the weighted total (as TRL sums them: a None component adds nothing).
 
-Each reward's bounds are documented in `REWARDS` (and `llmscisci grpo probe` prints them).
+Each reward's bounds are documented in `REWARDS` (and `llmscisci grpo probe` prints them). Every
+reward but `format` pays 0 for a completion without the format, as the seed's do.
 The seed's mix is `SEED_MIX`. The seed's length bonus (`cot_length`, `conditional`) is unbounded in
 the number of think tokens; `cot_length_capped`, `cot_length_norm`, `cot_length_target` and
 `conditional_norm` are the bounded choices, and which one a run uses is written in its config.
@@ -155,15 +156,16 @@ REWARDS: dict[str, RewardSpec] = {s.name: s for s in [
                "(exclusive none, no repair)",
                lambda ctx, p: _rows(lambda c, n, t, g: core.label_strict_reward(c, n, ctx.none_index), ctx, False),
                _fixed(0.0, 0.5)),
-    RewardSpec("stepwise", "0.125 non-empty + 0.125 only 0/1 + 0.125 [..] + 0.625 valid one-hot (seed)",
+    RewardSpec("stepwise", "0.125 non-empty + 0.125 only 0/1 + 0.125 [..] + 0.625 valid one-hot; 0 without the format (seed)",
                lambda ctx, p: _rows(lambda c, n, t, g: core.stepwise_reward(c, n), ctx, False), _fixed(0.0, 1.0)),
-    RewardSpec("stepwise_strict", "stepwise, but 0 without the format and strict validity for the last step",
+    RewardSpec("stepwise_strict", "stepwise, with strict validity for the last step",
                lambda ctx, p: _rows(lambda c, n, t, g: core.stepwise_strict_reward(c, n, ctx.none_index), ctx,
                                     False), _fixed(0.0, 1.0)),
-    RewardSpec("hamming", "1 - Hamming loss against the labels column if the label is valid, else 0 (seed)",
+    RewardSpec("hamming", "1 - Hamming loss against the labels column if the format matches and the label is valid, "
+               "else 0 (seed; the seed raises without the format)",
                lambda ctx, p: _rows(lambda c, n, t, g: core.hamming_reward(c, t), ctx, True), _fixed(0.0, 1.0),
                needs_labels=True),
-    RewardSpec("hamming_strict", "hamming, but 0 without the format or strict validity",
+    RewardSpec("hamming_strict", "hamming, with strict validity",
                lambda ctx, p: _rows(lambda c, n, t, g: core.hamming_strict_reward(c, t, ctx.none_index), ctx, True),
                _fixed(0.0, 1.0), needs_labels=True),
     _length_spec("cot_length", "raw", "think tokens under the policy tokenizer, 0 without the format "
@@ -172,19 +174,22 @@ REWARDS: dict[str, RewardSpec] = {s.name: s for s in [
     _length_spec("cot_length_norm", "norm", "min(think tokens / target, 1)"),
     _length_spec("cot_length_target", "target", "max(0, 1 - |think tokens - target| / target)"),
     _conditional_spec("conditional", "raw", core.SEED_ALPHA,
-                      "stepwise + alpha * think tokens when stepwise >= tau (seed: alpha 0.1, tau 1; unbounded)"),
+                      "stepwise + alpha * think tokens when stepwise >= tau, 0 without the format "
+                      "(seed: alpha 0.1, tau 1; unbounded)"),
     _conditional_spec("conditional_norm", "norm", 0.25,
                       "stepwise + alpha * min(think tokens / target, 1) when stepwise >= tau (bounded)"),
-    RewardSpec("balanced", "per-label credit weighted by inverse train prevalence of the true class",
+    RewardSpec("balanced", "per-label credit weighted by inverse train prevalence of the true class, "
+               "0 if invalid or unformatted",
                _make_balanced, _fixed(0.0, 1.0), needs_labels=True, needs_prevalence=True),
-    RewardSpec("f1_micro", "2|P∩T|/(|P|+|T|) of this completion, 0 if invalid",
+    RewardSpec("f1_micro", "2|P∩T|/(|P|+|T|) of this completion, 0 if invalid or unformatted",
                lambda ctx, p: _rows(lambda c, n, t, g: core.f1_reward(c, t, "micro"), ctx, True), _fixed(0.0, 1.0),
                needs_labels=True),
-    RewardSpec("f1_macro", "mean per-label F1 over labels either side sets (|P∩T|/|P∪T|), 0 if invalid",
+    RewardSpec("f1_macro", "mean per-label F1 over labels either side sets (|P∩T|/|P∪T|), "
+               "0 if invalid or unformatted",
                lambda ctx, p: _rows(lambda c, n, t, g: core.f1_reward(c, t, "macro"), ctx, True), _fixed(0.0, 1.0),
                needs_labels=True),
     RewardSpec("group_f1", "leave-one-out share of the batch's macro-F1 (per task), scaled by batch size, "
-               "clipped to [-1, 1]; invalid labels get `invalid`",
+               "clipped to [-1, 1]; invalid or unformatted labels get `invalid`",
                _make_group_f1, lambda p: (min(-1.0, p["invalid"]), max(1.0, p["invalid"])), {"invalid": -1.0},
                needs_labels=True),
 ]}

@@ -75,12 +75,22 @@ class LoadedRun:
 
 
 def _data_source(cfg: dict, data_dir: str | Path | None) -> Path | None:
-    """--data-dir, else the run's recorded data source, else $LLMSCISCI_DATA."""
-    if data_dir is not None:
-        if not Path(data_dir).exists():
-            raise UserError(f"--data-dir {data_dir}: no such folder or file")
-        return Path(data_dir)
+    """--data-dir, else the run's recorded data source, else $LLMSCISCI_DATA.
+
+    A run on the user's own CSV (its data source a file) looks for that file in a --data-dir folder,
+    never for the study's reports table."""
     src = cfg.get("data_source")
+    if data_dir is not None:
+        given = Path(data_dir)
+        if not given.exists():
+            raise UserError(f"--data-dir {data_dir}: no such folder or file")
+        if given.is_dir() and src and Path(src).suffix.lower() in (".csv", ".tsv", ".txt"):
+            own = given / Path(src).name
+            if not own.is_file():
+                raise UserError(f"--data-dir {data_dir}: the run labelled the CSV file {Path(src).name}, which is "
+                                "not in this folder; give the CSV itself or its folder")
+            return own
+        return given
     if src and Path(src).exists():
         return Path(src)
     env = os.environ.get(DATA_ENV)
@@ -108,6 +118,8 @@ def load_run(run_dir: str | Path, data_dir: str | Path | None = None, *, need_it
     if not recs:
         raise UserError(f"{path}: no predictions for task {codebook.task!r}")
     run = LoadedRun(path, cfg, codebook, list(recs), {d: r.labels for d, r in recs.items()})
+    if not need_items and data_dir is None:
+        return run  # the predictions are enough (prevalence without --by): no texts to load
     source = _data_source(cfg, data_dir)
     if source is None:
         if need_items:

@@ -227,7 +227,7 @@ def length_report(rows: list[dict], tokenizer=None, quantile: float = 0.95, labe
 
     if not 0 < quantile <= 1:
         raise UserError(f"quantile must be in (0, 1], got {quantile}")
-    count, method = token_counter(tokenizer)
+    count, method = token_counter(tokenizer, special_tokens=False)
     method = label or method
     templ = tokenizer is not None and not isinstance(tokenizer, str) and hasattr(tokenizer, "apply_chat_template") \
         and getattr(tokenizer, "chat_template", None)

@@ -18,6 +18,7 @@ from llmscisci.data.items import Item
 from llmscisci.data.split import SPLIT_INFO
 from llmscisci.data.validate import apply_none_rule
 from llmscisci.errors import UserError
+from llmscisci.metrics.distribution import GROUP_KEYS
 from llmscisci.prompts import label as prompts
 from llmscisci.runs import RunFolder, read_jsonl, stable_hash
 from llmscisci.tasks.generate import generate_into
@@ -122,6 +123,8 @@ def prediction_record(item: Item, gen: Generation, codebook: Codebook, variant: 
         "cached": gen.cached,
         "model_version": gen.model_version,
         "cost_usd": gen.cost_usd,
+        # the item's grouping columns, for the label distribution per group of a run without references
+        **({"meta": meta} if (meta := {k: item.meta[k] for k in GROUP_KEYS if item.meta.get(k)}) else {}),
     }
 
 
