@@ -82,7 +82,7 @@ def dry_run_items(codebook, items, *, model, variant, params, opts, shots=0, par
 
 
 def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, shots, paraphrase, out_dir, resume,
-                 id_column, text_column, template, by, chunk_size, dry_run) -> dict:
+                 id_column, text_column, template, by, chunk_size, dry_run, batch=None) -> dict:
     """Label (or plan) one codebook over the corpus; {"result": JSON result, "tables": what a person reads}."""
 
     from llmscisci.data.corpus import CorpusPlan
@@ -114,10 +114,25 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
                              paraphrase=paraphrase)
         return {"result": {"task": codebook.task, "input": corpus.describe(), "dry_run": plan.as_dict()},
                 "tables": [plan.text]}
+    if batch is not None:  # one provider batch run over the whole corpus, not one per chunk
+        from llmscisci.cli.batch import load_run_backend
+
+        if model.startswith(BASELINE_PREFIX):
+            raise UserError("--batch and --batch-file are for LLMs, not a saved classifier")
+        labeller = load_run_backend(model, opts, batch)
+        chunk_size = max(chunk_size, corpus.n_items)
     labeller = labeller or load_labeller(model, opts, codebook)
     spec = LabelSpec(codebook=codebook, variant=variant, model=model, params=params, limit=limit,
                      data_source=str(path), paraphrase=paraphrase)
-    run = run_label_stream(spec, corpus, labeller, out_dir, run_dir=resume, chunk_size=chunk_size, by=by)
+    from llmscisci.backends.batch import BatchPending
+
+    try:
+        run = run_label_stream(spec, corpus, labeller, out_dir, run_dir=resume, chunk_size=chunk_size, by=by)
+    except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
+        from llmscisci.cli.batch import pending_result
+
+        res, line = pending_result(codebook.task, exc)
+        return {"result": res, "tables": [line]}
     metrics = run.metrics()
     tables = []
     if isinstance(metrics.get("all"), dict) and "macro_f1" in metrics["all"]:

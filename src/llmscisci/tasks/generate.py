@@ -73,6 +73,10 @@ def generate_into(
             bar.update(task_id, advance=1, status=" ".join(f"{k} {v}" for k, v in counts.items()))
             rule.check(gen, backend, written[0], run.path)
 
+        bind = getattr(backend, "bind_run", None)
+        if bind is not None:  # batch mode keeps its request -> item map in the run folder
+            pending = [make_record(e, Generation(error="pending")) for e in todo]
+            bind(run.path, [(r.get("doi"), r.get("task")) for r in pending])
         try:
             backend.generate(convs, params, schema=schema, on_result=on_result)
         finally:

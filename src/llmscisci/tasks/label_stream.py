@@ -158,6 +158,8 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
     phash = config["prompt_hash"]
     run = RunFolder.create(path, config, resume=True)
     run.repair_tail()
+    if hasattr(labeller, "bind_run"):  # batch mode keeps its request -> item map in the run folder
+        labeller.bind_run(run.path)
     ckpt_path = run.path / PROGRESS
     ckpt = json.loads(ckpt_path.read_text("utf-8")) if ckpt_path.is_file() else {"chunks": 0, "offset": 0}
     tail = {r.get("doi") for r in _drop_unanswered(run.predictions_path, int(ckpt.get("offset", 0)))}
@@ -235,4 +237,6 @@ def _generate(backend: Backend, todo: list[Item], spec: LabelSpec, phash: str, s
         rule.check(gen, backend, written[0], writer.run_path)
 
     if convs:
+        if hasattr(backend, "bind_items"):
+            backend.bind_items([(it.doi, it.task) for it in sent])
         backend.generate(convs, spec.params, schema=schema, on_result=on_result)
