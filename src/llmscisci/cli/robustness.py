@@ -13,7 +13,6 @@ from rich import box
 from rich.table import Table
 
 from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, console, out
-from llmscisci.cli.tables import print_table
 from llmscisci.errors import UserError
 
 LEGEND = ("verdicts n P D: naive, PPI, DSL; '>' above 0, '<' below 0, '.' not distinguishable from 0 "
@@ -40,6 +39,13 @@ def _cell(p: dict, signed: bool) -> str:
 
 def _rate(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}"
+
+
+def print_table(to, table: Table) -> None:
+    """These tables are laid out for 80 columns (collapsed padding, value columns never wrap, the
+    configuration column folds); cli.tables.fit_table would split them into parts, so rich prints them
+    whole and wraps only the label column where a terminal is narrower."""
+    to.print(table)
 
 
 def _table(title: str) -> Table:
