@@ -169,7 +169,8 @@ def robustness(
 
         book = load_codebook(task)
         task = book.task
-    configs = load_configurations(sources, book)
+    skipped: list[tuple[str, str]] = []
+    configs = load_configurations(sources, book, skipped)
     groups_of = group_column(source, by) if by is not None else None
     tasks = [task] if task is not None else list(dict.fromkeys(c.task for c in configs))
     payload: dict = {"kind": "robustness", "sources": [str(s) for s in sources], "gold": str(gold), "by": by,
@@ -178,9 +179,9 @@ def robustness(
 
     coded_tasks = None
     if task is None:  # only the tasks the coded sample covers
-        from llmscisci.tasks.robustness import _books
+        from llmscisci.tasks.robustness import codebooks
 
-        coded_tasks = {t for _, t in load_labels(gold, _books(None)).records}
+        coded_tasks = {t for _, t in load_labels(gold, codebooks()).records}
         tasks = [t for t in tasks if t in coded_tasks]
         if not tasks:
             raise UserError(f"--gold {gold}: codes none of the sources' tasks")
@@ -196,7 +197,7 @@ def robustness(
         for conf, c in zip(d["configurations"], inp.configurations):
             conf["label"] = c.display(paras)
         payload["tasks"][t] = {"n_items": len(inp.dois), "n_coded": inp.n_coded, "design": inp.design,
-                               "notes": inp.notes, **d}
+                               "notes": [n for k, n in skipped if k == t] + inp.notes, **d}
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         write_json(json_out, payload)
