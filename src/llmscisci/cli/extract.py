@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.common import DataDirOpt, OutOpt, out
+from llmscisci.cli.common import DataDirOpt, OutOpt, StructuredModeOpt, out
 from llmscisci.errors import UserError
 
 HELP = """Extract publication records from a journal page (HTML file or URL) and score them against a
@@ -55,6 +55,7 @@ def extract(
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
     prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML overriding the built-in one.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (units, first prompt, tokens, cost or ETA); write nothing.")] = False,
+    structured_mode: StructuredModeOpt = "auto",
 ) -> None:
     from llmscisci.backends.base import BackendOptions, GenParams
     from llmscisci.paths import data_dir as resolve_data_dir
@@ -65,6 +66,9 @@ def extract(
     from llmscisci.tasks.extract.truth import load_truth
 
     # validate everything before loading a model or creating a folder
+    from llmscisci.backends.structured import check_mode
+
+    check_mode(structured_mode)
     is_baseline = model == BASELINE
     if not is_baseline and variant is None:
         raise UserError(f"--variant is required with a model: one of {', '.join(VARIANTS)}")
@@ -94,7 +98,7 @@ def extract(
         src = read_page(page, timeout=timeout)
         sources.append((src, split_blocks(src.text, src.origin)))  # a page without records fails here
     opts = BackendOptions(device=device, dtype=dtype, batch_size=batch_size, base_url=base_url,
-                          prices_path=str(prices) if prices else None)
+                          prices_path=str(prices) if prices else None, structured_mode=structured_mode)
     if dry_run:
         from llmscisci.cli.dryrun import emit_text, plan_conversations
         from llmscisci.prompts import extract as extract_prompts

@@ -77,6 +77,7 @@ class BackendSection(_Section):
     refresh: bool = False
     prices: str | None = None
     gemini_safety_off: bool = False
+    structured_mode: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
 
     def options(self) -> BackendOptions:
         return BackendOptions(
@@ -85,7 +86,7 @@ class BackendSection(_Section):
             trust_remote_code=self.trust_remote_code, base_url=self.base_url, concurrency=self.concurrency,
             rpm=self.rpm, tpm=self.tpm, timeout=self.timeout, max_attempts=self.max_attempts,
             cache_path=self.cache, use_cache=self.use_cache, refresh=self.refresh, prices_path=self.prices,
-            gemini_safety_off=self.gemini_safety_off,
+            gemini_safety_off=self.gemini_safety_off, structured_mode=self.structured_mode,
         )
 
 
