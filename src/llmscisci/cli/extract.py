@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from llmscisci.cli.batch import BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt
 from llmscisci.cli.common import DataDirOpt, OutOpt, out
 from llmscisci.errors import UserError
 
@@ -50,6 +51,13 @@ def extract(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Units per batch (local models).")] = 4,
     timeout: Annotated[float, typer.Option("--fetch-timeout", help="Seconds to wait for a URL.")] = 30.0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
+    batch: BatchOpt = False,
+    batch_file: BatchFileOpt = None,
+    batch_model: BatchModelOpt = None,
+    poll_interval: PollOpt = 60.0,
+    batch_attempts: BatchAttemptsOpt = 2,
+    batch_fallback: FallbackOpt = "none",
 ) -> None:
     from llmscisci.backends.base import BackendOptions, GenParams
     from llmscisci.paths import data_dir as resolve_data_dir
@@ -59,8 +67,14 @@ def extract(
     from llmscisci.tasks.extract.source import read_page
     from llmscisci.tasks.extract.truth import load_truth
 
+    from llmscisci.backends.batch import BatchPending
+    from llmscisci.cli.batch import batch_options, load_run_backend, pending_result
+
     # validate everything before loading a model or creating a folder
+    batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
     is_baseline = model == BASELINE
+    if is_baseline and batch_opts is not None:
+        raise UserError("--batch and --batch-file need a model, not the baseline")
     if not is_baseline and variant is None:
         raise UserError(f"--variant is required with a model: one of {', '.join(VARIANTS)}")
     if variant is not None and variant not in VARIANTS:
@@ -86,11 +100,14 @@ def extract(
 
     backend = None
     if not is_baseline:
-        from llmscisci.backends.registry import load_backend
-
-        backend = load_backend(model, BackendOptions(device=device, dtype=dtype, batch_size=batch_size))
-    run = run_extract(spec, src, truth, backend, out_dir, run_dir=run_dir, show_progress=not quiet,
-                      blocks=blocks)
+        backend = load_run_backend(model, BackendOptions(device=device, dtype=dtype, batch_size=batch_size,
+                                                         base_url=base_url), batch_opts)
+    try:
+        run = run_extract(spec, src, truth, backend, out_dir, run_dir=run_dir, show_progress=not quiet,
+                          blocks=blocks)
+    except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
+        out.print(pending_result("extract", exc)[1])
+        return
     print_summary(run.metrics(), run.path, out)
 
 
