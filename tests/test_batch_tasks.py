@@ -82,3 +82,37 @@ def test_judge_batch_equals_live(srv, data_dir, tmp_path):
     costs_b = sum(p["cost_usd"] for p in read_jsonl(b.path / "predictions.jsonl"))
     costs_l = sum(p["cost_usd"] for p in read_jsonl(lv.path / "predictions.jsonl"))
     assert costs_b == pytest.approx(costs_l / 2, rel=1e-3) and costs_b > 0
+
+
+def test_grid_model_with_batch_true(srv, data_dir, tmp_path):
+    import textwrap
+
+    from llmscisci.backends.pricing import lookup
+    from llmscisci.tasks import grid as G
+
+    out = tmp_path / "grid"
+    cfg = tmp_path / "g.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        name = "b"
+        out = "{out}"
+        tasks = ["easy"]
+        variants = ["guidelines", "structured"]
+        models = [{{name = "{MODEL}", batch = true}}]
+        limit = 6
+        [backend]
+        base_url = "{srv.base_url}"
+        use_cache = false
+        poll_interval = 0
+    """))
+    spec = G.load_grid(cfg)
+    grid, inputs = G.prepare_grid(spec, data_dir=data_dir)
+    tot = G.totals(grid)
+    price = lookup("openai", "gpt-4o-mini")
+    assert tot.api_cost_usd == pytest.approx(price.batch_cost(tot.api_tokens_in, tot.api_tokens_out), rel=1e-6)
+    G.run_grid(grid, inputs, show_progress=False)
+    assert srv.batch_creates == 2 and srv.rows_submitted == 12 and srv.calls == 0  # one batch per cell
+    assert all(c.status == "done" for c in grid.cells)
+    runs = [p for p in out.rglob("batches.json")]
+    assert len(runs) == 2
+    with pytest.raises(Exception, match="needs an API model"):
+        G.check_models(G.parse_grid({"tasks": ["easy"], "models": [{"name": "smollm2-135m", "batch": True}]}))
