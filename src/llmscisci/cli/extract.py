@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from llmscisci.cli.batch import BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt
-from llmscisci.cli.common import DataDirOpt, OutOpt, out
+from llmscisci.cli.common import DataDirOpt, OutOpt, StructuredModeOpt, out
 from llmscisci.errors import UserError
 
 HELP = """Extract publication records from a journal page (HTML file or URL) and score them against a
@@ -62,6 +62,7 @@ def extract(
     poll_interval: PollOpt = 60.0,
     batch_attempts: BatchAttemptsOpt = 2,
     batch_fallback: FallbackOpt = "none",
+    structured_mode: StructuredModeOpt = "auto",
 ) -> None:
     from llmscisci.backends.base import BackendOptions, GenParams
     from llmscisci.paths import data_dir as resolve_data_dir
@@ -76,6 +77,9 @@ def extract(
 
     # validate everything before loading a model or creating a folder
     batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
+    from llmscisci.backends.structured import check_mode
+
+    check_mode(structured_mode)
     is_baseline = model == BASELINE
     if is_baseline and batch_opts is not None:
         raise UserError("--batch and --batch-file need a model, not the baseline")
@@ -109,7 +113,7 @@ def extract(
         src = read_page(page, timeout=timeout)
         sources.append((src, split_blocks(src.text, src.origin)))  # a page without records fails here
     opts = BackendOptions(device=device, dtype=dtype, batch_size=batch_size, base_url=base_url,
-                          prices_path=str(prices) if prices else None)
+                          prices_path=str(prices) if prices else None, structured_mode=structured_mode)
     if dry_run:
         from llmscisci.cli.dryrun import emit_text, plan_conversations
         from llmscisci.prompts import extract as extract_prompts

@@ -10,7 +10,17 @@ import typer
 from rich.table import Table
 
 from llmscisci.cli.batch import BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt
-from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, ModelOpt, OutOpt, console, emit, out
+from llmscisci.cli.common import (
+    DataDirOpt,
+    JsonOpt,
+    JsonOutOpt,
+    ModelOpt,
+    OutOpt,
+    StructuredModeOpt,
+    console,
+    emit,
+    out,
+)
 from llmscisci.cli.tables import print_table
 
 ANNOTATOR = Path("labels") / "annotator_a.jsonl"
@@ -169,6 +179,7 @@ def judge(
     concurrency: Annotated[int, typer.Option("--concurrency", help="API models: requests in flight.")] = 8,
     rpm: Annotated[float | None, typer.Option("--rpm", help="API rate limit, requests per minute.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="API models: do not use the response cache.")] = False,
+    structured_mode: StructuredModeOpt = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (calls, first prompt, tokens, cost or ETA); write nothing.")] = False,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
@@ -244,7 +255,8 @@ def judge(
     console.print(f"judging {len(selected)} items x {len(order_list)} orders of {len(candidates)} candidates: "
                   + ", ".join(c.name for c in candidates))
     opts = backend_options(batch_size=batch_size, device=device, dtype=dtype, chat_template=chat_template,
-                           base_url=base_url, concurrency=concurrency, rpm=rpm, no_cache=no_cache)
+                           base_url=base_url, concurrency=concurrency, rpm=rpm, no_cache=no_cache,
+                           structured_mode=structured_mode)
     if dry_run:
         from llmscisci.cli.dryrun import emit_text, plan_conversations
         from llmscisci.prompts import judge as judge_prompts

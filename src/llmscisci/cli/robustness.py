@@ -12,7 +12,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from llmscisci.cli.common import DataDirOpt, console, out
+from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, console, out
 from llmscisci.cli.tables import print_table
 from llmscisci.errors import UserError
 
@@ -21,8 +21,8 @@ LEGEND = ("verdicts n P D: naive, PPI, DSL; '>' above 0, '<' below 0, '.' not di
 SHORT = {">0": ">", "<0": "<", "n.d.": ".", None: "?"}
 
 
-def _say(text: str, err: bool = False) -> None:
-    (console if err else out).print(text, markup=False, highlight=False)
+def _say(text: str, to=None) -> None:
+    (to or out).print(text, markup=False, highlight=False)
 
 
 def _pts(x: float | None, signed: bool) -> str:
@@ -35,7 +35,7 @@ def _pts(x: float | None, signed: bool) -> str:
 def _cell(p: dict, signed: bool) -> str:
     if p.get("estimate") is None:
         return "-"
-    return f"{_pts(p['estimate'], signed)} [{_pts(p['low'], signed)}, {_pts(p['high'], signed)}]"
+    return f"{_pts(p['estimate'], signed)} [{_pts(p['low'], signed)},{_pts(p['high'], signed)}]"
 
 
 def _rate(x: float | None) -> str:
@@ -43,7 +43,7 @@ def _rate(x: float | None) -> str:
 
 
 def _table(title: str) -> Table:
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
 
 
 def estimand_table(res: dict, e: dict, names: list[str]) -> Table:
@@ -51,7 +51,7 @@ def estimand_table(res: dict, e: dict, names: list[str]) -> Table:
     unit = "difference of shares, points" if signed else "share, %"
     pct = round(res["level"] * 100)
     t = _table(f"{e['category']} {e['what']} ({unit} [{pct}% CI])")
-    t.add_column("configuration", overflow="fold", max_width=24)
+    t.add_column("configuration", overflow="fold", max_width=26)
     for col in ("naive", "PPI", "DSL", "n P D"):
         t.add_column(col, justify="right" if col != "n P D" else "center", no_wrap=True)
     for name, p in zip(names, e["per_configuration"]):
@@ -86,7 +86,7 @@ def drivers_table(task: str, drivers: dict) -> Table | None:
     factors = list(drivers.get("naive", {}))
     if not factors:
         return None
-    t = _table(f"{task}: what moves the estimates (eta^2) and flips the verdicts")
+    t = _table(f"{task}: drivers (eta^2 of the estimates, verdict flips)")
     t.add_column("factor")
     t.add_column("levels", justify="right")
     for col in ("eta2 naive", "eta2 PPI", "flips naive", "flips PPI"):
@@ -128,11 +128,8 @@ def robustness(
         "--contrast", help="A,B: the contrast A - B (several: A,B;C,D). Default: every pair of --by groups, "
                            "later minus earlier.")] = None,
     level: Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")] = 0.95,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object on stdout "
-                                                         "(nothing else on stdout).")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json-out", help="Also write the JSON to this file (e.g. "
-                                                                    "into a grid folder, for `llmscisci "
-                                                                    "report`).")] = None,
+    as_json: JsonOpt = False,
+    json_out: JsonOutOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Does a conclusion survive the configuration? Naive vs corrected verdicts across configurations.
@@ -155,8 +152,6 @@ def robustness(
     pairs = _contrast(contrast)
     if pairs is not None and by is None:
         raise UserError("--contrast needs --by (the column whose groups it compares)")
-    if json_out is not None and not json_out.parent.is_dir():
-        raise UserError(f"--json-out {json_out}: folder {json_out.parent} does not exist")
     if not gold.exists():
         raise UserError(f"--gold {gold}: no such file")
     source = data_dir or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
@@ -197,38 +192,41 @@ def robustness(
         payload["tasks"][t] = {"n_items": len(inp.dois), "n_coded": inp.n_coded, "design": inp.design,
                                "notes": inp.notes, **d}
     if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
         write_json(json_out, payload)
+    render(payload, console if as_json else out)  # with --json the tables go to stderr
     if as_json:
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
-        if json_out is not None:
-            _say(f"written to {json_out}", err=True)
-        return
+        sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+    if json_out is not None:
+        _say(f"JSON written to {json_out}", console)
+
+
+def render(payload: dict, to) -> None:
+    """The human tables of a robustness result, printed to the console `to`."""
     for t, res in payload["tasks"].items():
         names = [c["label"] for c in res["configurations"]]
-        _say(f"{t}: {len(names)} configurations, {res['n_items']} items, {res['n_coded']} coded; {res['design']}")
+        _say(f"{t}: {len(names)} configurations, {res['n_items']} items, {res['n_coded']} coded; {res['design']}", to)
         for note in res["notes"]:
-            _say(f"- note: {note}")
+            _say(f"- note: {note}", to)
         has_contrasts = any(e["kind"] == "contrast" for e in res["estimands"])
         rows = [e for e in res["estimands"] if (e["kind"] == "contrast") == has_contrasts
                 and (has_contrasts or e["what"] == "all")]
         for e in rows:
-            print_table(out, estimand_table(res, e, names))
-        _say(LEGEND)
-        print_table(out, summary_table(t, res, rows))
+            print_table(to, estimand_table(res, e, names))
+        _say(LEGEND, to)
+        print_table(to, summary_table(t, res, rows))
         _say("range: max - min of the point estimates (points); modal: the most common corrected verdict; "
              "disagr.: verdict differs from it; sign: significant with the sign opposite to the coded "
-             "sample's estimate.")
+             "sample's estimate.", to)
         dt = drivers_table(t, res["drivers"])
         if dt is not None:
-            print_table(out, dt)
+            print_table(to, dt)
             _say("eta2: share of the estimates' variance between the factor's levels; flips: pairs of "
-                 "configurations differing only in that factor whose verdicts differ.")
+                 "configurations differing only in that factor whose verdicts differ.", to)
     if not any(e["kind"] == "contrast" for r in payload["tasks"].values() for e in r["estimands"]):
-        _say("no groups: pass --by COLUMN to compare groups (e.g. --by mlrc_year)")
+        _say("no groups: pass --by COLUMN to compare groups (e.g. --by mlrc_year)", to)
     _say("group shares are in --json / --json-out and the report (`llmscisci report` on a folder holding the "
-         "--json-out file).")
-    if json_out is not None:
-        _say(f"written to {json_out}")
+         "--json-out file).", to)
 
 
 def register(app: typer.Typer) -> None:

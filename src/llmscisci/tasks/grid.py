@@ -81,6 +81,7 @@ class BackendSection(_Section):
     poll_interval: float = Field(default=60.0, ge=0)  # models with batch = true: seconds between checks
     batch_attempts: int = Field(default=2, ge=1)
     batch_fallback: Literal["none", "live"] = "none"
+    structured_mode: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
 
     def options(self) -> BackendOptions:
         return BackendOptions(
@@ -89,7 +90,7 @@ class BackendSection(_Section):
             trust_remote_code=self.trust_remote_code, base_url=self.base_url, concurrency=self.concurrency,
             rpm=self.rpm, tpm=self.tpm, timeout=self.timeout, max_attempts=self.max_attempts,
             cache_path=self.cache, use_cache=self.use_cache, refresh=self.refresh, prices_path=self.prices,
-            gemini_safety_off=self.gemini_safety_off,
+            gemini_safety_off=self.gemini_safety_off, structured_mode=self.structured_mode,
         )
 
 

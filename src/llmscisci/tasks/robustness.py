@@ -42,7 +42,7 @@ class Configuration:
     def display(self, paraphrases: bool) -> str:
         f = self.factors
         parts = [f["model"]] + ([f["variant"]] if f.get("variant", "-") != "-" else [])
-        if paraphrases:
+        if paraphrases and f.get("variant", "-") != "-":
             parts.append(f"p{f.get('paraphrase', 0)}")
         if "seed" in f:
             parts.append(f"s{f['seed']}")
@@ -114,6 +114,13 @@ def _factors(cfg: dict) -> dict:
     return f
 
 
+def _order(c: Configuration) -> tuple:
+    f = c.factors
+    para = str(f.get("paraphrase", "0"))
+    return (c.task, f.get("model", ""), f.get("variant", ""), int(para) if para.isdigit() else 0, para,
+            str(f.get("seed", "")), c.name)
+
+
 def _books(extra: Codebook | None) -> dict[str, Codebook]:
     books = {t: load_codebook(t) for t in BUILTIN}
     if extra is not None:
@@ -132,6 +139,7 @@ def load_configurations(sources: list[Path], codebook: Codebook | None = None) -
             runs = run_folders(src)
             if not runs:
                 raise UserError(f"{src}: no labelling run folder (config.json + predictions.jsonl) in or below it")
+            found: list[Configuration] = []
             for run in runs:
                 cfg = _read_config(run) or {}
                 task = str(cfg.get("task") or (cfg.get("codebook") or {}).get("task") or "")
@@ -148,8 +156,9 @@ def load_configurations(sources: list[Path], codebook: Codebook | None = None) -
                 if not recs:
                     raise UserError(f"{run}: no predictions for task {cb.task!r}")
                 name = run.name if src == run else str(run.relative_to(src))
-                out.append(Configuration(name, run, cb.task, _factors(cfg),
-                                         {d: r.labels for d, r in recs.items()}, cb))
+                found.append(Configuration(name, run, cb.task, _factors(cfg),
+                                           {d: r.labels for d, r in recs.items()}, cb))
+            out += sorted(found, key=_order)
         else:
             ls = load_labels(src, books)
             tasks = sorted({t for _, t in ls.records})
