@@ -76,7 +76,8 @@ def generate_into(
         bind = getattr(backend, "bind_run", None)
         if bind is not None:  # batch mode keeps its request -> item map in the run folder
             pending = [make_record(e, Generation(error="pending")) for e in todo]
-            bind(run.path, [(r.get("doi"), r.get("task")) for r in pending])
+            bind(run.path, [(r.get("doi"), r.get("task")) + ((r["order_id"],) if "order_id" in r else ())
+                            for r in pending])
         try:
             backend.generate(convs, params, schema=schema, on_result=on_result)
         finally:
