@@ -71,7 +71,7 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
         return {"result": {"task": codebook.task, "input": corpus.describe(), "dry_run": plan.as_dict()},
                 "tables": [plan.text]}
     if batch is not None:  # one provider batch run over the whole corpus, not one per chunk
-        from llmscisci.cli.batch_options import load_run_backend
+        from llmscisci.cli.batch import load_run_backend
 
         if model.startswith(BASELINE_PREFIX):
             raise UserError("--batch and --batch-file are for LLMs, not a saved classifier")
@@ -85,7 +85,7 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
     try:
         run = run_label_stream(spec, corpus, labeller, out_dir, run_dir=resume, chunk_size=chunk_size, by=by)
     except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
-        from llmscisci.cli.batch_options import pending_result
+        from llmscisci.cli.batch import pending_result
 
         res, line = pending_result(codebook.task, exc)
         return {"result": res, "tables": [line]}
