@@ -23,8 +23,7 @@ from llmscisci.data.items import Item
 from llmscisci.errors import UserError
 from llmscisci.prompts import label as prompts
 from llmscisci.runs import RunFolder, stable_hash, write_json
-from llmscisci.tasks.label import LabelSpec, is_empty, prediction_record, slug
-from llmscisci.tasks.label import empty_record as label_empty_record
+from llmscisci.tasks.label import LabelSpec, empty_record, is_empty, prediction_record, slug
 from llmscisci.tasks.stream_progress import StreamProgress
 
 DEFAULT_CHUNK = 1000
@@ -41,11 +40,6 @@ class Classifier:
 
     def describe(self) -> dict:  # pragma: no cover - interface
         return {"name": self.name}
-
-
-def empty_record(item: Item, spec: LabelSpec, phash: str) -> dict:
-    """An empty text: the label runner's one rule (`none`, marked empty, no model call)."""
-    return label_empty_record(item, spec.codebook, phash)
 
 
 def classifier_record(item: Item, labels: list[int], phash: str) -> dict:
@@ -141,6 +135,8 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
     phash = config["prompt_hash"]
     run = RunFolder.create(path, config, resume=True)
     run.repair_tail()
+    if hasattr(labeller, "bind_run"):  # batch mode keeps its request -> item map in the run folder
+        labeller.bind_run(run.path)
     ckpt_path = run.path / PROGRESS
     ckpt = json.loads(ckpt_path.read_text("utf-8")) if ckpt_path.is_file() else {"chunks": 0, "offset": 0}
     tail = {r.get("doi") for r in _read_from(run.predictions_path, int(ckpt.get("offset", 0)))}
@@ -167,8 +163,8 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
                 for it in pending:
                     if not is_empty(it):
                         todo.append(it)
-                    else:
-                        writer.write(empty_record(it, spec, phash), it)
+                    else:  # the empty-text rule of every labelling run: `none`, marked empty, no call
+                        writer.write(empty_record(it, spec.codebook, phash), it)
                         bar.advance(empty=True)
                 if is_classifier:
                     for it, labels in zip(todo, labeller.predict_texts([it.text for it in todo])):
@@ -210,4 +206,6 @@ def _generate(backend: Backend, todo: list[Item], spec: LabelSpec, phash: str, s
         bar.advance(invalid=not rec["valid"], cost=gen.cost_usd)
 
     if convs:
+        if hasattr(backend, "bind_items"):
+            backend.bind_items([(it.doi, it.task) for it in sent])
         backend.generate(convs, spec.params, schema=schema, on_result=on_result)
