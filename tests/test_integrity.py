@@ -241,19 +241,34 @@ def test_killed_conversion_is_cleaned_by_the_next_one(tmp_path, monkeypatch):
 
 
 # ---- empty texts ---------------------------------------------------------------------------------
-def test_empty_text_is_none_without_a_model_call(tmp_path, capsys, monkeypatch, fake):
+def test_empty_text_is_none_without_a_model_call(tmp_path, data_dir, capsys, monkeypatch, fake):
+    # the study's data: two empty difficult texts among the first 40 reports
+    code, out, err = run_console(["label", "--task", "difficult", "--data-dir", data_dir, "--limit", "40",
+                                  "--out", tmp_path / "study"], capsys, monkeypatch)
+    assert code == 0, err
+    assert len(fake.texts) == 38 and all(t.strip() for t in fake.texts)
+    (run,) = (tmp_path / "study").iterdir()
+    preds = [json.loads(x) for x in (run / "predictions.jsonl").read_text("utf-8").splitlines()]
+    empty = [p for p in preds if p.get("empty")]
+    assert len(empty) == 2 and all(p["labels"] == [0, 0, 0, 0, 1] and p["valid"] for p in empty)
+    assert all(p["raw"] == "" and p["tokens_in"] == 0 for p in empty)
+    metrics = json.loads((run / "metrics.json").read_text("utf-8"))
+    assert metrics["n_items"] == 40 and metrics["empty"] == 2  # counted in the metrics
+    assert "2 empty texts labelled none" in " ".join(out.split())
+
+    # one's own corpus (the streaming path shares the rule)
     csv = tmp_path / "mine.csv"
     csv.write_text("id,easy\na1,The code ran at once.\na2,   \na3,Data were public.\n", "utf-8")
-    code, out, err = run_console(["label", "--task", "easy", "--input", csv, "--out", tmp_path / "runs"],
+    fake.texts.clear()
+    code, out, err = run_console(["label", "--task", "easy", "--input", csv, "--out", tmp_path / "own"],
                                  capsys, monkeypatch)
     assert code == 0, err
     assert len(fake.texts) == 2 and all("The code ran" in t or "Data were" in t for t in fake.texts)
-    (run,) = (tmp_path / "runs").iterdir()
+    (run,) = (tmp_path / "own").iterdir()
     preds = {p["doi"]: p for p in map(json.loads, (run / "predictions.jsonl").read_text("utf-8").splitlines())}
     assert preds["a2"]["empty"] is True and preds["a2"]["labels"] == [0, 0, 0, 0, 1] and preds["a2"]["valid"]
     assert not preds["a1"].get("empty")
-    metrics = json.loads((run / "metrics.json").read_text("utf-8"))
-    assert metrics["n_items"] == 3 and metrics["empty_texts"] == 1
+    assert json.loads((run / "metrics.json").read_text("utf-8"))["empty"] == 1
 
 
 def test_data_warnings_are_about_the_task_being_run(data_dir):

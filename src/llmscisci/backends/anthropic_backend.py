@@ -59,24 +59,28 @@ class AnthropicBackend(APIBackend):
         return kw
 
     def _call(self, messages: Messages, params: GenParams, schema: type[BaseModel] | None) -> Reply:
-        msg = self.client.messages.create(**self.request(messages, params, schema))
-        blocks = getattr(msg, "content", None)
-        if blocks is None:
-            raise MalformedResponse("response without content")
-        text = ""
-        if schema is not None:
-            for b in blocks:
-                if getattr(b, "type", None) == "tool_use":
-                    text = json.dumps(b.input, ensure_ascii=False)
-                    break
-        if not text:
-            text = "".join(getattr(b, "text", "") or "" for b in blocks if getattr(b, "type", None) == "text")
-        usage = msg.usage
-        return Reply(
-            text=text,
-            tokens_in=getattr(usage, "input_tokens", 0) or 0,
-            tokens_out=getattr(usage, "output_tokens", 0) or 0,
-            model_version=getattr(msg, "model", None),
-            refusal=msg.stop_reason == "refusal",
-            finish_reason=msg.stop_reason,
-        )
+        return to_reply(self.client.messages.create(**self.request(messages, params, schema)), schema)
+
+
+def to_reply(msg, schema: type[BaseModel] | None) -> Reply:
+    """A Message (live, or the message of a succeeded batch result) -> Reply."""
+    blocks = getattr(msg, "content", None)
+    if blocks is None:
+        raise MalformedResponse("response without content")
+    text = ""
+    if schema is not None:
+        for b in blocks:
+            if getattr(b, "type", None) == "tool_use":
+                text = json.dumps(b.input, ensure_ascii=False)
+                break
+    if not text:
+        text = "".join(getattr(b, "text", "") or "" for b in blocks if getattr(b, "type", None) == "text")
+    usage = msg.usage
+    return Reply(
+        text=text,
+        tokens_in=getattr(usage, "input_tokens", 0) or 0,
+        tokens_out=getattr(usage, "output_tokens", 0) or 0,
+        model_version=getattr(msg, "model", None),
+        refusal=msg.stop_reason == "refusal",
+        finish_reason=msg.stop_reason,
+    )

@@ -14,6 +14,7 @@ import json
 import sqlite3
 import threading
 import time
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -43,6 +44,7 @@ def default_cache_path() -> Path:
     return cache_dir() / "responses.sqlite"
 
 
+@lru_cache(maxsize=64)
 def schema_fingerprint(schema: type[BaseModel] | None) -> dict | None:
     if schema is None:
         return None
@@ -104,6 +106,22 @@ class ResponseCache:
                 (key, backend, model, created, now, gen.tokens_in, gen.tokens_out,
                  json.dumps(data, ensure_ascii=False, default=str)),
             )
+
+    def put_many(self, rows: list[tuple[str, str, str, Generation]]) -> None:
+        """Several (key, backend, model, generation) entries in one transaction (batch results)."""
+        now = time.time()
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        values = [(key, backend, model, created, now, gen.tokens_in, gen.tokens_out,
+                   json.dumps({k: getattr(gen, k) for k in _STORED}, ensure_ascii=False, default=str))
+                  for key, backend, model, gen in rows]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def entry(self, key: str) -> dict | None:
         """The stored row (with created_at and usage), for inspection."""

@@ -94,19 +94,24 @@ class GeminiBackend(APIBackend):
         system, contents = to_contents(messages)
         resp = self.client.models.generate_content(model=self.model, contents=contents,
                                                    config=self.config(system, params, schema))
-        if resp is None:
-            raise MalformedResponse("empty response object")
-        usage = resp.usage_metadata
-        tin = getattr(usage, "prompt_token_count", None) or 0
-        tout = (getattr(usage, "candidates_token_count", None) or 0) + (getattr(usage, "thoughts_token_count", None) or 0)
-        cands = resp.candidates or []
-        block = _enum_name(getattr(resp.prompt_feedback, "block_reason", None)) if resp.prompt_feedback else None
-        finish = _enum_name(cands[0].finish_reason) if cands else None
-        text = ""
-        if cands and cands[0].content and cands[0].content.parts:
-            text = "".join(p.text or "" for p in cands[0].content.parts if getattr(p, "text", None)
-                           and not getattr(p, "thought", False))
-        refusal = bool(block) or finish in REFUSAL_FINISH
-        extra = {"block_reason": block} if block else {}
-        return Reply(text=text, tokens_in=tin, tokens_out=tout, model_version=resp.model_version,
-                     refusal=refusal, finish_reason=finish or block, extra=extra)
+        return to_reply(resp)
+
+
+def to_reply(resp) -> Reply:
+    """A GenerateContentResponse (live, or an inlined batch response) -> Reply."""
+    if resp is None:
+        raise MalformedResponse("empty response object")
+    usage = resp.usage_metadata
+    tin = getattr(usage, "prompt_token_count", None) or 0
+    tout = (getattr(usage, "candidates_token_count", None) or 0) + (getattr(usage, "thoughts_token_count", None) or 0)
+    cands = resp.candidates or []
+    block = _enum_name(getattr(resp.prompt_feedback, "block_reason", None)) if resp.prompt_feedback else None
+    finish = _enum_name(cands[0].finish_reason) if cands else None
+    text = ""
+    if cands and cands[0].content and cands[0].content.parts:
+        text = "".join(p.text or "" for p in cands[0].content.parts if getattr(p, "text", None)
+                       and not getattr(p, "thought", False))
+    refusal = bool(block) or finish in REFUSAL_FINISH
+    extra = {"block_reason": block} if block else {}
+    return Reply(text=text, tokens_in=tin, tokens_out=tout, model_version=resp.model_version,
+                 refusal=refusal, finish_reason=finish or block, extra=extra)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pydantic import BaseModel
 
 from llmscisci.backends.api_common import APIBackend, Reply
@@ -39,6 +41,7 @@ def _has_free_form_objects(node) -> bool:
     return False
 
 
+@lru_cache(maxsize=64)
 def response_format(schema: type[BaseModel]) -> dict:
     js = _strict_schema(schema)
     return {"type": "json_schema",
@@ -81,22 +84,26 @@ class OpenAIBackend(APIBackend):
         return kw
 
     def _call(self, messages: Messages, params: GenParams, schema: type[BaseModel] | None) -> Reply:
-        resp = self.client.chat.completions.create(**self.request(messages, params, schema))
-        if not getattr(resp, "choices", None):
-            raise MalformedResponse("response without choices")
-        choice = resp.choices[0]
-        msg = choice.message
-        usage = resp.usage
-        refusal = getattr(msg, "refusal", None)
-        extra = {}
-        if refusal:
-            extra["refusal_message"] = refusal
-        return Reply(
-            text=(msg.content or refusal or "") if msg is not None else "",
-            tokens_in=getattr(usage, "prompt_tokens", 0) or 0,
-            tokens_out=getattr(usage, "completion_tokens", 0) or 0,
-            model_version=getattr(resp, "model", None),
-            refusal=bool(refusal) or choice.finish_reason == "content_filter",
-            finish_reason=choice.finish_reason,
-            extra=extra,
-        )
+        return to_reply(self.client.chat.completions.create(**self.request(messages, params, schema)))
+
+
+def to_reply(resp) -> Reply:
+    """A chat completion (live, or a row of a batch results file) -> Reply."""
+    if not getattr(resp, "choices", None):
+        raise MalformedResponse("response without choices")
+    choice = resp.choices[0]
+    msg = choice.message
+    usage = resp.usage
+    refusal = getattr(msg, "refusal", None)
+    extra = {}
+    if refusal:
+        extra["refusal_message"] = refusal
+    return Reply(
+        text=(msg.content or refusal or "") if msg is not None else "",
+        tokens_in=getattr(usage, "prompt_tokens", 0) or 0,
+        tokens_out=getattr(usage, "completion_tokens", 0) or 0,
+        model_version=getattr(resp, "model", None),
+        refusal=bool(refusal) or choice.finish_reason == "content_filter",
+        finish_reason=choice.finish_reason,
+        extra=extra,
+    )

@@ -18,11 +18,18 @@ class ModelPrice:
     input: float | None  # USD per million prompt tokens
     output: float | None  # USD per million completion tokens
     context: int | None
+    batch_input: float | None = None  # USD per million tokens through the provider's batch API
+    batch_output: float | None = None
 
     def cost(self, tokens_in: int, tokens_out: int) -> float | None:
         if self.input is None or self.output is None:
             return None
         return round((tokens_in * self.input + tokens_out * self.output) / 1e6, 8)
+
+    def batch_cost(self, tokens_in: int, tokens_out: int) -> float | None:
+        if self.batch_input is None or self.batch_output is None:
+            return None
+        return round((tokens_in * self.batch_input + tokens_out * self.batch_output) / 1e6, 8)
 
 
 @lru_cache(maxsize=1)
@@ -33,7 +40,7 @@ def _packaged() -> dict:
 
 def load_table(override: str | Path | None = None) -> dict[str, dict[str, dict]]:
     """{provider: {model: {input, output, context}}}: the packaged table with the user's rows on top."""
-    table = {p: dict(rows) for p, rows in _packaged().items() if isinstance(rows, dict)}
+    table = {p: dict(rows) for p, rows in _packaged().items() if isinstance(rows, dict) and p != "batch_discount"}
     if override:
         path = Path(override).expanduser()
         user = read_toml(path, "price table")
@@ -43,7 +50,7 @@ def load_table(override: str | Path | None = None) -> dict[str, dict[str, dict]]
             for model, row in rows.items():
                 if not isinstance(row, dict):
                     raise UserError(f"{path}: [{provider}.{model!r}] must be a table with input/output/context")
-                for k in ("input", "output", "context"):
+                for k in ("input", "output", "context", "batch_input", "batch_output"):
                     if k in row and not isinstance(row[k], (int, float)):
                         raise UserError(f"{path}: [{provider}.{model!r}] {k} must be a number")
                 table.setdefault(provider, {})[model] = {**table.get(provider, {}).get(model, {}), **row}
@@ -68,4 +75,15 @@ def lookup(provider: str, model: str, override: str | Path | None = None) -> Mod
         return None
     row = rows[name]
     ctx = row.get("context")
-    return ModelPrice(name, row.get("input"), row.get("output"), int(ctx) if ctx else None)
+    inp, outp = row.get("input"), row.get("output")
+    discount = batch_discount(provider)
+    b_in = row.get("batch_input", inp * discount if inp is not None else None)
+    b_out = row.get("batch_output", outp * discount if outp is not None else None)
+    return ModelPrice(name, inp, outp, int(ctx) if ctx else None, b_in, b_out)
+
+
+def batch_discount(provider: str) -> float:
+    """Batch price / live price for a provider without explicit batch_input/batch_output rows."""
+    table = _packaged().get("batch_discount", {})
+    value = table.get(provider, 0.5) if isinstance(table, dict) else 0.5
+    return float(value)

@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 # One module per command family, in pipeline order; each defines register(app).
-MODULES = ("label", "api", "extract", "judge", "baseline", "train", "grid", "data", "code", "robustness", "export")
+MODULES = ("label", "api", "extract", "judge", "baseline", "train", "grid", "data", "code", "robustness", "export", "batch")
 for _name in MODULES:
     try:
         _mod = importlib.import_module(f"llmscisci.cli.{_name}")

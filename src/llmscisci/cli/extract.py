@@ -20,7 +20,9 @@ def register(app: typer.Typer) -> None:
 
 
 def extract(
-    page: Annotated[str, typer.Argument(help="HTML file or http(s) URL of the page.", show_default=False)],
+    pages: Annotated[list[str], typer.Argument(
+        help="HTML files, folders of them (*.html, *.htm) or http(s) URLs; each page gets its own run folder.",
+        show_default=False)],
     variant: Annotated[Optional[str], typer.Option(
         "--variant", help="Prompt variant: icl, guidelines or structured (not needed for --model baseline).",
         show_default=False)] = None,
@@ -50,6 +52,9 @@ def extract(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Units per batch (local models).")] = 4,
     timeout: Annotated[float, typer.Option("--fetch-timeout", help="Seconds to wait for a URL.")] = 30.0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
+    prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML overriding the built-in one.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (units, first prompt, tokens, cost or ETA); write nothing.")] = False,
 ) -> None:
     from llmscisci.backends.base import BackendOptions, GenParams
     from llmscisci.paths import data_dir as resolve_data_dir
@@ -75,23 +80,57 @@ def extract(
         raise UserError("--bins must be at least 1")
     if max_new_tokens is not None and max_new_tokens < 1:
         raise UserError("--max-new-tokens must be at least 1")
+    page_list = expand_pages(pages)
+    if run_dir is not None and len(page_list) > 1:
+        raise UserError("--resume continues one page's run: give one page")
     bib_path = bib if bib is not None else resolve_data_dir(data_dir) / "rescience" / "published.bib"
     truth = load_truth(bib_path)
-    src = read_page(page, timeout=timeout)
     params = GenParams(max_new_tokens=max_new_tokens or default_max_new_tokens(unit, window),
                        temperature=temperature, seed=seed)
     spec = ExtractSpec(variant=variant or "structured", model=model, unit=unit, window=window, limit=limit,
                        params=params, bins=bins)
-    blocks = split_blocks(src.text, src.origin)  # a page without records fails here, before a model loads
+    sources = []
+    for page in page_list:
+        src = read_page(page, timeout=timeout)
+        sources.append((src, split_blocks(src.text, src.origin)))  # a page without records fails here
+    opts = BackendOptions(device=device, dtype=dtype, batch_size=batch_size, base_url=base_url,
+                          prices_path=str(prices) if prices else None)
+    if dry_run:
+        from llmscisci.cli.dryrun import emit_text, plan_conversations
+        from llmscisci.prompts import extract as extract_prompts
+        from llmscisci.tasks.extract.run import decoding_schema, plan_units
 
+        units = [u for src, blocks in sources for u in plan_units(spec, src, None, blocks)[0]]
+        convs = (extract_prompts.build_messages(u.text, spec.variant) for u in units)
+        schema = decoding_schema(max(u.expected_records for u in units)) if (
+            not is_baseline and extract_prompts.is_structured(spec.variant) and units) else None
+        plan = plan_conversations(model, convs, params, opts, schema, what=f"units ({len(sources)} page(s))")
+        emit_text(None, [plan.text])
+        return
     backend = None
     if not is_baseline:
         from llmscisci.backends.registry import load_backend
 
-        backend = load_backend(model, BackendOptions(device=device, dtype=dtype, batch_size=batch_size))
-    run = run_extract(spec, src, truth, backend, out_dir, run_dir=run_dir, show_progress=not quiet,
-                      blocks=blocks)
-    print_summary(run.metrics(), run.path, out)
+        backend = load_backend(model, opts)
+    for src, blocks in sources:
+        run = run_extract(spec, src, truth, backend, out_dir, run_dir=run_dir, show_progress=not quiet,
+                          blocks=blocks)
+        print_summary(run.metrics(), run.path, out)
+
+
+def expand_pages(pages: list[str]) -> list[str]:
+    """Pages as given; a folder stands for its *.html and *.htm files (sorted)."""
+    found = []
+    for p in pages:
+        path = Path(p)
+        if not p.startswith(("http://", "https://")) and path.is_dir():
+            inside = sorted(q for q in path.iterdir() if q.suffix.lower() in (".html", ".htm") and q.is_file())
+            if not inside:
+                raise UserError(f"{path}: a folder without .html or .htm pages")
+            found += [str(q) for q in inside]
+        else:
+            found.append(p)
+    return found
 
 
 def print_summary(metrics: dict, path: Path, where) -> None:

@@ -168,6 +168,7 @@ def judge(
     concurrency: Annotated[int, typer.Option("--concurrency", help="API models: requests in flight.")] = 8,
     rpm: Annotated[float | None, typer.Option("--rpm", help="API rate limit, requests per minute.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="API models: do not use the response cache.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (calls, first prompt, tokens, cost or ETA); write nothing.")] = False,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
 ) -> None:
@@ -235,6 +236,21 @@ def judge(
                   + ", ".join(c.name for c in candidates))
     opts = backend_options(batch_size=batch_size, device=device, dtype=dtype, chat_template=chat_template,
                            base_url=base_url, concurrency=concurrency, rpm=rpm, no_cache=no_cache)
+    if dry_run:
+        from llmscisci.cli.dryrun import emit_text, plan_conversations
+        from llmscisci.prompts import judge as judge_prompts
+
+        def conversations():
+            for it in selected:
+                for order in order_list:
+                    recs = [candidates[i].records[it.doi] for i in order]
+                    shown = [judge_prompts.Shown(r.labels, r.response) for r in recs]
+                    yield judge_prompts.build_messages(it.text, it.labels, shown, codebook, variant)
+
+        schema = judge_prompts.judge_schema(codebook, len(candidates)) if judge_prompts.is_structured(variant) else None
+        plan = plan_conversations(model, conversations(), params, opts, schema, what="calls (items x orders)")
+        emit_text({"dry_run": plan.as_dict()}, [plan.text], as_json, json_out)
+        return
     backend = load_backend(model, opts)
     run = run_judge(spec, items, candidates, backend, out_dir, run_dir=resume)
     metrics = run.metrics()

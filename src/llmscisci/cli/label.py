@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from llmscisci.cli.batch import (BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt,
+                                 batch_options, load_run_backend, pending_result)
 from llmscisci.cli.common import (
     DataDirOpt,
     JsonOpt,
@@ -127,10 +129,16 @@ def label(
     gemini_safety_off: Annotated[bool, typer.Option("--gemini-safety-off", help="Seed's Gemini safety settings (block none).")] = False,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
+    batch: BatchOpt = False,
+    batch_file: BatchFileOpt = None,
+    batch_model: BatchModelOpt = None,
+    poll_interval: PollOpt = 60.0,
+    batch_attempts: BatchAttemptsOpt = 2,
+    batch_fallback: FallbackOpt = "none",
 ) -> None:
     """Label texts with an LLM under one of three prompt variants; write a run folder with metrics."""
     from llmscisci.backends.base import GenParams
-    from llmscisci.backends.registry import load_backend
+    from llmscisci.backends.batch import BatchPending
     from llmscisci.data.codebook import load_codebook
     from llmscisci.data.items import load_items
     from llmscisci.errors import UserError
@@ -142,6 +150,7 @@ def label(
 
     check_variant(variant)
     check_label_options(limit, split, shots, max_new_tokens, temperature, input_csv)
+    batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
     if chunk_size < 1:
         raise UserError(f"--chunk-size {chunk_size}: must be at least 1")
     opts = backend_options(batch_size, device, dtype, chat_template, trust_remote_code, base_url, concurrency,
@@ -174,6 +183,8 @@ def label(
     codebooks = [load_codebook(t.strip()) for t in task.split(",") if t.strip()]
     if not codebooks:
         raise UserError("--task is empty")
+    if batch_opts is not None and batch_opts.file is not None and len(codebooks) > 1:
+        raise UserError("--batch-file writes one run's requests: give one --task")
     params = GenParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(variant, 64),
                        temperature=temperature, seed=seed)
     if input_csv is not None:
@@ -184,7 +195,7 @@ def label(
             res = label_corpus(cb, input_csv, model=model, variant=variant, params=params, opts=opts, limit=limit,
                                shots=shots, paraphrase=paraphrase, out_dir=out_dir, resume=resume,
                                id_column=id_column, text_column=text_column, template=text_template, by=by,
-                               chunk_size=chunk_size, dry_run=dry_run)
+                               chunk_size=chunk_size, dry_run=dry_run, batch=batch_opts)
             results.append(res["result"])
             tables += res["tables"]
         emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
@@ -205,12 +216,18 @@ def label(
             tables.append(plan.text)
         emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
         return
-    backend = load_backend(model, opts)
+    backend = load_run_backend(model, opts, batch_opts)
     results, tables = [], []
     for cb, items in loaded:
         spec = LabelSpec(codebook=cb, variant=variant, model=model, params=params, shots=shots, limit=limit,
                          split=split, data_source=source, paraphrase=paraphrase)
-        run = run_label(spec, items, backend, out_dir, run_dir=resume)
+        try:
+            run = run_label(spec, items, backend, out_dir, run_dir=resume)
+        except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
+            res, line = pending_result(cb.task, exc)
+            results.append(res)
+            tables.append(line)
+            continue
         metrics = run.metrics()
         results.append({"task": cb.task, "run_dir": str(run.path), "metrics": metrics})
         tables += [format_table(metrics), f"run folder: {run.path}"]

@@ -6,25 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from llmscisci.cli.common import console
-
-BASELINE_PREFIX = "baseline:"
-
-
-def emit_text(result, texts: list[str], as_json: bool, json_out) -> None:
-    """`emit` for plain text that must reach the reader unchanged (a prompt: never wrapped or cropped):
-    on stdout, or on stderr under --json."""
-    import sys
-
-    from llmscisci.cli.common import emit, out
-
-    stream = sys.stderr if as_json else sys.stdout
-    for t in texts:
-        if isinstance(t, str):
-            stream.write(t.rstrip("\n") + "\n")
-            stream.flush()
-        else:  # a rich table
-            (console if as_json else out).print(t)
-    emit(result, None, as_json, json_out)
+from llmscisci.cli.dryrun import BASELINE_PREFIX, emit_text, plan_conversations  # noqa: F401 - emit_text re-exported
 
 
 def load_labeller(model: str, opts, codebook):
@@ -49,40 +31,14 @@ def _messages(items, codebook, variant, paraphrase):
 
 def dry_run_items(codebook, items, *, model, variant, params, opts, shots=0, paraphrase=0):
     """The plan for labelling `items` (an iterable), its text in `plan.text`; nothing is sent or written."""
-    from llmscisci.backends.pricing import lookup
-    from llmscisci.backends.registry import split_provider
-    from llmscisci.backends.aliases import api_alias
-    from llmscisci.tasks.plan import api_counter, backend_counter, format_plan, make_plan, probe_eta
+    from llmscisci.prompts.label import is_structured, label_schema
 
-    if model.startswith(BASELINE_PREFIX):
-        from llmscisci.tasks.plan import Plan
-
-        plan = Plan(n_items=sum(1 for _ in items), token_method="classifier")
-        plan.notes.append(f"{model} is a saved classifier: no prompts, no tokens, no cost")
-        plan.text = format_plan(plan)
-        return plan
-    provider, name = split_provider(model)
-    if provider is None and api_alias(model):
-        provider, name = api_alias(model)
-    if provider is not None:
-        plan = make_plan(_messages(items, codebook, variant, paraphrase), params, api_counter(name),
-                         lookup(provider, name, opts.prices_path))
-    else:
-        from llmscisci.backends.registry import load_backend
-
-        backend = load_backend(model, opts)
-        items = list(items)
-        plan = make_plan(_messages(items, codebook, variant, paraphrase), params, backend_counter(backend))
-        from llmscisci.prompts.label import is_structured, label_schema
-
-        convs = [m for m in _messages(items[:10], codebook, variant, paraphrase) if m is not None]
-        probe_eta(plan, backend, params, convs, label_schema(codebook) if is_structured(variant) else None)
-    plan.text = format_plan(plan)
-    return plan
+    schema = label_schema(codebook) if is_structured(variant) else None
+    return plan_conversations(model, _messages(items, codebook, variant, paraphrase), params, opts, schema)
 
 
 def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, shots, paraphrase, out_dir, resume,
-                 id_column, text_column, template, by, chunk_size, dry_run) -> dict:
+                 id_column, text_column, template, by, chunk_size, dry_run, batch=None) -> dict:
     """Label (or plan) one codebook over the corpus; {"result": JSON result, "tables": what a person reads}."""
 
     from llmscisci.data.corpus import CorpusPlan
@@ -114,10 +70,25 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
                              paraphrase=paraphrase)
         return {"result": {"task": codebook.task, "input": corpus.describe(), "dry_run": plan.as_dict()},
                 "tables": [plan.text]}
+    if batch is not None:  # one provider batch run over the whole corpus, not one per chunk
+        from llmscisci.cli.batch import load_run_backend
+
+        if model.startswith(BASELINE_PREFIX):
+            raise UserError("--batch and --batch-file are for LLMs, not a saved classifier")
+        labeller = load_run_backend(model, opts, batch)
+        chunk_size = max(chunk_size, corpus.n_items)
     labeller = labeller or load_labeller(model, opts, codebook)
     spec = LabelSpec(codebook=codebook, variant=variant, model=model, params=params, limit=limit,
                      data_source=str(path), paraphrase=paraphrase)
-    run = run_label_stream(spec, corpus, labeller, out_dir, run_dir=resume, chunk_size=chunk_size, by=by)
+    from llmscisci.backends.batch import BatchPending
+
+    try:
+        run = run_label_stream(spec, corpus, labeller, out_dir, run_dir=resume, chunk_size=chunk_size, by=by)
+    except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
+        from llmscisci.cli.batch import pending_result
+
+        res, line = pending_result(codebook.task, exc)
+        return {"result": res, "tables": [line]}
     metrics = run.metrics()
     tables = []
     if isinstance(metrics.get("all"), dict) and "macro_f1" in metrics["all"]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -117,7 +118,7 @@ class CorpusPlan:
     def _scan(self) -> None:
         """Count items, reject duplicate ids, fingerprint the id list (memory: 8 bytes per item)."""
         digest = hashlib.sha256()
-        hashes = []
+        hashes = array("Q")  # 8 bytes per id, not a Python int each
         ids: list[str] = []
         for _, ident in self._ids():
             raw = ident.encode()
@@ -125,8 +126,7 @@ class CorpusPlan:
             hashes.append(int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little"))
             if self.has_references:
                 ids.append(ident)
-        arr = np.fromiter(hashes, dtype=np.uint64, count=len(hashes))
-        del hashes
+        arr = np.frombuffer(hashes, dtype=np.uint64) if len(hashes) else np.zeros(0, dtype=np.uint64)
         self.n_items, self.fingerprint = len(arr), digest.hexdigest()[:16]
         uniq, counts = np.unique(arr, return_counts=True)
         if len(uniq) != len(arr):

@@ -153,8 +153,8 @@ def format_table(metrics: dict) -> Table:
         table.add_row(labels[key], *[_fmt((s or {}).get(key)) for s in sources])
     table.add_row("n", *[str(s.get("n", 0)) if s else "–" for s in sources])
     extra = ""
-    if metrics.get("empty_texts"):
-        extra += f"; {metrics['empty_texts']} empty texts labelled none without a model call"
+    if metrics.get("empty"):
+        extra += f"; {metrics['empty']} empty texts labelled none without a model call"
     if metrics.get("bad_lines_skipped"):
         extra += f"; {metrics['bad_lines_skipped']} unreadable prediction lines skipped"
     table.caption = (

@@ -65,7 +65,9 @@ class LabelRun:
     @property
     def planned(self) -> int | None:
         """Items the run set out to label (config.json), when recorded."""
-        items = self.config.get("items")
+        items, limit = self.config.get("items"), self.config.get("limit")
+        if isinstance(items, dict) and isinstance(items.get("n"), int):  # a streamed corpus run
+            return min(items["n"], limit) if isinstance(limit, int) else items["n"]
         return len(items) if isinstance(items, list) and items else None
 
     @property

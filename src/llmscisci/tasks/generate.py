@@ -64,4 +64,8 @@ def generate_into(
                 counts[key] = counts.get(key, 0) + value
             bar.update(task_id, advance=1, status=" ".join(f"{k} {v}" for k, v in counts.items()))
 
+        bind = getattr(backend, "bind_run", None)
+        if bind is not None:  # batch mode keeps its request -> item map in the run folder
+            pending = [make_record(e, Generation(error="pending")) for e in todo]
+            bind(run.path, [(r.get("doi"), r.get("task")) for r in pending])
         backend.generate(convs, params, schema=schema, on_result=on_result)

@@ -138,7 +138,7 @@ def empty_record(item: Item, codebook: Codebook, phash: str) -> dict:
     model call and marked `"empty": true`; it counts in the metrics like any other prediction."""
     labels = apply_none_rule((0,) * codebook.n, codebook.none_index).labels
     rec = prediction_record(item, Generation(text=""), codebook, "guidelines", phash)
-    return rec | {"labels": list(labels), "valid": True, "repaired": False, "exact_format": True,
+    return rec | {"labels": list(labels), "valid": True, "repaired": False, "exact_format": False,
                   "seconds": 0.0, "empty": True}
 
 
@@ -184,11 +184,22 @@ def run_label(
     return run
 
 
-def completeness(n_done: int, planned: list | None, bad_lines: int = 0) -> dict:
+def planned_items(config: dict) -> int | None:
+    """How many items a run set out to label: its item list, or a streamed corpus's count (and --limit)."""
+    items = config.get("items")
+    if isinstance(items, list):
+        return len(items) or None
+    if isinstance(items, dict) and isinstance(items.get("n"), int):
+        limit = config.get("limit")
+        return min(items["n"], limit) if isinstance(limit, int) else items["n"]
+    return None
+
+
+def completeness(n_done: int, planned: int | None, bad_lines: int = 0) -> dict:
     """How much of the planned run the predictions cover (`partial` when fewer than planned)."""
     out: dict = {}
     if planned:
-        out = {"n_planned": len(planned), "partial": n_done < len(planned)}
+        out = {"n_planned": planned, "partial": n_done < planned}
     if bad_lines:
         out["bad_lines_skipped"] = bad_lines
     return out
@@ -202,8 +213,8 @@ def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = 
     # item order, not completion order: concurrency and resumes must not change any number
     preds = sorted(run.predictions(skip_bad=skip_bad), key=lambda p: (str(p.get("task")), str(p.get("doi"))))
     metrics = evaluate(preds, codebook, train_reference=run.config.get("train_reference") or None)
-    metrics |= completeness(len(preds), run.config.get("items"), run.bad_lines)
-    metrics["empty_texts"] = sum(1 for p in preds if p.get("empty"))
+    metrics |= completeness(len(preds), planned_items(run.config), run.bad_lines)
+    metrics["empty"] = sum(1 for p in preds if p.get("empty"))
     metrics["exact_format_rate"] = sum(bool(p.get("exact_format")) for p in preds) / max(len(preds), 1)
     metrics["failed"] = sum(1 for p in preds if p.get("error"))
     metrics["refusals"] = sum(1 for p in preds if p.get("refusal"))

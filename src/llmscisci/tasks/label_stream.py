@@ -23,7 +23,7 @@ from llmscisci.data.items import Item
 from llmscisci.errors import UserError
 from llmscisci.prompts import label as prompts
 from llmscisci.runs import RunFolder, stable_hash, write_json
-from llmscisci.tasks.label import LabelSpec, prediction_record, slug
+from llmscisci.tasks.label import LabelSpec, empty_record, is_empty, prediction_record, slug
 from llmscisci.tasks.stream_progress import StreamProgress
 
 DEFAULT_CHUNK = 1000
@@ -40,17 +40,6 @@ class Classifier:
 
     def describe(self) -> dict:  # pragma: no cover - interface
         return {"name": self.name}
-
-
-def empty_record(item: Item, spec: LabelSpec, phash: str) -> dict:
-    """An empty text: `none` (all-zero when the codebook has no `none`), marked empty, no model call."""
-    cb = spec.codebook
-    labels = [0] * cb.n
-    if cb.none_index is not None:
-        labels[cb.none_index] = 1
-    rec = prediction_record(item, Generation(text=""), cb, spec.variant, phash)
-    rec.update(labels=labels, valid=True, repaired=False, exact_format=False, empty=True)
-    return rec
 
 
 def classifier_record(item: Item, labels: list[int], phash: str) -> dict:
@@ -125,8 +114,6 @@ def run_label_stream(
     after_chunk: Callable[[int], None] | None = None,
 ) -> RunFolder:
     """Label every item of `plan` into a run folder (new or resumed) and finish it (metrics, CSV)."""
-    from llmscisci.tasks.stream_finish import finish_stream
-
     if chunk_size < 1:
         raise UserError("--chunk-size must be at least 1")
     prompts.check_variant(spec.variant)
@@ -134,12 +121,22 @@ def run_label_stream(
     if spec.shots:
         raise UserError("--shots needs the study's data (--data-dir); with --input, label without examples")
     config = stream_config(spec, plan, labeller.describe())
-    phash = config["prompt_hash"]
     para = f"_p{spec.paraphrase}" if spec.paraphrase else ""
     path = Path(run_dir) if run_dir else (
         Path(out) / f"label_{spec.codebook.task}_{spec.variant}{para}_{slug(spec.model)}_{config['hash'][:8]}")
+    with RunFolder(path).writing():  # one writer per run folder
+        return _stream_into(path, config, spec, plan, labeller, chunk_size, by, show_progress, after_chunk)
+
+
+def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, labeller, chunk_size: int,
+                 by: str | None, show_progress: bool, after_chunk) -> RunFolder:
+    from llmscisci.tasks.stream_finish import finish_stream
+
+    phash = config["prompt_hash"]
     run = RunFolder.create(path, config, resume=True)
     run.repair_tail()
+    if hasattr(labeller, "bind_run"):  # batch mode keeps its request -> item map in the run folder
+        labeller.bind_run(run.path)
     ckpt_path = run.path / PROGRESS
     ckpt = json.loads(ckpt_path.read_text("utf-8")) if ckpt_path.is_file() else {"chunks": 0, "offset": 0}
     tail = {r.get("doi") for r in _read_from(run.predictions_path, int(ckpt.get("offset", 0)))}
@@ -164,10 +161,10 @@ def run_label_stream(
                 bar.skip(len(chunk) - len(pending))
                 todo = []
                 for it in pending:
-                    if it.text.strip():
+                    if not is_empty(it):
                         todo.append(it)
-                    else:
-                        writer.write(empty_record(it, spec, phash), it)
+                    else:  # the empty-text rule of every labelling run: `none`, marked empty, no call
+                        writer.write(empty_record(it, spec.codebook, phash), it)
                         bar.advance(empty=True)
                 if is_classifier:
                     for it, labels in zip(todo, labeller.predict_texts([it.text for it in todo])):
@@ -209,4 +206,6 @@ def _generate(backend: Backend, todo: list[Item], spec: LabelSpec, phash: str, s
         bar.advance(invalid=not rec["valid"], cost=gen.cost_usd)
 
     if convs:
+        if hasattr(backend, "bind_items"):
+            backend.bind_items([(it.doi, it.task) for it in sent])
         backend.generate(convs, spec.params, schema=schema, on_result=on_result)

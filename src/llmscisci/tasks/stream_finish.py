@@ -126,6 +126,9 @@ def finish_stream(run: RunFolder, codebook: Codebook, plan: CorpusPlan, by: str 
     metrics = {"n": n, "references": False, "distribution": dist.as_dict(), "invalid": invalid,
                "failed": failed, "refusals": refusals, "empty": empty, "tokens": {"in": tok_in, "out": tok_out},
                "cost_usd": round(cost, 6) if cost is not None else None, "generation_seconds": round(seconds, 3)}
+    from llmscisci.tasks.label import completeness, planned_items
+
+    metrics |= completeness(n, planned_items(run.config))  # `partial` when the run was interrupted
     if wall_seconds is not None:
         metrics["timing"] = {"last_wall_seconds": round(wall_seconds, 3), "previous": prev or None}
     if versions:
@@ -158,4 +161,6 @@ def distribution_table(metrics: dict) -> str:
     lines.append(f"items {metrics.get('n')}, invalid {metrics.get('invalid', 0)}, failed {metrics.get('failed', 0)}, "
                  f"empty {metrics.get('empty', 0)}" + (f", cost ${metrics['cost_usd']:.4f}"
                                                        if metrics.get("cost_usd") is not None else ""))
+    if metrics.get("partial"):
+        lines.append(f"PARTIAL: {metrics.get('n')} of {metrics.get('n_planned')} planned items (interrupted: resume it)")
     return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""Batch mode options shared by `label`, `extract` and `judge`, and `llmscisci batch`
+(status, collect, cancel, import) for the batches recorded in a run folder's batches.json."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from llmscisci.cli.common import console, out
+
+BatchOpt = Annotated[bool, typer.Option("--batch", help="API models: send the requests through the provider's "
+                                        "batch API (about half the price, answered within 24 h; resumable).")]
+BatchFileOpt = Annotated[Optional[Path], typer.Option(
+    "--batch-file", help="Write OpenAI-format batch request rows (JSONL) for every uncached item and stop; "
+    "nothing is submitted (for an OpenAI upload or vllm run-batch).", show_default=False)]
+BatchModelOpt = Annotated[Optional[str], typer.Option(
+    "--batch-model", help="Model name written into --batch-file rows (default: the model's own name).",
+    show_default=False)]
+PollOpt = Annotated[float, typer.Option("--poll-interval", help="Batch mode: seconds between status checks.")]
+BatchAttemptsOpt = Annotated[int, typer.Option(
+    "--batch-attempts", help="Batch mode: submissions per request (failed or expired rows are resubmitted).")]
+FallbackOpt = Annotated[str, typer.Option(
+    "--batch-fallback", help="Batch mode: none | live (resubmit failed rows as live requests).")]
+
+# `batch collect` / `batch import` re-enter a task command with options the command line cannot carry
+_OVERRIDE: contextvars.ContextVar = contextvars.ContextVar("batch_override", default=None)
+
+
+def batch_options(batch: bool, batch_file: Path | None, batch_model: str | None, poll_interval: float,
+                  batch_attempts: int, batch_fallback: str):
+    """BatchOptions for a task command, or None for a live run (checked before anything loads)."""
+    from llmscisci.backends.batch import BatchOptions
+    from llmscisci.errors import UserError
+
+    override = _OVERRIDE.get()
+    if override is not None:
+        return override
+    if batch_model is not None and batch_file is None:
+        raise UserError("--batch-model goes with --batch-file")
+    if not batch and batch_file is None:
+        return None
+    opts = BatchOptions(poll_interval=poll_interval, attempts=batch_attempts, fallback=batch_fallback,
+                        file=str(batch_file) if batch_file is not None else None, file_model=batch_model)
+    opts.check()
+    return opts
+
+
+def load_run_backend(model: str, opts, batch):
+    """The live backend, or (batch options given) the batch backend around it."""
+    if batch is None:
+        from llmscisci.backends.registry import load_backend
+
+        return load_backend(model, opts)
+    from llmscisci.backends.batch import make_batch_backend
+
+    return make_batch_backend(model, opts, batch, report=lambda line: console.print(line, highlight=False))
+
+
+def pending_result(task: str, exc) -> tuple[dict, str]:
+    """A request file was written (exit status 0): the --json record and the line to print."""
+    info = {"task": task, "run_dir": str(exc.run_dir), "batch_file": exc.file}
+    line = (f"{exc}\nrun it (OpenAI batch upload or vllm run-batch), then: "
+            f"llmscisci batch import {exc.run_dir} RESULTS.jsonl")
+    return info, line
+
+
+# --- llmscisci batch ------------------------------------------------------------------------
+app = typer.Typer(help="Provider batches recorded in a run folder: status, collect, cancel, import.",
+                  no_args_is_help=True)
+RunDirArg = Annotated[Path, typer.Argument(help="A run folder made with --batch or --batch-file.")]
+
+
+@app.command("status")
+def status(run_dir: RunDirArg,
+           as_json: Annotated[bool, typer.Option("--json", help="Print batches.json's summary as JSON.")] = False) -> None:
+    """Show the batches of a run and their requests' states (reads batches.json only; takes no lock)."""
+    from llmscisci.backends.batch.state import read_state
+
+    data = read_state(run_dir)
+    batches = [{k: b.get(k) for k in ("id", "attempt", "status", "state", "counts", "collected")} | {"requests": len(b.get("ids", []))}
+               for b in data.get("batches", [])]
+    summary = data.get("summary") or {}
+    if as_json:
+        out.print_json(json.dumps({"run_dir": str(run_dir), "backend": data.get("backend"), "mode": data.get("mode"),
+                                   "file": data.get("file"), "summary": summary, "batches": batches}))
+        return
+    from rich.table import Table
+
+    out.print(f"{data.get('backend')} ({data.get('mode')}): {summary.get('requests', 0)} requests "
+              + ", ".join(f"{k} {v}" for k, v in (summary.get("by_state") or {}).items()))
+    if data.get("file"):
+        f = data["file"]
+        out.print(f"request file: {f.get('path')} ({f.get('rows')} rows, model {f.get('model')})")
+    if batches:
+        t = Table("batch", "try", "status", "requests", "done", "failed", "collected")
+        for b in batches:
+            c = b.get("counts") or {}
+            t.add_row(str(b["id"]), str(b["attempt"]), str(b.get("status")), str(b["requests"]),
+                      str(c.get("done", "-")), str(c.get("failed", "-")), "yes" if b.get("collected") else "no")
+        out.print(t)
+
+
+def _reenter(run_dir: Path, batch_opts, cache: Path | None, prices: Path | None, base_url: str | None) -> None:
+    """Run the run folder's own command again (resume) in batch mode: answers come from the batches."""
+    from llmscisci.backends.batch.state import read_state
+    from llmscisci.errors import UserError
+    from llmscisci.runs import RunFolder
+
+    state = read_state(run_dir)
+    kind = RunFolder(run_dir).config.get("kind")
+    base_url = base_url or state.get("base_url")
+    token = _OVERRIDE.set(batch_opts)
+    try:
+        if kind == "label":
+            from llmscisci.cli.label import label
+
+            label(None, resume=run_dir, cache=cache, prices=prices, base_url=base_url)
+        else:
+            raise UserError(f"{run_dir}: batch collect/import handles label runs; re-run the {kind} command "
+                            "with --batch (it picks up the recorded batches)")
+    finally:
+        _OVERRIDE.reset(token)
+
+
+@app.command("collect")
+def collect(run_dir: RunDirArg, poll_interval: PollOpt = 60.0, batch_attempts: BatchAttemptsOpt = 2,
+            batch_fallback: FallbackOpt = "none",
+            base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL "
+                                                             "(default: the one recorded).")] = None,
+            cache: Annotated[Optional[Path], typer.Option("--cache", help="API response cache file.")] = None,
+            prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML.")] = None) -> None:
+    """Wait for the run's submitted batches, collect their results and finish the run folder."""
+    from llmscisci.backends.batch import BatchOptions
+
+    opts = BatchOptions(poll_interval=poll_interval, attempts=batch_attempts, fallback=batch_fallback)
+    opts.check()
+    _reenter(run_dir, opts, cache, prices, base_url)
+
+
+@app.command("cancel")
+def cancel(run_dir: RunDirArg,
+           base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None) -> None:
+    """Cancel the run's batches that are still running (rows already done stay collectable)."""
+    from llmscisci.backends.base import BackendOptions
+    from llmscisci.backends.batch import make_batch_backend
+    from llmscisci.backends.batch.state import BatchState, read_state
+
+    data = read_state(run_dir)
+    st = BatchState.load(run_dir)
+    open_ = st.open_batches()
+    if not open_:
+        out.print("no open batches")
+        return
+    from llmscisci.backends.batch import BatchOptions
+
+    be = make_batch_backend(data["backend"], BackendOptions(base_url=base_url or data.get("base_url"), use_cache=False),
+                            BatchOptions())
+    for b in open_:
+        be.provider.cancel(b["id"])
+        b["status"] = "cancelling"
+        out.print(f"cancelling {b['id']} ({len(b['ids'])} requests)")
+    st.save()
+    out.print("collect what was done with: llmscisci batch collect " + str(run_dir))
+
+
+@app.command("import")
+def import_(run_dir: RunDirArg,
+            results: Annotated[Path, typer.Argument(help="OpenAI-format batch output JSONL (OpenAI, vllm run-batch).")],
+            cache: Annotated[Optional[Path], typer.Option("--cache", help="API response cache file.")] = None,
+            prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML.")] = None) -> None:
+    """Read a results file for a --batch-file run and finish the run folder (unknown ids are an error)."""
+    from llmscisci.backends.batch import BatchOptions
+    from llmscisci.backends.batch.files import read_results
+
+    state = _state_or_error(run_dir)
+    rows = read_results(results, set(state.get("requests", {})))
+    model = (state.get("file") or {}).get("model")
+    _reenter(run_dir, BatchOptions(imported=rows, import_source=str(results), file_model=model), cache, prices, None)
+
+
+def _state_or_error(run_dir: Path) -> dict:
+    from llmscisci.backends.batch.state import read_state
+
+    return read_state(run_dir)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="batch")
