@@ -79,10 +79,13 @@ def test_console_error_check_is_not_vacuous(driver, tmp_path):
     assert _errors(_load(driver, page))
 
 
-def test_report_renders_in_chromium(driver, tmp_path):
+def test_report_renders_in_chromium(driver, tmp_path, data_dir):
     from selenium.webdriver.common.by import By
+    from test_robustness import draw_coded40, write_robustness_json
 
-    w = write_report(make_tree(tmp_path), tmp_path / "report", n_boot=300)
+    tree = make_tree(tmp_path)
+    write_robustness_json(tree, data_dir, draw_coded40(data_dir, tmp_path / "coded40.jsonl"))
+    w = write_report(tree, tmp_path / "report", n_boot=300)
     logs = _load(driver, w.html)
     assert _errors(logs) == [], logs
     assert driver.title.startswith("llmscisci report")
@@ -101,6 +104,9 @@ def test_report_renders_in_chromium(driver, tmp_path):
     assert all(len(t.find_elements(By.CSS_SELECTOR, "tbody tr")) > 0 for t in tables)
     headings = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "h2, summary")]
     assert "Results" in headings and "Training curves" in headings
+    assert "Robustness of conclusions" in headings
+    alts = driver.execute_script("return Array.from(document.images).map(i => i.alt)")
+    assert sum("one panel per estimand" in a for a in alts) == 5  # a forest plot per difficult category
     # a figure is drawn at a readable size, not squashed
     widths = driver.execute_script(
         "return Array.from(document.images).map(i => i.getBoundingClientRect().width)")

@@ -107,16 +107,7 @@ def _annotators(data_dir: Path) -> list[str]:
 @pytest.fixture
 def coded40(tmp_path, data_dir) -> Path:
     """40 reports' reference labels (both tasks), drawn with a fixed seed."""
-    import pandas as pd
-
-    ref = pd.read_csv(data_dir / "labels" / "reference.csv", dtype=str)
-    pick = set(np.random.default_rng(2025).choice(sorted(ref["doi"].unique()), 40, replace=False))
-    path = tmp_path / "coded40.jsonl"
-    with path.open("w") as fh:
-        for r in ref.itertuples():
-            if r.doi in pick:
-                fh.write(json.dumps({"doi": r.doi, "task": r.task, "labels": json.loads(r.labels)}) + "\n")
-    return path
+    return draw_coded40(data_dir, tmp_path / "coded40.jsonl")
 
 
 def _biased_grid(tmp_path: Path, data_dir: Path) -> Path:
@@ -141,6 +132,13 @@ def _biased_grid(tmp_path: Path, data_dir: Path) -> Path:
                 if bias and year[r["doi"]] == "2021":
                     labels = [1, *labels[1:4], 0]
                 fh.write(json.dumps({"doi": r["doi"], "task": "easy", "labels": labels, "valid": True}) + "\n")
+        (run_dir / "metrics.json").write_text("{}")
+    partial = grid / "label_easy_killed"  # a killed run: no metrics.json, fewer items
+    partial.mkdir()
+    (partial / "config.json").write_text(json.dumps({"kind": "label", "task": "easy", "variant": "plain",
+                                                     "model": "killed"}))
+    first = next(r for r in base if r["task"] == "easy")
+    (partial / "predictions.jsonl").write_text(json.dumps({**first, "valid": True}) + "\n")
     (grid / "grid.json").write_text(json.dumps({"name": "fixture", "cells": []}))
     return grid
 
@@ -157,7 +155,8 @@ def test_cli_three_label_files_and_a_grid(tmp_path, data_dir, coded40, capsys, m
     assert "code 2021 - 2020" in out and "coded sample alone" in out
     assert "disagr. n/P/D" in out and "variant" in out  # summary and drivers tables
     res = json.loads(out_json.read_text())["tasks"]["easy"]
-    assert res["n_items"] == 70 and res["n_coded"] == 40
+    assert res["n_items"] == 70 and res["n_coded"] == 40  # the killed run is left out, not intersected
+    assert any("label_easy_killed: unfinished run" in n for n in res["notes"])
     assert [c["label"] for c in res["configurations"]] == ["annotator_a", "annotator_b", "annotator_c",
                                                            "fake/biased", "fake/plain"]
     code_c = next(e for e in res["estimands"] if e["kind"] == "contrast" and e["category"] == "code")
@@ -177,6 +176,7 @@ def test_cli_three_label_files_and_a_grid(tmp_path, data_dir, coded40, capsys, m
     assert code == 0, err2
     again = json.loads(out2)["tasks"]["easy"]
     assert again["estimands"] == res["estimands"]
+    assert "code 2021 - 2020" in err2  # the human tables went to stderr
 
 
 def test_cli_tables_fit_80_columns(tmp_path, data_dir, coded40, capsys, monkeypatch):
@@ -251,6 +251,7 @@ def test_code_plan_answers_per_category(tmp_path, data_dir, coded40, capsys, mon
     assert code == 0, err
     plan = json.loads(out)
     assert plan["n_items"] == 70 and plan["pilot_n"] == 40
+    assert "items to code for +-20 points" in err  # the table went to stderr
     cats = {c["category"]: c for c in plan["categories"]}
     assert list(cats) == EASY_SHORTS
     for c in cats.values():
@@ -285,3 +286,46 @@ def test_plan_total_is_finite_number():
     p = plan_category("x", yhat, np.r_[np.ones(10), np.zeros(30)], np.r_[np.ones(12), np.zeros(28)], 0.05)
     assert p.reachable and math.isfinite(p.halfwidth_planned)
     assert total_to_code([p], 1000) == p.n_needed
+
+
+# --- the report section -----------------------------------------------------------------------------
+def write_robustness_json(folder: Path, data_dir: Path, coded: Path) -> Path:
+    """`llmscisci robustness --json-out` of the three annotator files into `folder` (for report tests)."""
+    from typer.testing import CliRunner
+
+    from llmscisci.cli import app
+
+    target = folder / "robustness.json"
+    res = CliRunner().invoke(app, ["robustness", *_annotators(data_dir), "--gold", str(coded), "--task", "difficult",
+                                   "--by", "mlrc_year", "--data-dir", str(data_dir), "--json-out", str(target)])
+    assert res.exit_code == 0, res.output
+    return target
+
+
+def draw_coded40(data_dir: Path, path: Path) -> Path:
+    import pandas as pd
+
+    ref = pd.read_csv(data_dir / "labels" / "reference.csv", dtype=str)
+    pick = set(np.random.default_rng(2025).choice(sorted(ref["doi"].unique()), 40, replace=False))
+    with path.open("w") as fh:
+        for r in ref.itertuples():
+            if r.doi in pick:
+                fh.write(json.dumps({"doi": r.doi, "task": r.task, "labels": json.loads(r.labels)}) + "\n")
+    return path
+
+
+def test_report_has_a_robustness_section_with_a_forest_plot_per_category(tmp_path, data_dir, coded40):
+    from llmscisci.report import write_report
+
+    folder = tmp_path / "analysis"
+    folder.mkdir()
+    write_robustness_json(folder, data_dir, coded40)
+    w = write_report(folder, tmp_path / "report", n_boot=100)
+    md = w.markdown.read_text()
+    assert "## Robustness of conclusions" in md
+    assert "difficult (robustness.json)" in md
+    assert "Disagreement naive / PPI / DSL" in md
+    rob = [f for f in w.figures if "robustness-difficult" in f.name]
+    assert len(rob) == 5  # one per category: algorithm, nuance, documentation, math, none
+    assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 10_000 for f in rob)
+    assert all(f.name in md for f in rob)

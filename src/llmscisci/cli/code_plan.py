@@ -12,13 +12,13 @@ import typer
 from rich import box
 from rich.table import Table
 
-from llmscisci.cli.common import DataDirOpt, console, out
+from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, console, out
 from llmscisci.cli.tables import print_table
 from llmscisci.errors import UserError
 
 
-def _say(text: str, err: bool = False) -> None:
-    (console if err else out).print(text, markup=False, highlight=False)
+def _say(text: str, to=None) -> None:
+    (to or out).print(text, markup=False, highlight=False)
 
 
 def _pm(x: float | None) -> str:
@@ -41,9 +41,8 @@ def plan(
                             "more items, less risk of falling short).")] = 0.9,
     edition: Annotated[str, typer.Option("--edition", help="Item column that stratifies by edition (as in "
                                                            "`code export`).")] = "mlrc_year",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON object on stdout "
-                                                         "(nothing else on stdout).")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json-out", help="Also write the JSON to this file.")] = None,
+    as_json: JsonOpt = False,
+    json_out: JsonOutOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """How many items people must code for a target interval half-width, from a pilot coded sample.
@@ -67,8 +66,6 @@ def plan(
         raise UserError(f"--level {level}: must be between 0 and 1 (e.g. 0.95)")
     if not 0.5 <= assurance < 1:
         raise UserError(f"--assurance {assurance}: must be in [0.5, 1)")
-    if json_out is not None and not json_out.parent.is_dir():
-        raise UserError(f"--json-out {json_out}: folder {json_out.parent} does not exist")
     run = load_run(run_dir, data_dir, need_items=False)
     cb = run.codebook
     dois = run.dois
@@ -100,10 +97,9 @@ def plan(
                "all_reachable": all(p.reachable for p in plans),
                "categories": [p.to_dict() for p in plans]}
     if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
         write_json(json_out, payload)
-    if as_json:
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
-        return
+    to = console if as_json else out  # with --json the tables go to stderr
     t = Table(title=f"{cb.task}: items to code for +-{100 * halfwidth:g} points ({design} design, "
                     f"{round(100 * level)}% CI half-widths in points)", title_justify="left", box=box.SIMPLE_HEAD,
               pad_edge=False)
@@ -114,14 +110,18 @@ def plan(
         t.add_row(p.category, f"{e['false_alarms'] + e['misses']}/{p.pilot_n}",
                   str(p.n_needed) if p.reachable else "unreachable", _pm(p.halfwidth_planned),
                   _pm(p.halfwidth_all_coded), _pm(p.halfwidth_naive))
-    print_table(out, t)
+    print_table(to, t)
     _say(f"{len(dois)} items labelled by {run.config.get('model', '?')}; pilot of {len(g.labels)} coded items "
          f"(error rates planned at their {round(100 * assurance)}% upper bounds). Half-widths in points; naive: "
-         "the interval that takes the labels as truth would claim this, whatever the model's errors.")
+         "the interval that takes the labels as truth would claim this, whatever the model's errors.", to)
     for p in plans:
         if not p.reachable:
             _say(f"{p.category}: +-{100 * halfwidth:g} cannot be reached even by coding all {len(dois)} items; "
-                 f"the narrowest reachable is +-{100 * p.halfwidth_all_coded:.1f}")
+                 f"the narrowest reachable is +-{100 * p.halfwidth_all_coded:.1f}", to)
     if g.outside:
-        _say(f"note: {len(g.outside)} pilot items are not among the run's items and were left out", err=True)
-    _say(f"code {total} items in total: llmscisci code export {run_dir} --n {total} --strategy {design}")
+        _say(f"note: {len(g.outside)} pilot items are not among the run's items and were left out", console)
+    _say(f"code {total} items in total: llmscisci code export {run_dir} --n {total} --strategy {design}", to)
+    if as_json:
+        sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    if json_out is not None:
+        _say(f"JSON written to {json_out}", console)

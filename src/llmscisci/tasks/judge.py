@@ -260,7 +260,7 @@ def run_judge(
         Path(out) / f"judge_{spec.codebook.task}_{spec.variant}_{slug(spec.model)}_{config['hash'][:8]}")
     run = RunFolder.create(path, config, resume=True)
     run.repair_tail()
-    done = {call_key(r) for r in predictions(run)}
+    done = {call_key(r) for r in predictions(run) if not r.get("call_failed")}  # no answer: ask again
     schema = prompts.judge_schema(spec.codebook, len(candidates)) if prompts.is_structured(spec.variant) else None
 
     entries = []

@@ -42,7 +42,7 @@ class Configuration:
     def display(self, paraphrases: bool) -> str:
         f = self.factors
         parts = [f["model"]] + ([f["variant"]] if f.get("variant", "-") != "-" else [])
-        if paraphrases:
+        if paraphrases and f.get("variant", "-") != "-":
             parts.append(f"p{f.get('paraphrase', 0)}")
         if "seed" in f:
             parts.append(f"s{f['seed']}")
@@ -114,16 +114,26 @@ def _factors(cfg: dict) -> dict:
     return f
 
 
-def _books(extra: Codebook | None) -> dict[str, Codebook]:
+def _order(c: Configuration) -> tuple:
+    f = c.factors
+    para = str(f.get("paraphrase", "0"))
+    return (c.task, f.get("model", ""), f.get("variant", ""), int(para) if para.isdigit() else 0, para,
+            str(f.get("seed", "")), c.name)
+
+
+def codebooks(extra: Codebook | None = None) -> dict[str, Codebook]:
     books = {t: load_codebook(t) for t in BUILTIN}
     if extra is not None:
         books[extra.task] = extra
     return books
 
 
-def load_configurations(sources: list[Path], codebook: Codebook | None = None) -> list[Configuration]:
-    """Every configuration of every task that the sources hold."""
-    books = _books(codebook)
+def load_configurations(sources: list[Path], codebook: Codebook | None = None,
+                        skipped: list[tuple[str, str]] | None = None) -> list[Configuration]:
+    """Every configuration of every task that the sources hold. Unfinished runs (no metrics.json: killed
+    or still running) found inside a folder are left out and named in `skipped`; a run folder given
+    directly is always used. `skipped` collects (task, note) pairs."""
+    books = codebooks(codebook)
     out: list[Configuration] = []
     for src in sources:
         if not src.exists():
@@ -132,7 +142,13 @@ def load_configurations(sources: list[Path], codebook: Codebook | None = None) -
             runs = run_folders(src)
             if not runs:
                 raise UserError(f"{src}: no labelling run folder (config.json + predictions.jsonl) in or below it")
+            found: list[Configuration] = []
             for run in runs:
+                if run != src and not (run / "metrics.json").is_file():
+                    if skipped is not None:
+                        task = str((_read_config(run) or {}).get("task") or "")
+                        skipped.append((task, f"{run.name}: unfinished run (no metrics.json), left out"))
+                    continue
                 cfg = _read_config(run) or {}
                 task = str(cfg.get("task") or (cfg.get("codebook") or {}).get("task") or "")
                 cb = books.get(task)
@@ -148,8 +164,9 @@ def load_configurations(sources: list[Path], codebook: Codebook | None = None) -
                 if not recs:
                     raise UserError(f"{run}: no predictions for task {cb.task!r}")
                 name = run.name if src == run else str(run.relative_to(src))
-                out.append(Configuration(name, run, cb.task, _factors(cfg),
-                                         {d: r.labels for d, r in recs.items()}, cb))
+                found.append(Configuration(name, run, cb.task, _factors(cfg),
+                                           {d: r.labels for d, r in recs.items()}, cb))
+            out += sorted(found, key=_order)
         else:
             ls = load_labels(src, books)
             tasks = sorted({t for _, t in ls.records})
