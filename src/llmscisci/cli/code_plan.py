@@ -170,7 +170,8 @@ def plan(
     _say(
         f"{len(dois)} items labelled by {run.config.get('model', '?')}; pilot of {len(g.labels)} coded "
         f"items (error rates planned at their {round(100 * assurance)}% upper bounds). Half-widths in "
-        "points; naive: the interval that takes the labels as truth would claim this, whatever the model's errors.",
+        "points; naive: the interval that takes the labels as truth would claim this, whatever the "
+        "model's errors.",
         to,
     )
     for p in plans:
