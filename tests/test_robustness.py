@@ -471,3 +471,12 @@ def test_report_has_a_robustness_section_with_a_forest_plot_per_category(tmp_pat
     assert len(rob) == 5  # one per category: algorithm, nuance, documentation, math, none
     assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 10_000 for f in rob)
     assert all(f.name in md for f in rob)
+
+
+def test_seed_is_a_factor_only_when_sampling():
+    from llmscisci.tasks.robustness import _factors
+
+    greedy = _factors({"model": "m", "variant": "icl", "params": {"temperature": 0.0, "seed": 1}})
+    sampled = _factors({"model": "m", "variant": "icl", "paraphrase": 2, "params": {"temperature": 0.7, "seed": 1}})
+    assert "seed" not in greedy and greedy["paraphrase"] == "0"
+    assert sampled["seed"] == "1" and sampled["paraphrase"] == "2"
