@@ -249,7 +249,7 @@ def eval_cmd(
     """Recompute a run's metrics from its predictions (label, SFT/DPO/GRPO evaluation runs)."""
     from llmscisci.errors import UserError
     from llmscisci.metrics.evaluate import format_table
-    from llmscisci.tasks.label import reevaluate
+    from llmscisci.tasks.registry import reevaluate
 
     if not (run_dir / "predictions.jsonl").is_file():
         raise UserError(f"{run_dir}: no predictions.jsonl (not a run folder)")
