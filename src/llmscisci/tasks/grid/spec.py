@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llmscisci.backends.base import BackendOptions
+from llmscisci.backends.settings import BackendSettings
 from llmscisci.data.codebook import BUILTIN
 from llmscisci.errors import UserError
 from llmscisci.paths import read_toml
@@ -31,39 +32,13 @@ class ModelEntry(_Section):
     batch: bool = False  # API models: the provider's batch API (about half the price, answers within 24 h)
 
 
-class BackendSection(_Section):
-    """Backend options shared by every model of the grid (the `label` command's options of the same names)."""
+class BackendSection(BackendSettings):
+    """Backend options shared by every model of the grid: the same settings as the flags of the commands
+    that load a model (llmscisci.backends.settings), plus batch mode's."""
 
-    batch_size: int = Field(default=8, ge=1)
-    device: str = "auto"
-    dtype: str = "auto"
-    chat_template: Literal["llama3", "gemma"] | None = None
-    trust_remote_code: bool = False
-    base_url: str | None = None
-    concurrency: int = Field(default=8, ge=1)
-    rpm: float | None = Field(default=None, gt=0)
-    tpm: float | None = Field(default=None, gt=0)
-    timeout: float = Field(default=60.0, gt=0)
-    max_attempts: int = Field(default=6, ge=1)
-    cache: str | None = None
-    use_cache: bool = True
-    refresh: bool = False
-    prices: str | None = None
-    gemini_safety_off: bool = False
     poll_interval: float = Field(default=60.0, ge=0)  # models with batch = true: seconds between checks
     batch_attempts: int = Field(default=2, ge=1)
     batch_fallback: Literal["none", "live"] = "none"
-    structured_mode: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
-
-    def options(self) -> BackendOptions:
-        return BackendOptions(
-            device=self.device, dtype=self.dtype, batch_size=self.batch_size,
-            chat_template=self.chat_template,
-            trust_remote_code=self.trust_remote_code, base_url=self.base_url, concurrency=self.concurrency,
-            rpm=self.rpm, tpm=self.tpm, timeout=self.timeout, max_attempts=self.max_attempts,
-            cache_path=self.cache, use_cache=self.use_cache, refresh=self.refresh, prices_path=self.prices,
-            gemini_safety_off=self.gemini_safety_off, structured_mode=self.structured_mode,
-        )
 
 
 class JudgeSection(_Section):
