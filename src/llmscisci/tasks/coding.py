@@ -46,7 +46,7 @@ from llmscisci.data.problems import Collector
 from llmscisci.data.reports import read_csv
 from llmscisci.data.validate import LabelError, apply_none_rule, check_shape
 from llmscisci.errors import DataError, UserError
-from llmscisci.paths import DATA_ENV
+from llmscisci.paths import BUNDLED, DATA_ENV, bundled_data_dir
 from llmscisci.runs import RunFolder, atomic_write, versions, write_json
 
 STRATEGIES = ("stratified", "disagreement", "random")
@@ -91,6 +91,8 @@ def _data_source(cfg: dict, data_dir: str | Path | None) -> Path | None:
                                 "not in this folder; give the CSV itself or its folder")
             return own
         return given
+    if src == BUNDLED:
+        return bundled_data_dir()
     if src and Path(src).exists():
         return Path(src)
     env = os.environ.get(DATA_ENV)
