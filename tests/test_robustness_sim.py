@@ -100,8 +100,9 @@ def test_plan_reaches_target_halfwidth_stratified_design():
         def pi_for_n(n, strata=strata):
             return stratified_probabilities(strata, n)
 
-        plan = plan_category("cat", yhat, truth[pilot], yhat[pilot], target, design="stratified",
-                             pi_for_n=pi_for_n)
+        plan = plan_category(
+            "cat", yhat, truth[pilot], yhat[pilot], target, design="stratified", pi_for_n=pi_for_n
+        )
         assert plan.reachable
         pi = pi_for_n(plan.n_needed)
         order = sorted(rng.permutation(truth.size), key=lambda i: strata[i])

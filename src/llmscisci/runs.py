@@ -158,6 +158,13 @@ class RunFolder:
         write_json(cfg_path, config)
         return run
 
+    def update_config(self, fields: dict) -> None:
+        """Replace top-level fields of config.json that do not define the run (never the hash)."""
+        cfg = self.config
+        if "hash" in fields:
+            raise ValueError("the run's hash cannot be updated")
+        write_json(self.path / "config.json", {**cfg, **fields})
+
     @property
     def config(self) -> dict:
         p = self.path / "config.json"
@@ -183,7 +190,8 @@ class RunFolder:
         return list(seen.values())
 
     def done_keys(self) -> set[tuple]:
-        return {(r.get("doi"), r.get("task")) for r in self.predictions()}
+        """Items answered (or failed for good); an item whose call got no answer is asked again."""
+        return {(r.get("doi"), r.get("task")) for r in self.predictions() if not r.get("call_failed")}
 
     def repair_tail(self) -> None:
         """Drop a torn last line left by a killed run, so appends start on a clean line."""

@@ -27,8 +27,8 @@ def report(
     skip_bad_lines: SkipBadLinesOpt = False,
 ) -> None:
     """Write a self-contained HTML report and a Markdown twin: metrics with bootstrap CIs per cell, paired
-    comparisons, per-label F1, confusion, invalid outputs, tokens/cost/time, agreement tables and
-    training curves."""
+    comparisons, per-label F1, confusion, invalid outputs, tokens/cost/time, agreement tables, robustness
+    of conclusions (`llmscisci robustness --json-out` files) and training curves."""
     from llmscisci.errors import UserError
     from llmscisci.metrics.stats import METHODS
     from llmscisci.report import write_report

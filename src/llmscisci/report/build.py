@@ -216,6 +216,10 @@ def build_report(
         rep.sections.append(_validity(stats, figs))
     if col.agreement:
         rep.sections.append(_agreement(col.agreement))
+    if col.robustness:
+        from llmscisci.report.robustness import section as robustness_section
+
+        rep.sections.append(robustness_section(col.robustness, figs.make))
     if col.train_runs:
         rep.sections.append(_training(col.train_runs, figs))
     if col.other_runs:
@@ -251,6 +255,8 @@ def _meta(col: Collection, n_boot: int, seed: int, level: float) -> list[tuple[s
         meta.append(("Training folders", str(len(col.train_runs))))
     if col.agreement:
         meta.append(("Agreement tables", str(len(col.agreement))))
+    if col.robustness:
+        meta.append(("Robustness analyses", str(len(col.robustness))))
     if col.other_runs:
         meta.append(("Other runs", str(len(col.other_runs))))
     return meta
