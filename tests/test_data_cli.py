@@ -201,7 +201,7 @@ def test_import_seed_refuses_inputs_inside_the_output_folder(data_dir, tmp_path,
     out = tmp_path / "seed"
     out.mkdir()
     study = out / "ReScience_JCDL-23.csv"
-    shutil.copy(data_dir / "seed_formats" / "ReScience_JCDL-23.sample.csv", study)
+    shutil.copy(FIXTURE_DATA / "seed_formats" / "ReScience_JCDL-23.sample.csv", study)
     before = sorted(p.name for p in out.iterdir())
     code, _, stderr = run(["data", "import-seed", study, "--out", out, "--overwrite"], capsys, monkeypatch)
     assert code == 2 and len(stderr.strip().splitlines()) == 1
