@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rich.console import Console
+from llmscisci.console import console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmscisci.backends.base import Backend, Generation, GenParams
@@ -24,7 +24,7 @@ def progress_bar() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"), transient=False,
-        console=Console(stderr=True),  # stdout carries results only (tables, --json)
+        console=console,  # stdout carries results only (tables, --json)
     )
 
 
@@ -76,7 +76,8 @@ def generate_into(
         bind = getattr(backend, "bind_run", None)
         if bind is not None:  # batch mode keeps its request -> item map in the run folder
             pending = [make_record(e, Generation(error="pending")) for e in todo]
-            bind(run.path, [(r.get("doi"), r.get("task")) for r in pending])
+            bind(run.path, [(r.get("doi"), r.get("task")) + ((r["order_id"],) if "order_id" in r else ())
+                            for r in pending])
         try:
             backend.generate(convs, params, schema=schema, on_result=on_result)
         finally:
