@@ -42,7 +42,8 @@ def _data_source(cfg: dict, data_dir: str | Path | None) -> Path | None:
         given = Path(data_dir)
         if not given.exists():
             raise UserError(f"--data-dir {data_dir}: no such folder or file")
-        if given.is_dir() and src and src != BUNDLED and (cfg.get("streamed") or Path(src).suffix.lower() in (".csv", ".tsv")):
+        own_file = cfg.get("streamed") or Path(src or "").suffix.lower() in (".csv", ".tsv")
+        if given.is_dir() and src and src != BUNDLED and own_file:
             own = given / Path(src).name
             if not own.is_file():
                 raise UserError(f"--data-dir {data_dir}: the run labelled the file {Path(src).name}, which is "
