@@ -69,6 +69,11 @@ def test_openalex_end_to_end(server, tmp_path, capsys, monkeypatch):
     assert metrics["cost_usd"] > 0 and metrics["empty"] == 18
     assert "label distribution" in stdout and "type=article" in stdout
 
+    code, stdout, err = run_console(["eval", run], capsys, monkeypatch)  # recomputed the same way
+    assert code == 0, err
+    again = json.loads((run / "metrics.json").read_text())
+    assert again["distribution"] == metrics["distribution"] and "type=article" in stdout
+
     pq = tmp_path / "labels.parquet"
     code, _, err = run_console(["export", run, "--format", "parquet", "--out", pq], capsys, monkeypatch)
     assert code == 0, err

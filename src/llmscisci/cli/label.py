@@ -251,6 +251,11 @@ def eval_cmd(
     metrics = reevaluate(run_dir, reparse=reparse, skip_bad=skip_bad_lines)
     if "all" in metrics:
         emit(metrics, format_table(metrics), as_json, json_out)
+    elif "distribution" in metrics:  # a corpus run without references: what the model said
+        from llmscisci.cli.dryrun import emit_text
+        from llmscisci.tasks.stream_finish import distribution_table
+
+        emit_text(metrics, [distribution_table(metrics)], as_json, json_out)
     else:  # a judge run's audit, an extraction run's scores
         import json
 
