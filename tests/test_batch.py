@@ -239,3 +239,16 @@ def test_batch_options_are_checked_before_anything_loads():
         BatchOptions(fallback="maybe").check()
     with pytest.raises(UserError, match="needs an API model"):
         make_batch_backend("smollm2-135m", BackendOptions(), BatchOptions())
+
+
+def test_dry_run_shows_live_and_batch_cost(data_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from llmscisci.cli import app
+
+    res = CliRunner().invoke(app, ["label", "--task", "easy", "--model", "openai:gpt-4o-mini", "--data-dir",
+                                   str(data_dir), "--limit", "20", "--dry-run", "--json"])
+    assert res.exit_code == 0, res.output
+    plan = json.loads(res.stdout)["dry_run"]
+    assert plan["batch_cost_usd_max"] == pytest.approx(plan["cost_usd_max"] / 2, rel=1e-6) and plan["cost_usd_max"] > 0
+    assert "with --batch: at most" in res.stderr

@@ -201,11 +201,23 @@ class APIBackend(Backend, abc.ABC):
         def on_retry(attempt: int, fail: Failure, delay: float) -> None:
             log.debug("%s: attempt %d failed (%s); retrying in %.3fs", self.name, attempt, fail.reason, delay)
 
+        last: list[Failure] = []
+
+        def classify_fn(exc: BaseException) -> Failure:
+            fail = self._classify(exc)
+            last[:] = [fail]
+            return fail
+
         reply, err, attempts = self.policy.run(
-            lambda: self._attempt(messages, params, schema, budget, timing), self._classify, on_retry)
+            lambda: self._attempt(messages, params, schema, budget, timing), classify_fn, on_retry)
         wall = time.perf_counter() - t0
         if err is not None:
-            return Generation(error=err, seconds=wall, extra={"attempts": attempts})
+            # call_failed: the server gave no answer (a resumed run asks again); failure_kind: a permanent
+            # failure's kind (auth, model, context, request), which the runners' stop rule reads
+            extra: dict = {"attempts": attempts, "call_failed": True}
+            if last and last[0].kind:
+                extra["failure_kind"] = last[0].kind
+            return Generation(error=err, seconds=wall, extra=extra)
         assert isinstance(reply, Reply)
         gen = Generation(
             text=reply.text or "",
@@ -282,10 +294,22 @@ class APIBackend(Backend, abc.ABC):
                     log.warning("could not write the response cache: %s", exc)
             return gen
 
-        pool = ThreadPoolExecutor(max_workers=min(opts.concurrency, len(todo)),
-                                  thread_name_prefix=f"llmscisci-{self.provider}")
+        workers = min(opts.concurrency, len(todo))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"llmscisci-{self.provider}")
+        queue = iter(todo)
+        pending: dict[Future, int] = {}
+
+        def fill() -> None:
+            # at most `workers` requests in flight, each started after the previous results were
+            # handed on: when on_result stops the run (it raises), no further request goes out
+            while len(pending) < workers:
+                nxt = next(queue, None)
+                if nxt is None:
+                    return
+                pending[pool.submit(work, *nxt)] = nxt[0]
+
         try:
-            pending: dict[Future, int] = {pool.submit(work, i, key, ntok): i for i, key, ntok in todo}
+            fill()
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
@@ -295,6 +319,7 @@ class APIBackend(Backend, abc.ABC):
                     except Exception as exc:  # noqa: BLE001 - a bug in post-processing: record, go on
                         gen = Generation(error=redact(f"internal error: {type(exc).__name__}: {exc}", self._secrets))
                     done(i, gen)
+                fill()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return results  # type: ignore[return-value]

@@ -106,3 +106,4 @@ class BackendOptions:
     refresh: bool = False
     prices_path: str | None = None
     gemini_safety_off: bool = False
+    structured_mode: str = "auto"  # OpenAI-compatible servers: auto | json_schema | json_object | prompt

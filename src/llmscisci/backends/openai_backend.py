@@ -1,5 +1,10 @@
 """OpenAI chat completions (official `openai` SDK), and any OpenAI-compatible server via --base-url
-(vLLM, Ollama, llama.cpp server, LM Studio). Structured output: the JSON-schema response format (strict)."""
+(vLLM, Ollama, llama.cpp server, LM Studio).
+
+Structured output: OpenAI's JSON-schema response format (strict). A compatible server gets the form it
+accepts (`--structured-mode`, see backends/structured.py): with `auto` the first item is sent alone,
+in each form in turn, until the server takes one; the rest follow in that form.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ from functools import lru_cache
 
 from pydantic import BaseModel
 
-from llmscisci.backends.api_common import APIBackend, Reply
-from llmscisci.backends.base import GenParams, Messages
+from llmscisci.backends import structured
+from llmscisci.backends.api_common import APIBackend, Reply, safe_url
+from llmscisci.backends.base import BackendOptions, GenParams, Generation, Messages, OnResult
 from llmscisci.backends.retry import MalformedResponse
 
 # reasoning models take max_completion_tokens and reject sampling parameters
@@ -48,9 +54,25 @@ def response_format(schema: type[BaseModel]) -> dict:
             "json_schema": {"name": schema.__name__[:64], "schema": js, "strict": not _has_free_form_objects(js)}}
 
 
+def json_object_format(schema: type[BaseModel]) -> dict:
+    """llama.cpp's form: JSON mode with the schema attached (servers that ignore `schema` still give JSON)."""
+    return {"type": "json_object", "schema": _strict_schema(schema)}
+
+
 class OpenAIBackend(APIBackend):
     provider = "openai"
     key_envs = ("OPENAI_API_KEY",)
+
+    def __init__(self, model: str, options: BackendOptions | None = None):
+        opts = options or BackendOptions()
+        self.requested_mode = structured.check_mode(opts.structured_mode)
+        # OpenAI itself takes json_schema; a compatible server (--base-url) gets what it accepts
+        auto = self.requested_mode == "auto"
+        self.mode = "json_schema" if auto else self.requested_mode
+        self.mode_settled = not (auto and opts.base_url)
+        self.mode_source = "requested" if not auto else ("OpenAI" if not opts.base_url else None)
+        self._schema_call = False
+        super().__init__(model, opts)
 
     def _missing_key_ok(self) -> bool:
         return bool(self.options.base_url)  # a local compatible server needs no key
@@ -69,7 +91,20 @@ class OpenAIBackend(APIBackend):
 
         return (openai.APITimeoutError, openai.APIConnectionError, openai.APIResponseValidationError)
 
+    def answer_options(self) -> dict:
+        # the form changes what a structured answer looks like: part of the cache's backend identity
+        if self._schema_call and self.options.base_url and self.mode != "json_schema":
+            return {"structured_mode": self.mode}
+        return {}
+
+    def describe(self) -> dict:
+        return {**super().describe(), "structured_mode": {
+            "requested": self.requested_mode, "used": self.mode if self.mode_settled else None,
+            "how": self.mode_source}}
+
     def request(self, messages: Messages, params: GenParams, schema: type[BaseModel] | None) -> dict:
+        if schema is not None and self.mode in ("json_object", "prompt"):
+            messages = structured.with_schema_note(messages, _strict_schema(schema))
         kw: dict = {"model": self.model, "messages": messages}
         if is_reasoning_model(self.model):
             kw["max_completion_tokens"] = params.max_new_tokens
@@ -79,12 +114,59 @@ class OpenAIBackend(APIBackend):
             kw["temperature"] = params.temperature
             kw["top_p"] = params.top_p
         kw["seed"] = params.seed
-        if schema is not None:
+        if schema is not None and self.mode == "json_schema":
             kw["response_format"] = response_format(schema)
+        elif schema is not None and self.mode == "json_object":
+            kw["response_format"] = json_object_format(schema)
         return kw
 
+    # --- structured output: find the form the server takes ----------------------------------------
+    def generate(self, conversations: list[Messages], params: GenParams = GenParams(),
+                 schema: type[BaseModel] | None = None, on_result: OnResult | None = None) -> list[Generation]:
+        self._schema_call = schema is not None
+        try:
+            if schema is None or self.mode_settled or not conversations:
+                return super().generate(conversations, params, schema, on_result)
+            first = self._probe(conversations[0], params, schema)
+            if on_result is not None:
+                on_result(0, first)
+            shifted = (lambda i, gen: on_result(i + 1, gen)) if on_result is not None else None
+            return [first] + super().generate(conversations[1:], params, schema, shifted)
+        finally:
+            self._schema_call = False
+
+    def _probe(self, conv: Messages, params: GenParams, schema: type[BaseModel]) -> Generation:
+        """Send the first item alone in each form in turn; settle on the first one the server takes."""
+        url = safe_url(self.options.base_url) or ""
+        known = structured.remembered(url)
+        gen = Generation(error="no structured-output form tried")
+        tried: list[str] = []
+        for mode in structured.candidates("auto", known):
+            self.mode = mode
+            tried.append(mode)
+            gen = super().generate([conv], params, schema)[0]
+            if not gen.extra.get("call_failed"):
+                if "attempts" not in gen.extra and gen.error:  # refused before any call (context check)
+                    return gen
+                self.mode_settled = True
+                self.mode_source = "remembered" if mode == known else "first form the server accepted"
+                structured.remember(url, mode, self.model)
+                structured.announce(url, mode, self.mode_source)
+                return gen
+            if not structured.rejects_form(gen.extra.get("failure_kind"), gen.error or ""):
+                self.mode = tried[0]  # auth, model, context or transient: not about the form
+                return gen
+        # every form rejected: go on without response_format; the runners' stop rule ends the run
+        self.mode_settled, self.mode_source = True, "every form rejected"
+        return gen
+
     def _call(self, messages: Messages, params: GenParams, schema: type[BaseModel] | None) -> Reply:
-        return to_reply(self.client.chat.completions.create(**self.request(messages, params, schema)))
+        reply = to_reply(self.client.chat.completions.create(**self.request(messages, params, schema)))
+        if self._schema_call and self.mode in ("json_object", "prompt") and not reply.refusal:
+            found = structured.extract_json(reply.text)  # prompt mode: the JSON out of the prose
+            if found != reply.text:
+                reply.extra["raw_text"], reply.text = reply.text, found
+        return reply
 
 
 def to_reply(resp) -> Reply:

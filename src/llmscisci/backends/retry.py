@@ -3,6 +3,12 @@
 The SDKs' own retries are turned off (max_retries=0 or equivalent) so that this policy is the only one.
 Transient failures (HTTP 408/409/429/5xx, timeouts, connection errors, a response body that is not
 valid JSON) are retried; anything else (400, 401, 404, ...) fails the item at once.
+
+Permanent failures are also named (`Failure.kind`): auth, model (not found), context (overflow) and
+request (a request the server will never accept). Servers differ in the status code they use -- a
+llama.cpp build answers an unsupported `response_format` with HTTP 500 and a validation message, vLLM
+reports an unknown model as 404, llama-cpp-python as 400 -- so the kind is read from the status AND the
+message, and a 5xx whose message says the request is invalid is not retried.
 """
 
 from __future__ import annotations
@@ -34,13 +40,45 @@ class MalformedResponse(Exception):
     """A response that arrived but cannot be read (no choices, truncated body...): worth a retry."""
 
 
+PERMANENT_KINDS = ("auth", "model", "context", "request")
+_CONTEXT = ("maximum context length", "context_length_exceeded", "context length exceeded",
+            "exceeds the available context size", "exceed_context_size", "context window", "too many tokens",
+            "prompt is too long", "input is too long", "longer than the model's context")
+_MODEL = ("model_not_found", "does not exist", "not found", "no such model", "unknown model", "try pulling it")
+_AUTH = ("invalid api key", "incorrect api key", "invalid_api_key", "unauthorized", "authentication",
+         "api key not valid", "permission denied", "missing api key")
+_INVALID_5XX = ("validation error", "input should be", "literal_error", "response_format", "must be one of",
+                "json_schema", "invalid request", "unrecognized request argument", "extra inputs are not permitted")
+
+
+def permanent_kind(status: int | None, message: str) -> str | None:
+    """The kind of a permanent failure (auth, model, context, request), or None when it may pass."""
+    msg = message.lower()
+    if status in (401, 403) or (status in (400, 404, 500) and any(k in msg for k in _AUTH)):
+        return "auth"
+    if status is None:
+        return None
+    if status <= 500 and any(k in msg for k in _CONTEXT):
+        return "context"
+    if status == 404 or (status in (400, 422) and "model" in msg and any(k in msg for k in _MODEL)):
+        return "model"
+    if status in (400, 405, 413, 415, 422):
+        return "request"
+    if status >= 500 and status not in (502, 503, 504) and any(k in msg for k in _INVALID_5XX):
+        return "request"
+    return None
+
+
 @dataclass
 class Failure:
-    """What went wrong with one attempt: whether to retry, and the server's Retry-After (seconds)."""
+    """What went wrong with one attempt: whether to retry, the server's Retry-After (seconds), and the
+    kind of a permanent failure (see PERMANENT_KINDS; None for transient or unknown ones)."""
 
     reason: str
     retryable: bool
     retry_after: float | None = None
+    kind: str | None = None
+    status: int | None = None
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -93,9 +131,10 @@ def classify(exc: BaseException, transient: tuple[type[BaseException], ...] = ()
     status = status_of(exc)
     name = type(exc).__name__
     if status is not None:
-        retryable = status in RETRY_STATUS or status >= 500
         msg = redact(_short(exc), secrets)
-        return Failure(f"HTTP {status} {name}: {msg}", retryable, parse_retry_after(headers_of(exc)))
+        kind = permanent_kind(status, msg)
+        retryable = kind is None and (status in RETRY_STATUS or status >= 500)
+        return Failure(f"HTTP {status} {name}: {msg}", retryable, parse_retry_after(headers_of(exc)), kind, status)
     if isinstance(exc, transient) or isinstance(exc, (TimeoutError, ConnectionError, json.JSONDecodeError, MalformedResponse)):
         return Failure(f"{name}: {redact(_short(exc), secrets)}", True)
     lname = name.lower()

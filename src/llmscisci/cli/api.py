@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.common import ModelOpt, console, out
+from llmscisci.cli.common import ModelOpt, StructuredModeOpt, console, out
 
 
 def variants(prompt: str, guidelines: str | None, schema) -> list[tuple[str, list[dict], object]]:
@@ -65,22 +65,25 @@ def ask(
     refresh: Annotated[bool, typer.Option("--refresh", help="Ignore cached answers, store fresh ones.")] = False,
     prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML overriding the built-in one.")] = None,
     gemini_safety_off: Annotated[bool, typer.Option("--gemini-safety-off", help="Seed's Gemini safety settings (block none).")] = False,
+    structured_mode: StructuredModeOpt = "auto",
 ) -> None:
     """Ask one prompt in three variants (plain, guidelines, structured) and show each answer's tokenomics."""
     from llmscisci.backends.base import BackendOptions, GenParams
     from llmscisci.backends.registry import load_backend
     from llmscisci.errors import UserError
+    from llmscisci.backends.structured import check_mode
     from llmscisci.prompts.schema_spec import parse_schema_spec
 
     if not prompt.strip():
         raise UserError("the prompt is empty")
     if max_new_tokens < 1:
         raise UserError("--max-new-tokens must be at least 1")
+    check_mode(structured_mode)
     model_schema = parse_schema_spec(schema) if schema is not None else None  # bad schema: error, no work
     opts = BackendOptions(device=device, dtype=dtype, base_url=base_url, concurrency=1, timeout=timeout,
                           max_attempts=max_attempts, cache_path=str(cache) if cache else None,
                           use_cache=not no_cache, refresh=refresh, prices_path=str(prices) if prices else None,
-                          gemini_safety_off=gemini_safety_off)
+                          gemini_safety_off=gemini_safety_off, structured_mode=structured_mode)
     backend = load_backend(model, opts)
     params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     results = []

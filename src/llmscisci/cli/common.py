@@ -6,10 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-
-console = Console(stderr=True)
-out = Console()
+from llmscisci.console import console, out
 
 DataDirOpt = Annotated[
     Optional[Path],
@@ -23,6 +20,13 @@ ModelOpt = Annotated[
                  "a trained output folder, or provider:model for APIs."),
 ]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder under which the run folder is created.")]
+StructuredModeOpt = Annotated[
+    str,
+    typer.Option("--structured-mode", help="OpenAI-compatible servers: how structured output is asked for: "
+                 "auto (try json_schema, then json_object + schema, then prompt only; remembered per "
+                 "--base-url) | json_schema | json_object | prompt."),
+]
+
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON on stdout (nothing else on stdout; logs go to stderr).")
 ]

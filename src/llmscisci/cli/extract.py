@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.common import DataDirOpt, OutOpt, out
+from llmscisci.cli.batch import BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt
+from llmscisci.cli.common import DataDirOpt, OutOpt, StructuredModeOpt, out
+from llmscisci.console import fmt
 from llmscisci.errors import UserError
 
 HELP = """Extract publication records from a journal page (HTML file or URL) and score them against a
@@ -55,6 +58,13 @@ def extract(
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
     prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML overriding the built-in one.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (units, first prompt, tokens, cost or ETA); write nothing.")] = False,
+    batch: BatchOpt = False,
+    batch_file: BatchFileOpt = None,
+    batch_model: BatchModelOpt = None,
+    poll_interval: PollOpt = 60.0,
+    batch_attempts: BatchAttemptsOpt = 2,
+    batch_fallback: FallbackOpt = "none",
+    structured_mode: StructuredModeOpt = "auto",
 ) -> None:
     from llmscisci.backends.base import BackendOptions, GenParams
     from llmscisci.paths import data_dir as resolve_data_dir
@@ -64,8 +74,17 @@ def extract(
     from llmscisci.tasks.extract.source import read_page
     from llmscisci.tasks.extract.truth import load_truth
 
+    from llmscisci.backends.batch import BatchPending
+    from llmscisci.cli.batch import batch_options, load_run_backend, pending_result
+
     # validate everything before loading a model or creating a folder
+    batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
+    from llmscisci.backends.structured import check_mode
+
+    check_mode(structured_mode)
     is_baseline = model == BASELINE
+    if is_baseline and batch_opts is not None:
+        raise UserError("--batch and --batch-file need a model, not the baseline")
     if not is_baseline and variant is None:
         raise UserError(f"--variant is required with a model: one of {', '.join(VARIANTS)}")
     if variant is not None and variant not in VARIANTS:
@@ -83,6 +102,8 @@ def extract(
     page_list = expand_pages(pages)
     if run_dir is not None and len(page_list) > 1:
         raise UserError("--resume continues one page's run: give one page")
+    if batch_file is not None and len(page_list) > 1:
+        raise UserError("--batch-file writes one run's requests: give one page")
     bib_path = bib if bib is not None else resolve_data_dir(data_dir) / "rescience" / "published.bib"
     truth = load_truth(bib_path)
     params = GenParams(max_new_tokens=max_new_tokens or default_max_new_tokens(unit, window),
@@ -94,7 +115,7 @@ def extract(
         src = read_page(page, timeout=timeout)
         sources.append((src, split_blocks(src.text, src.origin)))  # a page without records fails here
     opts = BackendOptions(device=device, dtype=dtype, batch_size=batch_size, base_url=base_url,
-                          prices_path=str(prices) if prices else None)
+                          prices_path=str(prices) if prices else None, structured_mode=structured_mode)
     if dry_run:
         from llmscisci.cli.dryrun import emit_text, plan_conversations
         from llmscisci.prompts import extract as extract_prompts
@@ -109,12 +130,14 @@ def extract(
         return
     backend = None
     if not is_baseline:
-        from llmscisci.backends.registry import load_backend
-
-        backend = load_backend(model, opts)
+        backend = load_run_backend(model, opts, batch_opts)
     for src, blocks in sources:
-        run = run_extract(spec, src, truth, backend, out_dir, run_dir=run_dir, show_progress=not quiet,
-                          blocks=blocks)
+        try:
+            run = run_extract(spec, src, truth, backend, out_dir, run_dir=run_dir, show_progress=not quiet,
+                              blocks=blocks)
+        except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
+            out.print(pending_result("extract", exc)[1])
+            continue
         print_summary(run.metrics(), run.path, out)
 
 
@@ -153,5 +176,4 @@ def print_summary(metrics: dict, path: Path, where) -> None:
                 f"{mm.get('predicted_records')} predicted; run folder: {path}")
 
 
-def _fmt(v) -> str:
-    return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+_fmt = partial(fmt, none="-", compact=False, thousands=False)

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from llmscisci.console import fmt
 from llmscisci.cli.common import DataDirOpt, SkipBadLinesOpt, console, out
 
 
@@ -27,8 +28,8 @@ def report(
     skip_bad_lines: SkipBadLinesOpt = False,
 ) -> None:
     """Write a self-contained HTML report and a Markdown twin: metrics with bootstrap CIs per cell, paired
-    comparisons, per-label F1, confusion, invalid outputs, tokens/cost/time, agreement tables and
-    training curves."""
+    comparisons, per-label F1, confusion, invalid outputs, tokens/cost/time, agreement tables, robustness
+    of conclusions (`llmscisci robustness --json-out` files) and training curves."""
     from llmscisci.errors import UserError
     from llmscisci.metrics.stats import METHODS
     from llmscisci.report import write_report
@@ -53,8 +54,7 @@ def _usd(x: float | None) -> str:
     return f"${x:.4f}" if x < 1 else f"${x:,.2f}"
 
 
-def _num(x: int) -> str:
-    return f"{x:,}"
+_num = fmt
 
 
 def _cell_name(grid, c) -> str:

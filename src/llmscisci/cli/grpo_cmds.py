@@ -4,11 +4,13 @@ GRPO commands (train, eval) are added to the same sub-app with `@grpo_app.comman
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from llmscisci.console import fmt
 from llmscisci.cli.common import DataDirOpt, console, out
 from llmscisci.cli.tables import print_table
 from llmscisci.paths import read_toml
@@ -48,10 +50,7 @@ def _truth(raw: str | None, n: int, default: list[int]) -> list[int]:
     return value
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.3f}".rstrip("0").rstrip(".") if abs(v) < 1e6 else f"{v:.3g}"
+_fmt = partial(fmt, none="-", compact=False, thousands=False, trim=True)
 
 
 def _counts_tokens(names: list[str]) -> bool:
@@ -102,7 +101,7 @@ def probe(
     from llmscisci.rewards.probes import score_probes
     from llmscisci.rewards.registry import RewardContext, build_mix, parse_mix
     from llmscisci.rewards.tokens import token_counter
-    from llmscisci.tasks.cot import fields
+    from llmscisci.prompts.cot import fields
 
     if huge_words < 0:
         raise UserError("--huge-words must be >= 0")
@@ -222,7 +221,7 @@ def build(
     from llmscisci.data.codebook import load_codebook
     from llmscisci.errors import UserError
     from llmscisci.paths import data_dir as resolve
-    from llmscisci.tasks import cot
+    from llmscisci.train import cot
 
     tasks = [t.strip() for t in task.split(",") if t.strip()]
     if not tasks:
@@ -269,12 +268,17 @@ def train(
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Data folder; else $LLMSCISCI_DATA.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder (overrides output.dir).")] = None,
     rewards: Annotated[Optional[str], typer.Option("--rewards", help='Reward mix, e.g. "format:1,label:1,stepwise:1".')] = None,
+    truth_labels: Annotated[Optional[Path], typer.Option("--truth-labels", help="Label file whose labels are the rewards' ground truth instead of the reference (the seed used GPT-4's: y_easy_gpt4, y_diff_gpt4).")] = None,
 ) -> None:
     """Train a LoRA policy with GRPO on programmatic rewards (optional SFT warm start first)."""
+    from llmscisci.errors import UserError
     from llmscisci.train.config import resolve_config
     from llmscisci.train.grpo import DEFAULTS, train_grpo
 
-    cfg = resolve_config(config, DEFAULTS, set_, data_dir=data_dir, out_dir=out_dir, rewards={"mix": rewards})
+    if truth_labels is not None and not truth_labels.exists():
+        raise UserError(f"--truth-labels {truth_labels}: file not found")
+    cfg = resolve_config(config, DEFAULTS, set_, data_dir=data_dir, out_dir=out_dir, rewards={"mix": rewards},
+                         data={"truth_labels": str(truth_labels) if truth_labels else None})
     result = train_grpo(cfg)
     log = [r for r in result.read_log() if "reward" in r]
     if log:

@@ -3,28 +3,34 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, ModelOpt, OutOpt, console, emit, out
+from llmscisci.cli.batch import BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt
+from llmscisci.cli.common import (
+    DataDirOpt,
+    JsonOpt,
+    JsonOutOpt,
+    ModelOpt,
+    OutOpt,
+    StructuredModeOpt,
+    console,
+    emit,
+    out,
+)
 from llmscisci.cli.tables import print_table
+from llmscisci.console import fmt as _fmt
 
 ANNOTATOR = Path("labels") / "annotator_a.jsonl"
 
 
 # --- formatting ----------------------------------------------------------------------------------
-def fmt(value, digits: int = 3) -> str:
-    """A number, a Stat-like dict ({"value": ...}) or None as table text."""
-    if isinstance(value, dict):
-        value = value.get("value")
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+# a number, a Stat-like dict or None as table text: "-" for None, plain decimals
+fmt = partial(_fmt, none="-", compact=False, thousands=False)
 
 
 def _reasons(*stats) -> list[str]:
@@ -168,15 +174,23 @@ def judge(
     concurrency: Annotated[int, typer.Option("--concurrency", help="API models: requests in flight.")] = 8,
     rpm: Annotated[float | None, typer.Option("--rpm", help="API rate limit, requests per minute.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="API models: do not use the response cache.")] = False,
+    structured_mode: StructuredModeOpt = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (calls, first prompt, tokens, cost or ETA); write nothing.")] = False,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
+    batch: BatchOpt = False,
+    batch_file: BatchFileOpt = None,
+    batch_model: BatchModelOpt = None,
+    poll_interval: PollOpt = 60.0,
+    batch_attempts: BatchAttemptsOpt = 2,
+    batch_fallback: FallbackOpt = "none",
 ) -> None:
     """An LLM judges K candidate LLMs' labels against the ground truth, in every candidate order, and
     the run audits the judge: its scores against the exact ones (categories matched out of n),
     its picks of the best candidate, and its position bias."""
     from llmscisci.backends.base import GenParams
-    from llmscisci.backends.registry import load_backend
+    from llmscisci.backends.batch import BatchPending
+    from llmscisci.cli.batch import batch_options, load_run_backend, pending_result
     from llmscisci.cli.label import backend_options
     from llmscisci.data.codebook import BUILTIN, load_codebook
     from llmscisci.data.items import load_items
@@ -195,6 +209,7 @@ def judge(
 
     if max_new_tokens is not None and max_new_tokens < 1:
         raise UserError(f"--max-new-tokens {max_new_tokens}: must be at least 1")
+    batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
     llm_paths = list(llm or [])
     if resume is not None:
         cfg = RunFolder(resume).config
@@ -235,7 +250,8 @@ def judge(
     console.print(f"judging {len(selected)} items x {len(order_list)} orders of {len(candidates)} candidates: "
                   + ", ".join(c.name for c in candidates))
     opts = backend_options(batch_size=batch_size, device=device, dtype=dtype, chat_template=chat_template,
-                           base_url=base_url, concurrency=concurrency, rpm=rpm, no_cache=no_cache)
+                           base_url=base_url, concurrency=concurrency, rpm=rpm, no_cache=no_cache,
+                           structured_mode=structured_mode)
     if dry_run:
         from llmscisci.cli.dryrun import emit_text, plan_conversations
         from llmscisci.prompts import judge as judge_prompts
@@ -251,8 +267,13 @@ def judge(
         plan = plan_conversations(model, conversations(), params, opts, schema, what="calls (items x orders)")
         emit_text({"dry_run": plan.as_dict()}, [plan.text], as_json, json_out)
         return
-    backend = load_backend(model, opts)
-    run = run_judge(spec, items, candidates, backend, out_dir, run_dir=resume)
+    backend = load_run_backend(model, opts, batch_opts)
+    try:
+        run = run_judge(spec, items, candidates, backend, out_dir, run_dir=resume)
+    except BatchPending as exc:  # --batch-file: the request rows are written, nothing to audit yet
+        res, line = pending_result(codebook.task, exc)
+        emit(res, [line], as_json, json_out)
+        return
     metrics = run.metrics()
     emit({"run_dir": str(run.path), "metrics": metrics}, judge_tables(metrics) + [f"run folder: {run.path}"],
          as_json, json_out)

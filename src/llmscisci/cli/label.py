@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.batch import (BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt,
+from llmscisci.cli.batch import (RESUMERS, BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt,
                                  batch_options, load_run_backend, pending_result)
 from llmscisci.cli.common import (
     DataDirOpt,
@@ -16,6 +16,7 @@ from llmscisci.cli.common import (
     ModelOpt,
     OutOpt,
     SkipBadLinesOpt,
+    StructuredModeOpt,
     console,
     emit,
 )
@@ -72,21 +73,23 @@ def backend_options(
     trust_remote_code: bool = False, base_url: str | None = None, concurrency: int = 8,
     rpm: float | None = None, tpm: float | None = None, timeout: float = 60.0, max_attempts: int = 6,
     cache: Path | None = None, no_cache: bool = False, refresh: bool = False, prices: Path | None = None,
-    gemini_safety_off: bool = False,
+    gemini_safety_off: bool = False, structured_mode: str = "auto",
 ):
     from llmscisci.backends.base import BackendOptions
+    from llmscisci.backends.structured import check_mode
     from llmscisci.errors import UserError
 
     if batch_size < 1 or concurrency < 1:
         raise UserError("--batch-size and --concurrency must be at least 1")
     if chat_template not in (None, "llama3", "gemma"):
         raise UserError(f"unknown --chat-template {chat_template!r}: use llama3 or gemma")
+    check_mode(structured_mode)
     return BackendOptions(
         device=device, dtype=dtype, batch_size=batch_size, chat_template=chat_template,
         trust_remote_code=trust_remote_code, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
         timeout=timeout, max_attempts=max_attempts, cache_path=str(cache) if cache else None,
         use_cache=not no_cache, refresh=refresh, prices_path=str(prices) if prices else None,
-        gemini_safety_off=gemini_safety_off,
+        gemini_safety_off=gemini_safety_off, structured_mode=structured_mode,
     )
 
 
@@ -127,6 +130,7 @@ def label(
     refresh: Annotated[bool, typer.Option("--refresh", help="Ignore cached answers, store fresh ones.")] = False,
     prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML overriding the built-in one.")] = None,
     gemini_safety_off: Annotated[bool, typer.Option("--gemini-safety-off", help="Seed's Gemini safety settings (block none).")] = False,
+    structured_mode: StructuredModeOpt = "auto",
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
     batch: BatchOpt = False,
@@ -154,7 +158,8 @@ def label(
     if chunk_size < 1:
         raise UserError(f"--chunk-size {chunk_size}: must be at least 1")
     opts = backend_options(batch_size, device, dtype, chat_template, trust_remote_code, base_url, concurrency,
-                           rpm, tpm, timeout, max_attempts, cache, no_cache, refresh, prices, gemini_safety_off)
+                           rpm, tpm, timeout, max_attempts, cache, no_cache, refresh, prices, gemini_safety_off,
+                           structured_mode)
     paraphrase = 0
     if (id_column or text_column or text_template or by) and input_csv is None and resume is None:
         raise UserError("--id-column, --text-column, --text and --by apply to --input")
@@ -266,6 +271,11 @@ def eval_cmd(
     console.print(f"metrics written to {run_dir / 'metrics.json'}")
 
 
+def _resume_label(run_dir, *, cache=None, prices=None, base_url=None) -> None:
+    label(None, resume=run_dir, cache=cache, prices=prices, base_url=base_url)
+
+
 def register(app: typer.Typer) -> None:
+    RESUMERS["label"] = _resume_label  # `llmscisci batch collect/import` resumes label runs through this
     app.command("label")(label)
     app.command("eval")(eval_cmd)

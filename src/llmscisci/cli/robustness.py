@@ -12,17 +12,18 @@ import typer
 from rich import box
 from rich.table import Table
 
-from llmscisci.cli.common import DataDirOpt, console, out
-from llmscisci.cli.tables import print_table
+from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, console, out
 from llmscisci.errors import UserError
 
-LEGEND = ("verdicts n P D: naive, PPI, DSL; '>' above 0, '<' below 0, '.' not distinguishable from 0 "
-          "(95% interval covers 0)")
+LEGEND = (
+    "verdicts n P D: naive, PPI, DSL; '>' above 0, '<' below 0, '.' not distinguishable from 0 "
+    "(95% interval covers 0)"
+)
 SHORT = {">0": ">", "<0": "<", "n.d.": ".", None: "?"}
 
 
-def _say(text: str, err: bool = False) -> None:
-    (console if err else out).print(text, markup=False, highlight=False)
+def _say(text: str, to=None) -> None:
+    (to or out).print(text, markup=False, highlight=False)
 
 
 def _pts(x: float | None, signed: bool) -> str:
@@ -35,15 +36,24 @@ def _pts(x: float | None, signed: bool) -> str:
 def _cell(p: dict, signed: bool) -> str:
     if p.get("estimate") is None:
         return "-"
-    return f"{_pts(p['estimate'], signed)} [{_pts(p['low'], signed)}, {_pts(p['high'], signed)}]"
+    return f"{_pts(p['estimate'], signed)} [{_pts(p['low'], signed)},{_pts(p['high'], signed)}]"
 
 
 def _rate(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}"
 
 
+def print_table(to, table: Table) -> None:
+    """These tables are laid out for 80 columns (collapsed padding, value columns never wrap, the
+    configuration column folds); cli.tables.fit_table would split them into parts, so rich prints them
+    whole and wraps only the label column where a terminal is narrower."""
+    to.print(table)
+
+
 def _table(title: str) -> Table:
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    return Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
 
 
 def estimand_table(res: dict, e: dict, names: list[str]) -> Table:
@@ -51,12 +61,15 @@ def estimand_table(res: dict, e: dict, names: list[str]) -> Table:
     unit = "difference of shares, points" if signed else "share, %"
     pct = round(res["level"] * 100)
     t = _table(f"{e['category']} {e['what']} ({unit} [{pct}% CI])")
-    t.add_column("configuration", overflow="fold", max_width=24)
+    t.add_column("configuration", overflow="fold", max_width=26)
     for col in ("naive", "PPI", "DSL", "n P D"):
         t.add_column(col, justify="right" if col != "n P D" else "center", no_wrap=True)
     for name, p in zip(names, e["per_configuration"]):
-        t.add_row(name, *[_cell(p[m], signed) for m in ("naive", "ppi", "dsl")],
-                  " ".join(SHORT[p[m]["verdict"]] for m in ("naive", "ppi", "dsl")))
+        t.add_row(
+            name,
+            *[_cell(p[m], signed) for m in ("naive", "ppi", "dsl")],
+            " ".join(SHORT[p[m]["verdict"]] for m in ("naive", "ppi", "dsl")),
+        )
     c = e["coded"]
     t.caption = f"coded sample alone: {_cell(c, signed)} ({SHORT[c['verdict']]})"
     t.caption_justify = "left"
@@ -76,9 +89,14 @@ def summary_table(task: str, res: dict, rows: list[dict]) -> Table:
             sp = m[k]["spread"]
             return "-" if sp is None else f"{100 * sp['range']:.0f}"
 
-        t.add_row(f"{e['category']} {e['what'].replace(' - ', '-')}", rng("naive"), rng("ppi"), s["modal_corrected_verdict"] or "-",
-                  "/".join(_rate(m[k]["disagreement_rate"]) for k in ("naive", "ppi", "dsl")),
-                  "/".join(_rate(m[k]["sign_error_rate"]) for k in ("naive", "ppi", "dsl")))
+        t.add_row(
+            f"{e['category']} {e['what'].replace(' - ', '-')}",
+            rng("naive"),
+            rng("ppi"),
+            s["modal_corrected_verdict"] or "-",
+            "/".join(_rate(m[k]["disagreement_rate"]) for k in ("naive", "ppi", "dsl")),
+            "/".join(_rate(m[k]["sign_error_rate"]) for k in ("naive", "ppi", "dsl")),
+        )
     return t
 
 
@@ -86,7 +104,7 @@ def drivers_table(task: str, drivers: dict) -> Table | None:
     factors = list(drivers.get("naive", {}))
     if not factors:
         return None
-    t = _table(f"{task}: what moves the estimates (eta^2) and flips the verdicts")
+    t = _table(f"{task}: drivers (eta^2 of the estimates, verdict flips)")
     t.add_column("factor")
     t.add_column("levels", justify="right")
     for col in ("eta2 naive", "eta2 PPI", "flips naive", "flips PPI"):
@@ -97,8 +115,14 @@ def drivers_table(task: str, drivers: dict) -> Table | None:
         def eta(d: dict) -> str:
             return "-" if d["eta_squared"] is None else f"{d['eta_squared']:.2f}"
 
-        t.add_row(f, str(len(n["levels"])), eta(n), eta(p), f"{n['flips']}/{n['compared']}",
-                  f"{p['flips']}/{p['compared']}")
+        t.add_row(
+            f,
+            str(len(n["levels"])),
+            eta(n),
+            eta(p),
+            f"{n['flips']}/{n['compared']}",
+            f"{p['flips']}/{p['compared']}",
+        )
     return t
 
 
@@ -115,24 +139,47 @@ def _contrast(raw: str | None) -> list[tuple[str, str]] | None:
 
 
 def robustness(
-    sources: Annotated[list[Path], typer.Argument(help="Configurations: a grid folder (every labelling run in "
-                                                       "it), run folders, or label files.", show_default=False)],
-    gold: Annotated[Path, typer.Option("--gold", help="The human-coded sample: a `code import` label file (its "
-                                                      "sampling probabilities are used) or any label file (taken "
-                                                      "as a simple random sample).", show_default=False)],
-    task: Annotated[str | None, typer.Option("--task", help="Only this task (default: every task the sources "
-                                                            "and the coded sample share).")] = None,
-    by: Annotated[str | None, typer.Option("--by", help="Group items by this column of the reports table (e.g. "
-                                                       "mlrc_year) and compare the groups.")] = None,
-    contrast: Annotated[str | None, typer.Option(
-        "--contrast", help="A,B: the contrast A - B (several: A,B;C,D). Default: every pair of --by groups, "
-                           "later minus earlier.")] = None,
+    sources: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Configurations: a grid folder (every labelling run in it), run folders, or label files.",
+            show_default=False,
+        ),
+    ],
+    gold: Annotated[
+        Path,
+        typer.Option(
+            "--gold",
+            help="The human-coded sample: a `code import` label file (its "
+            "sampling probabilities are used) or any label file (taken "
+            "as a simple random sample).",
+            show_default=False,
+        ),
+    ],
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task", help="Only this task (default: every task the sources and the coded sample share)."
+        ),
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="Group items by this column of the reports table (e.g. mlrc_year) and compare the groups.",
+        ),
+    ] = None,
+    contrast: Annotated[
+        str | None,
+        typer.Option(
+            "--contrast",
+            help="A,B: the contrast A - B (several: A,B;C,D). Default: every pair of --by groups, "
+            "later minus earlier.",
+        ),
+    ] = None,
     level: Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")] = 0.95,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object on stdout "
-                                                         "(nothing else on stdout).")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json-out", help="Also write the JSON to this file (e.g. "
-                                                                    "into a grid folder, for `llmscisci "
-                                                                    "report`).")] = None,
+    as_json: JsonOpt = False,
+    json_out: JsonOutOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Does a conclusion survive the configuration? Naive vs corrected verdicts across configurations.
@@ -155,8 +202,6 @@ def robustness(
     pairs = _contrast(contrast)
     if pairs is not None and by is None:
         raise UserError("--contrast needs --by (the column whose groups it compares)")
-    if json_out is not None and not json_out.parent.is_dir():
-        raise UserError(f"--json-out {json_out}: folder {json_out.parent} does not exist")
     if not gold.exists():
         raise UserError(f"--gold {gold}: no such file")
     source = data_dir or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
@@ -168,18 +213,25 @@ def robustness(
 
         book = load_codebook(task)
         task = book.task
-    configs = load_configurations(sources, book)
+    skipped: list[tuple[str, str]] = []
+    configs = load_configurations(sources, book, skipped)
     groups_of = group_column(source, by) if by is not None else None
     tasks = [task] if task is not None else list(dict.fromkeys(c.task for c in configs))
-    payload: dict = {"kind": "robustness", "sources": [str(s) for s in sources], "gold": str(gold), "by": by,
-                     "level": level, "tasks": {}}
+    payload: dict = {
+        "kind": "robustness",
+        "sources": [str(s) for s in sources],
+        "gold": str(gold),
+        "by": by,
+        "level": level,
+        "tasks": {},
+    }
     from llmscisci.data.labelfiles import load_labels
 
     coded_tasks = None
     if task is None:  # only the tasks the coded sample covers
-        from llmscisci.tasks.robustness import _books
+        from llmscisci.tasks.robustness import codebooks
 
-        coded_tasks = {t for _, t in load_labels(gold, _books(None)).records}
+        coded_tasks = {t for _, t in load_labels(gold, codebooks()).records}
         tasks = [t for t in tasks if t in coded_tasks]
         if not tasks:
             raise UserError(f"--gold {gold}: codes none of the sources' tasks")
@@ -194,41 +246,65 @@ def robustness(
         d = res.to_dict()
         for conf, c in zip(d["configurations"], inp.configurations):
             conf["label"] = c.display(paras)
-        payload["tasks"][t] = {"n_items": len(inp.dois), "n_coded": inp.n_coded, "design": inp.design,
-                               "notes": inp.notes, **d}
+        payload["tasks"][t] = {
+            "n_items": len(inp.dois),
+            "n_coded": inp.n_coded,
+            "design": inp.design,
+            "notes": [n for k, n in skipped if k == t] + inp.notes,
+            **d,
+        }
     if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
         write_json(json_out, payload)
+    render(payload, console if as_json else out)  # with --json the tables go to stderr
     if as_json:
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
-        if json_out is not None:
-            _say(f"written to {json_out}", err=True)
-        return
+        sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+    if json_out is not None:
+        _say(f"JSON written to {json_out}", console)
+
+
+def render(payload: dict, to) -> None:
+    """The human tables of a robustness result, printed to the console `to`."""
     for t, res in payload["tasks"].items():
         names = [c["label"] for c in res["configurations"]]
-        _say(f"{t}: {len(names)} configurations, {res['n_items']} items, {res['n_coded']} coded; {res['design']}")
+        _say(
+            f"{t}: {len(names)} configurations, {res['n_items']} items, {res['n_coded']} coded; "
+            f"{res['design']}",
+            to,
+        )
         for note in res["notes"]:
-            _say(f"- note: {note}")
+            _say(f"- note: {note}", to)
         has_contrasts = any(e["kind"] == "contrast" for e in res["estimands"])
-        rows = [e for e in res["estimands"] if (e["kind"] == "contrast") == has_contrasts
-                and (has_contrasts or e["what"] == "all")]
+        rows = [
+            e
+            for e in res["estimands"]
+            if (e["kind"] == "contrast") == has_contrasts and (has_contrasts or e["what"] == "all")
+        ]
         for e in rows:
-            print_table(out, estimand_table(res, e, names))
-        _say(LEGEND)
-        print_table(out, summary_table(t, res, rows))
-        _say("range: max - min of the point estimates (points); modal: the most common corrected verdict; "
-             "disagr.: verdict differs from it; sign: significant with the sign opposite to the coded "
-             "sample's estimate.")
+            print_table(to, estimand_table(res, e, names))
+        _say(LEGEND, to)
+        print_table(to, summary_table(t, res, rows))
+        _say(
+            "range: max - min of the point estimates (points); modal: the most common corrected verdict; "
+            "disagr.: verdict differs from it; sign: significant with the sign opposite to the coded "
+            "sample's estimate.",
+            to,
+        )
         dt = drivers_table(t, res["drivers"])
         if dt is not None:
-            print_table(out, dt)
-            _say("eta2: share of the estimates' variance between the factor's levels; flips: pairs of "
-                 "configurations differing only in that factor whose verdicts differ.")
+            print_table(to, dt)
+            _say(
+                "eta2: share of the estimates' variance between the factor's levels; flips: pairs of "
+                "configurations differing only in that factor whose verdicts differ.",
+                to,
+            )
     if not any(e["kind"] == "contrast" for r in payload["tasks"].values() for e in r["estimands"]):
-        _say("no groups: pass --by COLUMN to compare groups (e.g. --by mlrc_year)")
-    _say("group shares are in --json / --json-out and the report (`llmscisci report` on a folder holding the "
-         "--json-out file).")
-    if json_out is not None:
-        _say(f"written to {json_out}")
+        _say("no groups: pass --by COLUMN to compare groups (e.g. --by mlrc_year)", to)
+    _say(
+        "group shares are in --json / --json-out and the report (`llmscisci report` on a folder holding the "
+        "--json-out file).",
+        to,
+    )
 
 
 def register(app: typer.Typer) -> None:

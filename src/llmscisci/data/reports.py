@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
 
 from llmscisci.data.problems import Collector
+from llmscisci.data.textio import read_text
 from llmscisci.errors import DataError
 
 REPORTS_FILE = "mlrc_reports.csv"
@@ -17,19 +19,15 @@ STUDY_COLUMNS = {"easiness_longform": "easy_long", "difficult_longform": "diffic
 STUDY_MARKER = "reason_for_easiness"
 
 
-def read_csv(path: str | Path) -> pd.DataFrame:
-    """Read a CSV as strings (no NaN), tolerating a BOM; a non-UTF-8 file falls back to cp1252."""
+def read_csv(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
+    """Read a CSV as strings (no NaN): UTF-8 with or without BOM, or the named `encoding`; a file that
+    does not decode is a DataError naming its first bad line (never a silent change of encoding)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "file not found")
-    for enc in ("utf-8-sig", "cp1252"):
-        try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
-        except UnicodeDecodeError:
-            continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise DataError(path, f"not a readable CSV ({str(exc).splitlines()[0]})") from None
-    raise DataError(path, "cannot decode the file as UTF-8 or cp1252")
+    text = read_text(path, encoding)
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(path, f"not a readable CSV ({str(exc).splitlines()[0]})") from None
 
 
 def is_study_format(df: pd.DataFrame) -> bool:

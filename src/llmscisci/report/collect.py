@@ -159,12 +159,13 @@ class Collection:
     train_runs: list[TrainRun] = field(default_factory=list)
     other_runs: list[OtherRun] = field(default_factory=list)
     agreement: list[JsonTable] = field(default_factory=list)
+    robustness: list[JsonTable] = field(default_factory=list)  # `llmscisci robustness --json-out` files
     grid: dict | None = None
     skipped: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.label_runs or self.train_runs or self.other_runs or self.agreement)
+        return not (self.label_runs or self.train_runs or self.other_runs or self.agreement or self.robustness)
 
     @property
     def tasks(self) -> list[str]:
@@ -263,6 +264,20 @@ def _agreement_data(p: Path):
     return data if named or _looks_like_agreement(data) else None
 
 
+def _robustness_data(p: Path):
+    """The JSON of a `llmscisci robustness` file ({"kind": "robustness", "tasks": {...}}), else None."""
+    if p.suffix != ".json" or p.name in KNOWN_JSON:
+        return None
+    try:
+        if p.stat().st_size > 50_000_000:
+            return None
+    except OSError:
+        return None
+    data = _read_json(p)
+    ok = isinstance(data, dict) and data.get("kind") == "robustness" and isinstance(data.get("tasks"), dict)
+    return data if ok else None
+
+
 def _rel(path: Path, root: Path) -> str:
     try:
         rel = path.relative_to(root)
@@ -297,6 +312,10 @@ def collect(root: str | Path, *, exclude: Path | None = None, skip_bad: bool = F
             dirnames[:] = []
         files = set(filenames)
         for fn in sorted(files):
+            rob = _robustness_data(d / fn)
+            if rob is not None:
+                out.robustness.append(JsonTable(d / fn, _rel(d / fn, root), rob))
+                continue
             data = _agreement_data(d / fn)
             if data is False:
                 out.skipped.append(f"{_rel(d / fn, root)}: not valid JSON")

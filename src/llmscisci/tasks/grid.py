@@ -56,6 +56,7 @@ class ModelEntry(_Section):
 
     name: str = Field(min_length=1)
     max_new_tokens: int | None = Field(default=None, ge=1)  # e.g. a larger budget for reasoning models
+    batch: bool = False  # API models: the provider's batch API (about half the price, answers within 24 h)
 
 
 class BackendSection(_Section):
@@ -77,6 +78,10 @@ class BackendSection(_Section):
     refresh: bool = False
     prices: str | None = None
     gemini_safety_off: bool = False
+    poll_interval: float = Field(default=60.0, ge=0)  # models with batch = true: seconds between checks
+    batch_attempts: int = Field(default=2, ge=1)
+    batch_fallback: Literal["none", "live"] = "none"
+    structured_mode: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
 
     def options(self) -> BackendOptions:
         return BackendOptions(
@@ -85,7 +90,7 @@ class BackendSection(_Section):
             trust_remote_code=self.trust_remote_code, base_url=self.base_url, concurrency=self.concurrency,
             rpm=self.rpm, tpm=self.tpm, timeout=self.timeout, max_attempts=self.max_attempts,
             cache_path=self.cache, use_cache=self.use_cache, refresh=self.refresh, prices_path=self.prices,
-            gemini_safety_off=self.gemini_safety_off,
+            gemini_safety_off=self.gemini_safety_off, structured_mode=self.structured_mode,
         )
 
 
@@ -210,6 +215,25 @@ def check_models(spec: GridSpec) -> None:
             from llmscisci.backends.models import resolve_model
 
             resolve_model(m.name)
+        if m.batch and kind != "api":
+            raise UserError(f"model {m.name!r}: batch = true needs an API model (openai:, anthropic:, gemini:)")
+
+
+def batch_models(spec: GridSpec) -> set[str]:
+    return {m.name for m in spec.models if m.batch}
+
+
+def load_model_backend(spec: GridSpec, model: str, options: BackendOptions):
+    """The model's backend; wrapped in batch mode when its entry says batch = true."""
+    from llmscisci.backends import registry
+
+    if model not in batch_models(spec):
+        return registry.load_backend(model, options)
+    from llmscisci.backends.batch import BatchOptions, make_batch_backend
+
+    b = spec.backend
+    return make_batch_backend(model, options, BatchOptions(poll_interval=b.poll_interval, attempts=b.batch_attempts,
+                                                           fallback=b.batch_fallback))
 
 
 # ---- cells --------------------------------------------------------------------------------------------
@@ -533,8 +557,9 @@ class _Estimator:
     """Prompt tokens of the calls still to make (the backends' offline count: tiktoken if its file is
     cached, else characters / 4) and their cost from the price table (output at the max_new_tokens cap)."""
 
-    def __init__(self, prices: str | None):
+    def __init__(self, prices: str | None, batch: set[str] = frozenset()):
         self.prices = prices
+        self.batch = batch  # models run through a batch API: priced at the batch rate
         self._price: dict[str, object] = {}
         self.unpriced: set[str] = set()
 
@@ -554,7 +579,12 @@ class _Estimator:
             provider, name = api_target(model)
             self._price[model] = lookup(provider, name, self.prices)
         price = self._price[model]
-        cost = price.cost(tokens_in, tokens_out) if price is not None else None
+        if price is None:
+            cost = None
+        elif model in self.batch:
+            cost = price.batch_cost(tokens_in, tokens_out)
+        else:
+            cost = price.cost(tokens_in, tokens_out)
         if cost is None:
             self.unpriced.add(model)
         return cost
@@ -582,7 +612,7 @@ def plan(grid: Grid, inputs: Inputs, estimate: bool = True) -> Grid:
     their tokens and cost. Reads the inputs; writes nothing and loads no model."""
     check_models(grid.spec)
     index = _index(inputs.out)
-    est = _Estimator(grid.spec.backend.prices)
+    est = _Estimator(grid.spec.backend.prices, batch_models(grid.spec))
     for cell in grid.cells:
         if cell.kind == "judge":
             continue  # after the label cells they may read
@@ -868,8 +898,6 @@ def run_grid(grid: Grid, inputs: Inputs, *, config_path: str | None = None, fail
     its last; a failing cell is recorded (status failed, error) and the others go on, unless fail_fast."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from llmscisci.backends import registry
-
     inputs.out.mkdir(parents=True, exist_ok=True)
     write_grid(grid, inputs, config_path)
     todo = [c for c in grid.cells if c.status != "done"]
@@ -918,7 +946,7 @@ def run_grid(grid: Grid, inputs: Inputs, *, config_path: str | None = None, fail
                         if model not in backends:
                             status(f"loading {model}")
                             try:
-                                backends[model] = registry.load_backend(model, options)
+                                backends[model] = load_model_backend(grid.spec, model, options)
                             except Exception as exc:  # noqa: BLE001 - recorded; the other models go on
                                 if fail_fast:
                                     save()

@@ -23,7 +23,9 @@ from llmscisci.data.items import Item
 from llmscisci.errors import UserError
 from llmscisci.prompts import label as prompts
 from llmscisci.runs import RunFolder, stable_hash, write_json
-from llmscisci.tasks.label import LabelSpec, empty_record, is_empty, prediction_record, slug
+from llmscisci.runs import slug
+from llmscisci.tasks.label import LabelSpec, empty_record, is_empty, prediction_record
+from llmscisci.tasks.stoprule import StopRule
 from llmscisci.tasks.stream_progress import StreamProgress
 
 DEFAULT_CHUNK = 1000
@@ -80,11 +82,27 @@ def _read_from(path: Path, offset: int) -> Iterator[dict]:
                 continue
 
 
+def _drop_unanswered(path: Path, offset: int) -> list[dict]:
+    """The records after the last checkpoint, less those whose call got no answer (a stopped run's):
+    rewritten in place so that a resumed run asks for them again without writing an item twice."""
+    recs = list(_read_from(path, offset))
+    kept = [r for r in recs if not r.get("call_failed")]
+    if len(kept) != len(recs):
+        with path.open("r+b") as fh:
+            fh.truncate(offset)
+            fh.seek(offset)
+            fh.write("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in kept).encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+    return kept
+
+
 class Appender:
     """predictions.jsonl kept open: each record written and flushed (a killed process loses nothing
     written), fsynced at each checkpoint."""
 
     def __init__(self, path: Path):
+        self.run_path = path.parent
         self.fh = path.open("a", encoding="utf-8")
 
     def write(self, rec: dict, item: Item) -> None:
@@ -139,11 +157,12 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
         labeller.bind_run(run.path)
     ckpt_path = run.path / PROGRESS
     ckpt = json.loads(ckpt_path.read_text("utf-8")) if ckpt_path.is_file() else {"chunks": 0, "offset": 0}
-    tail = {r.get("doi") for r in _read_from(run.predictions_path, int(ckpt.get("offset", 0)))}
+    tail = {r.get("doi") for r in _drop_unanswered(run.predictions_path, int(ckpt.get("offset", 0)))}
     total = plan.n_items if spec.limit is None else min(plan.n_items, spec.limit)
     schema = prompts.label_schema(spec.codebook) if prompts.is_structured(spec.variant) else None
     is_classifier = isinstance(labeller, Classifier)
     writer = Appender(run.predictions_path)
+    rule = StopRule()  # shared by the chunks: a run of permanent failures may span two
     bar = StreamProgress(f"label {spec.codebook.task}/{spec.variant}", total, show_progress)
     t0 = time.perf_counter()
     seen = 0
@@ -171,7 +190,7 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
                         writer.write(classifier_record(it, labels, phash), it)
                         bar.advance()
                 elif todo:
-                    _generate(labeller, todo, spec, phash, schema, writer, bar)
+                    _generate(labeller, todo, spec, phash, schema, writer, bar, rule)
                 ckpt = {"chunks": ci + 1, "offset": writer.sync(), "items": seen}
                 write_json(ckpt_path, ckpt)
                 tail = set()
@@ -179,12 +198,13 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
                     after_chunk(ci + 1)
     finally:
         writer.close()
+        run.update_config({"backend": labeller.describe()})  # e.g. the structured-output form used
     finish_stream(run, spec.codebook, plan, by=by, wall_seconds=time.perf_counter() - t0)
     return run
 
 
 def _generate(backend: Backend, todo: list[Item], spec: LabelSpec, phash: str, schema, writer: Appender,
-              bar: StreamProgress) -> None:
+              bar: StreamProgress, rule: StopRule) -> None:
     from llmscisci.backends.api_common import APIBackend
 
     convs, sent = [], []
@@ -200,10 +220,16 @@ def _generate(backend: Backend, todo: list[Item], spec: LabelSpec, phash: str, s
         convs.append(msgs)
         sent.append(it)
 
+    written = [0]
+
     def on_result(i: int, gen: Generation) -> None:
         rec = prediction_record(sent[i], gen, spec.codebook, spec.variant, phash)
+        if gen.extra.get("call_failed"):
+            rec["call_failed"] = True
         writer.write(rec, sent[i])
+        written[0] += 1
         bar.advance(invalid=not rec["valid"], cost=gen.cost_usd)
+        rule.check(gen, backend, written[0], writer.run_path)
 
     if convs:
         if hasattr(backend, "bind_items"):

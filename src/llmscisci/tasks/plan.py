@@ -24,6 +24,7 @@ class Plan:
     first_messages: list[dict] = field(default_factory=list)
     price_row: str | None = None
     cost_usd_max: float | None = None
+    batch_cost_usd_max: float | None = None  # the same calls through the provider's batch API (--batch)
     eta_seconds: float | None = None
     probe_seconds_per_item: float | None = None
     skipped_empty: int = 0
@@ -52,6 +53,7 @@ def make_plan(conversations: Iterable[list[dict] | None], params: GenParams,
     if price is not None:
         plan.price_row = price.model
         plan.cost_usd_max = price.cost(plan.tokens_in, calls * params.max_new_tokens)
+        plan.batch_cost_usd_max = price.batch_cost(plan.tokens_in, calls * params.max_new_tokens)
     return plan
 
 
@@ -94,6 +96,9 @@ def format_plan(plan: Plan, what: str = "items") -> str:
     if plan.cost_usd_max is not None:
         lines.append(f"estimated cost: at most ${plan.cost_usd_max:,.4f} (price row {plan.price_row!r}, "
                      "output at the cap)")
+        if plan.batch_cost_usd_max is not None:
+            lines.append(f"  with --batch: at most ${plan.batch_cost_usd_max:,.4f} (provider batch price, "
+                         "answers within 24 h)")
     elif plan.price_row is None and plan.eta_seconds is None:
         lines.append("estimated cost: unknown (model not in the price table; add it with --prices)")
     if plan.eta_seconds is not None:
