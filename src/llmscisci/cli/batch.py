@@ -57,7 +57,7 @@ def load_run_backend(model: str, opts, batch):
         return load_backend(model, opts)
     from llmscisci.backends.batch import make_batch_backend
 
-    return make_batch_backend(model, opts, batch, report=lambda line: console.print(line, highlight=False))
+    return make_batch_backend(model, opts, batch, report=lambda line: console.print(line, highlight=False, markup=False))
 
 
 def pending_result(task: str, exc) -> tuple[dict, str]:
