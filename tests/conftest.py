@@ -23,12 +23,26 @@ def data_dir() -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Keep API caches and similar per-test state out of the user's cache, but share the converted
-    embedded model (expensive to build) through LLMSCISCI_MODEL_CACHE."""
-    monkeypatch.setenv("LLMSCISCI_TEST", "1")
-    yield
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """The test run's cache ($XDG_CACHE_HOME, so $XDG_CACHE_HOME/llmscisci) is a temporary folder: API
+    answer caches and other state never reach the user's cache, nor leak between runs. The converted
+    embedded model stays reusable: the temporary cache's `llmscisci/models` links to the user's
+    models folder (unless $LLMSCISCI_MODEL_CACHE names one), so the suite converts it at most once,
+    ever. Other libraries keep their own caches where they were (Hugging Face through HF_HOME)."""
+    user_base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    temp_base = tmp_path_factory.mktemp("xdg-cache")
+    (temp_base / "llmscisci").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLMSCISCI_TEST", "1")
+        if not os.environ.get("HF_HOME"):
+            mp.setenv("HF_HOME", str(user_base / "huggingface"))
+        if not os.environ.get("LLMSCISCI_MODEL_CACHE"):
+            models = user_base / "llmscisci" / "models"
+            models.mkdir(parents=True, exist_ok=True)
+            (temp_base / "llmscisci" / "models").symlink_to(models, target_is_directory=True)
+        mp.setenv("XDG_CACHE_HOME", str(temp_base))
+        yield temp_base
 
 
 # --------------------------------------------------------------------------- local models

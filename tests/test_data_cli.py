@@ -21,6 +21,7 @@ import pytest
 from console import run_console as run
 from llmscisci.data.labelfiles import load_labels
 from llmscisci.data.reports import load_reports
+from llmscisci.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "latex" / "mlrc"
@@ -192,6 +193,24 @@ def test_import_seed(data_dir, tmp_path, capsys, monkeypatch):
     assert report["scheme"] == "study" and report["numbering"]["difficult"]["1"] == "documentation"
     code, stdout, stderr = run(["data", "validate", out], capsys, monkeypatch)
     assert code == 0, stderr
+
+
+def test_import_seed_refuses_inputs_inside_the_output_folder(data_dir, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "seed"
+    out.mkdir()
+    study = out / "ReScience_JCDL-23.csv"
+    shutil.copy(data_dir / "seed_formats" / "ReScience_JCDL-23.sample.csv", study)
+    before = sorted(p.name for p in out.iterdir())
+    code, _, stderr = run(["data", "import-seed", study, "--out", out, "--overwrite"], capsys, monkeypatch)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert "is inside the output folder" in stderr
+    assert study.is_file() and sorted(p.name for p in out.iterdir()) == before  # nothing deleted or written
+    # the library refuses too, whatever calls it
+    from llmscisci.data.importseed import plan_import, write_import
+
+    with pytest.raises(UserError, match="inside the output folder"):
+        write_import(plan_import([study]), out, overwrite=True)
+    assert study.is_file()
 
 
 def test_import_seed_lecture_scheme_maps_by_name(data_dir, tmp_path, capsys, monkeypatch):

@@ -160,10 +160,11 @@ def test_example_configs_parse_and_expand(data_dir):
     study = G.load_grid(REPO / "configs" / "grid_study1.toml")
     g = G.expand(study)
     llms = [m for m in study.models if G.model_kind(m.name) != "baseline"]
-    assert len(llms) == 12  # the seed's catalogue: 7 local, 5 API
+    assert len(llms) == 13  # the seed's catalogue: 8 local, 5 API
     assert sum(G.model_kind(m.name) == "api" for m in llms) == 5
-    assert sum(c.kind == "label" for c in g.cells) == 12 * 3 * 2
-    assert sum(c.kind == "judge" for c in g.cells) == 12 * 3 * 2
+    assert "r1-distill-llama-8b" in [m.name for m in llms]
+    assert sum(c.kind == "label" for c in g.cells) == 13 * 3 * 2
+    assert sum(c.kind == "judge" for c in g.cells) == 13 * 3 * 2
     G.check_models(study)  # every name resolves (catalogue names, API aliases) without loading a model
     emb = G.load_grid(REPO / "configs" / "grid_embedded.toml")
     assert [m.name for m in emb.models if G.model_kind(m.name) != "baseline"] == ["smollm2-135m"]

@@ -88,11 +88,39 @@ def test_catalogue_names_map_to_hub_ids_and_templates():
         "gemma-3-1b": ("google/gemma-3-1b-it", "gemma"),
         "gemma-3-4b": ("google/gemma-3-4b-it", "gemma"),
         "r1-distill-qwen-1.5b": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", None),
+        "r1-distill-llama-8b": ("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", None),
     }
     for name, (hub_id, template) in expect.items():
         r = resolve_model(name)
         assert (r.path_or_id, r.kind, r.chat_template, r.adapter) == (hub_id, "catalogue", template, None)
     assert set(expect) | {"smollm2-135m"} == set(CATALOGUE)
+
+
+def test_llama3_tokenizers_pad_with_their_reserved_pad_token(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from llmscisci.backends.models import LLAMA3_PAD, ensure_pad_token
+    from llmscisci.train.common import load_trainable
+
+    plain = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert plain.pad_token is None
+    ensure_pad_token(plain)
+    assert plain.pad_token == plain.eos_token  # no Llama 3 pad token in the vocabulary: EOS
+    # a tokenizer with Llama 3's reserved token pads with it, in inference and in training
+    llama3 = AutoTokenizer.from_pretrained(tiny_model_dir)
+    llama3.add_special_tokens({"additional_special_tokens": [LLAMA3_PAD]})
+    folder = tmp_path / "llama3-like"
+    import shutil
+
+    shutil.copytree(tiny_model_dir, folder)
+    llama3.save_pretrained(folder)
+    assert load(str(folder), BackendOptions(device="cpu")).tokenizer.pad_token == LLAMA3_PAD
+    _, tok = load_trainable(str(folder), "cpu")
+    assert tok.pad_token == LLAMA3_PAD and tok.pad_token_id == tok.convert_tokens_to_ids(LLAMA3_PAD)
+    already = AutoTokenizer.from_pretrained(folder)
+    already.pad_token = "<|endoftext|>"
+    ensure_pad_token(already)
+    assert already.pad_token == "<|endoftext|>"  # a tokenizer's own pad token is kept
 
 
 def test_embedded_default_resolves_to_cache_folder(tmp_path, monkeypatch):

@@ -48,8 +48,39 @@ def test_by_source_drops_identical_answers(setup):
     assert len(P.by_source(items, cb, "guidelines", good, half, keep_ties=True)) == 6
     r = rows[0]
     assert r["prompt"][0]["role"] == "system" and r["prompt"][-1]["role"] == "user"
-    assert r["chosen"][0]["role"] == "assistant" and r["chosen"][0]["content"].startswith("[")
     assert {"doi", "task", "split"} <= set(r)
+    # the seed's way: the two files' raw responses are the chosen and rejected texts
+    assert r["chosen"][0]["role"] == "assistant" and r["chosen"][0]["content"].startswith("good says")
+    assert r["rejected"][0]["content"].startswith("half says")
+    rendered = P.by_source(items, cb, "guidelines", good, half, use_response=False)
+    assert rendered[0]["chosen"][0]["content"].startswith("[")  # label vectors rendered anew
+
+
+def test_dpo_build_by_source_cli(setup, tmp_path, data_dir, tiny_model_dir, capsys, monkeypatch):
+    from console import run_console
+
+    cb, items, good, worse, half = setup
+    files = ["--labels", good.path, "--labels", half.path]
+    common = ["dpo", "build", "--strategy", "by-source", "--task", "easy", "--model", tiny_model_dir,
+              "--data-dir", data_dir, *files]
+    code, out, err = run_console([*common, "--out", tmp_path / "raw"], capsys, monkeypatch)
+    assert code == 0, err
+    card = json.loads((tmp_path / "raw" / "card.json").read_text("utf-8"))
+    assert card["use_response"] is True and card["keep_ties"] is False
+    assert card["lengths"]["rows_before"] == 3  # ties dropped
+    dd = P.load_preferences(tmp_path / "raw")
+    texts = [r["chosen"][0]["content"] for split in dd for r in dd[split]]
+    assert texts and all(t.startswith("good says") for t in texts)
+    code, _, err = run_console([*common, "--keep-ties", "--render", "--out", tmp_path / "ties"], capsys, monkeypatch)
+    assert code == 0, err
+    card = json.loads((tmp_path / "ties" / "card.json").read_text("utf-8"))
+    assert card["lengths"]["rows_before"] == 6 and card["keep_ties"] is True and card["use_response"] is False
+    dd = P.load_preferences(tmp_path / "ties")
+    rows = [r for split in dd for r in dd[split]]
+    assert rows and all(r["chosen"][0]["content"].startswith("[") for r in rows)
+    code, _, err = run_console(["dpo", "build", "--strategy", "self", "--keep-ties", "--out", tmp_path / "x"],
+                               capsys, monkeypatch)
+    assert code == 2 and "--keep-ties applies to --strategy by-source only" in err
 
 
 def test_by_correctness_orders_and_keeps_margin(setup):

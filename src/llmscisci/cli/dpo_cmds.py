@@ -23,7 +23,8 @@ def build(
     model: Annotated[str, typer.Option("--model", help="Target model (its tokenizer measures lengths; `self` samples from it).")] = "smollm2-135m",
     samples: Annotated[int, typer.Option("--samples", help="self: sampled answers per item.")] = 4,
     temperature: Annotated[float, typer.Option("--temperature", help="self: sampling temperature.")] = 0.9,
-    use_response: Annotated[bool, typer.Option("--use-response", help="Use the label files' free-text responses as answers instead of rendered labels.")] = False,
+    use_response: Annotated[Optional[bool], typer.Option("--use-response/--render", help="Answers: the label files' raw responses, or the label vectors rendered anew in the variant's answer format. Default: raw responses for by-source (as the seed), rendered otherwise.", show_default=False)] = None,
+    keep_ties: Annotated[bool, typer.Option("--keep-ties", help="by-source: keep pairs whose two answers give the same labels (the seed kept them).")] = False,
     quantile: Annotated[float, typer.Option("--quantile", help="Length limit quantile.")] = 0.95,
     seed: Annotated[int, typer.Option("--seed")] = 2025,
     data_dir: DataDirOpt = None,
@@ -43,6 +44,10 @@ def build(
 
     if strategy not in P.STRATEGIES:
         raise UserError(f"unknown --strategy {strategy!r}: use one of {', '.join(P.STRATEGIES)}")
+    if keep_ties and strategy != "by-source":
+        raise UserError("--keep-ties applies to --strategy by-source only")
+    if use_response is None:
+        use_response = strategy == "by-source"
     check_variant(variant)
     src = resolve(data_dir)
     files = [Path(f) for f in (labels or [])] or sorted((src / "labels").glob("annotator_*.jsonl"))
@@ -56,7 +61,7 @@ def build(
         items = load_items(cb, data_dir=src)
         sets = [load_labels(f, known_dois=[it.doi for it in items]) for f in files] if strategy != "self" else []
         if strategy == "by-source":
-            rows += P.by_source(items, cb, variant, sets[0], sets[1], use_response)
+            rows += P.by_source(items, cb, variant, sets[0], sets[1], use_response, keep_ties)
         elif strategy == "by-correctness":
             rows += P.by_correctness(items, cb, variant, sets, use_response)
         else:
@@ -67,7 +72,8 @@ def build(
     rows, lengths = P.length_filter(rows, tok, quantile)
     card = {"strategy": strategy, "tasks": task, "variant": variant, "model": model, "label_files": [str(f) for f in files],
             "samples": samples if strategy == "self" else None, "seed": seed, "lengths": lengths,
-            "split": SPLIT_INFO, "data_source": str(src), "use_response": use_response}
+            "split": SPLIT_INFO, "data_source": str(src), "use_response": use_response,
+            "keep_ties": keep_ties if strategy == "by-source" else None}
     P.save_preferences(rows, out_dir, card)
     n_train = sum(r["split"] == "train" for r in rows)
     out.print(f"{len(rows)} pairs ({n_train} train, {len(rows) - n_train} test); max_length {lengths.get('max_length')}, "

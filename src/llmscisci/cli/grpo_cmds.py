@@ -269,12 +269,17 @@ def train(
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Data folder; else $LLMSCISCI_DATA.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder (overrides output.dir).")] = None,
     rewards: Annotated[Optional[str], typer.Option("--rewards", help='Reward mix, e.g. "format:1,label:1,stepwise:1".')] = None,
+    truth_labels: Annotated[Optional[Path], typer.Option("--truth-labels", help="Label file whose labels are the rewards' ground truth instead of the reference (the seed used GPT-4's: y_easy_gpt4, y_diff_gpt4).")] = None,
 ) -> None:
     """Train a LoRA policy with GRPO on programmatic rewards (optional SFT warm start first)."""
+    from llmscisci.errors import UserError
     from llmscisci.train.config import resolve_config
     from llmscisci.train.grpo import DEFAULTS, train_grpo
 
-    cfg = resolve_config(config, DEFAULTS, set_, data_dir=data_dir, out_dir=out_dir, rewards={"mix": rewards})
+    if truth_labels is not None and not truth_labels.exists():
+        raise UserError(f"--truth-labels {truth_labels}: file not found")
+    cfg = resolve_config(config, DEFAULTS, set_, data_dir=data_dir, out_dir=out_dir, rewards={"mix": rewards},
+                         data={"truth_labels": str(truth_labels) if truth_labels else None})
     result = train_grpo(cfg)
     log = [r for r in result.read_log() if "reward" in r]
     if log:

@@ -13,7 +13,6 @@ from rich import box
 from rich.table import Table
 
 from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, console, out
-from llmscisci.cli.tables import print_table
 from llmscisci.errors import UserError
 
 LEGEND = ("verdicts n P D: naive, PPI, DSL; '>' above 0, '<' below 0, '.' not distinguishable from 0 "
@@ -40,6 +39,13 @@ def _cell(p: dict, signed: bool) -> str:
 
 def _rate(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}"
+
+
+def print_table(to, table: Table) -> None:
+    """These tables are laid out for 80 columns (collapsed padding, value columns never wrap, the
+    configuration column folds); cli.tables.fit_table would split them into parts, so rich prints them
+    whole and wraps only the label column where a terminal is narrower."""
+    to.print(table)
 
 
 def _table(title: str) -> Table:
@@ -163,7 +169,8 @@ def robustness(
 
         book = load_codebook(task)
         task = book.task
-    configs = load_configurations(sources, book)
+    skipped: list[tuple[str, str]] = []
+    configs = load_configurations(sources, book, skipped)
     groups_of = group_column(source, by) if by is not None else None
     tasks = [task] if task is not None else list(dict.fromkeys(c.task for c in configs))
     payload: dict = {"kind": "robustness", "sources": [str(s) for s in sources], "gold": str(gold), "by": by,
@@ -172,9 +179,9 @@ def robustness(
 
     coded_tasks = None
     if task is None:  # only the tasks the coded sample covers
-        from llmscisci.tasks.robustness import _books
+        from llmscisci.tasks.robustness import codebooks
 
-        coded_tasks = {t for _, t in load_labels(gold, _books(None)).records}
+        coded_tasks = {t for _, t in load_labels(gold, codebooks()).records}
         tasks = [t for t in tasks if t in coded_tasks]
         if not tasks:
             raise UserError(f"--gold {gold}: codes none of the sources' tasks")
@@ -190,7 +197,7 @@ def robustness(
         for conf, c in zip(d["configurations"], inp.configurations):
             conf["label"] = c.display(paras)
         payload["tasks"][t] = {"n_items": len(inp.dois), "n_coded": inp.n_coded, "design": inp.design,
-                               "notes": inp.notes, **d}
+                               "notes": [n for k, n in skipped if k == t] + inp.notes, **d}
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         write_json(json_out, payload)

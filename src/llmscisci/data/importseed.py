@@ -239,10 +239,20 @@ def _write_csv(path: Path, columns, rows) -> None:
         w.writerows(rows)
 
 
+def check_inputs_outside(files: list[str | Path], out: str | Path) -> None:
+    """Refuse an input file inside the output folder: replacing the folder would delete it."""
+    dest = Path(out).resolve()
+    for f in files:
+        src = Path(f).resolve()
+        if src == dest or dest in src.parents:
+            raise UserError(f"input {f} is inside the output folder {out}: write the import to another folder")
+
+
 def write_import(plan: ImportPlan, out: str | Path, overwrite: bool = False) -> dict:
     """Write the converted data directory (atomically); returns the import report."""
     if plan.errors:
         raise UserError(f"{len(plan.errors)} problem(s) in the inputs; nothing written")
+    check_inputs_outside([s.path for s in plan.sources], out)
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"output folder {out} exists and is not empty (pass --overwrite to replace it)")

@@ -121,16 +121,19 @@ def _order(c: Configuration) -> tuple:
             str(f.get("seed", "")), c.name)
 
 
-def _books(extra: Codebook | None) -> dict[str, Codebook]:
+def codebooks(extra: Codebook | None = None) -> dict[str, Codebook]:
     books = {t: load_codebook(t) for t in BUILTIN}
     if extra is not None:
         books[extra.task] = extra
     return books
 
 
-def load_configurations(sources: list[Path], codebook: Codebook | None = None) -> list[Configuration]:
-    """Every configuration of every task that the sources hold."""
-    books = _books(codebook)
+def load_configurations(sources: list[Path], codebook: Codebook | None = None,
+                        skipped: list[tuple[str, str]] | None = None) -> list[Configuration]:
+    """Every configuration of every task that the sources hold. Unfinished runs (no metrics.json: killed
+    or still running) found inside a folder are left out and named in `skipped`; a run folder given
+    directly is always used. `skipped` collects (task, note) pairs."""
+    books = codebooks(codebook)
     out: list[Configuration] = []
     for src in sources:
         if not src.exists():
@@ -141,6 +144,11 @@ def load_configurations(sources: list[Path], codebook: Codebook | None = None) -
                 raise UserError(f"{src}: no labelling run folder (config.json + predictions.jsonl) in or below it")
             found: list[Configuration] = []
             for run in runs:
+                if run != src and not (run / "metrics.json").is_file():
+                    if skipped is not None:
+                        task = str((_read_config(run) or {}).get("task") or "")
+                        skipped.append((task, f"{run.name}: unfinished run (no metrics.json), left out"))
+                    continue
                 cfg = _read_config(run) or {}
                 task = str(cfg.get("task") or (cfg.get("codebook") or {}).get("task") or "")
                 cb = books.get(task)

@@ -28,12 +28,11 @@ def load_trainable(model_name: str, device: str = "auto", dtype: str = "auto", t
     """Model + tokenizer to train. A trained adapter folder is merged into its base first, so a new
     LoRA can start from it (SFT warm start -> DPO/GRPO)."""
     from llmscisci.backends.base import BackendOptions
-    from llmscisci.backends.models import load_model_and_tokenizer
+    from llmscisci.backends.models import ensure_pad_token, load_model_and_tokenizer
 
     opts = BackendOptions(device=device, dtype=dtype, trust_remote_code=trust_remote_code, load_in_4bit=load_in_4bit)
     model, tok = load_model_and_tokenizer(model_name, opts)  # an adapter folder comes back merged
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    ensure_pad_token(tok)  # Llama 3: <|finetune_right_pad_id|>, as the seed padded
     model.config.use_cache = False
     return model, tok
 

@@ -60,6 +60,31 @@ def dpo_args(cfg: dict, output_dir: str, max_length: int):
     )
 
 
+def _load(cfg: dict, model_name: str):
+    """The model and tokenizer with every loading setting of the configuration (device, dtype,
+    trust_remote_code, 4-bit): the policy and a separate reference copy load alike."""
+    m = cfg["model"]
+    return load_trainable(model_name, m["device"], m["dtype"], bool(m["trust_remote_code"]), bool(m["load_in_4bit"]))
+
+
+def reference_setup(cfg: dict, model, model_name: str):
+    """(policy, reference model or None, peft config or None). With LoRA the reference is the base with
+    the adapter disabled (no copy). The memory-hungry alternatives, kept to measure what LoRA saves
+    (bench/dpo_step.py): a second copy as reference, loaded with the policy's settings, with every
+    weight trained (TRL without PEFT; the output folder then holds the whole model) or with the LoRA
+    adapter applied by hand."""
+    peft_config = lora_config(cfg["lora"])
+    full, separate = cfg["dpo"]["full_finetune"], cfg["dpo"]["separate_reference"]
+    if not (full or separate):
+        return model, None, peft_config
+    ref_model, _ = _load(cfg, model_name)
+    if not full:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, peft_config)
+    return model, ref_model, None
+
+
 def train_dpo(cfg: dict) -> TrainOutput:
     from datasets import Dataset
 
@@ -77,25 +102,13 @@ def train_dpo(cfg: dict) -> TrainOutput:
     require(len(rows) > 0, f"{prefs_dir}: the preference set has no training rows")
     train_ds = Dataset.from_dict({k: rows[k] for k in ("prompt", "chosen", "rejected")})
     model_name = cfg["model"]["name"]
-    model, tok = load_trainable(model_name, cfg["model"]["device"], cfg["model"]["dtype"],
-                                bool(cfg["model"]["trust_remote_code"]), bool(cfg["model"]["load_in_4bit"]))
+    model, tok = _load(cfg, model_name)
     max_length = int(cfg["train"]["max_length"] or card.get("lengths", {}).get("max_length") or 0)
     out = TrainOutput(cfg["output"]["dir"])
     out.prepare({**cfg, "resolved_max_length": max_length, "preference_card": card}, "dpo", model_name,
                 card.get("split"))
     args = dpo_args(cfg, str(out.path / "checkpoints"), max_length)
-    ref_model, peft_config = None, lora_config(cfg["lora"])
-    full, separate = cfg["dpo"]["full_finetune"], cfg["dpo"]["separate_reference"]
-    if full or separate:
-        # the memory-hungry alternatives, kept to measure what LoRA saves (bench/dpo_step.py): a second
-        # full copy as reference, with every weight trained (TRL without PEFT; the output folder then
-        # holds the whole model) or with the LoRA adapter applied by hand
-        ref_model, _ = load_trainable(model_name, cfg["model"]["device"], cfg["model"]["dtype"])
-        if not full:
-            from peft import get_peft_model
-
-            model = get_peft_model(model, peft_config)
-        peft_config = None
+    model, ref_model, peft_config = reference_setup(cfg, model, model_name)
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=train_ds,
                          processing_class=tok, peft_config=peft_config, callbacks=[make_log_callback(out)])
     t0 = time.perf_counter()

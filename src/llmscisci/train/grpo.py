@@ -3,7 +3,9 @@
 The base 135M model almost never writes the `<think>...</think><label>[...]</label>` format, so every
 group's rewards would be equal and GRPO would learn nothing: a short SFT on the chain-of-thought rows
 first teaches the format. The reward mix is named in the config (see llmscisci.rewards.registry);
-the KL term to the warm-start policy (`grpo.beta`) and several prompts per step are settings.
+the KL term to the warm-start policy (`grpo.beta`) and several prompts per step are settings. The
+rewards' ground truth is the reference labels, or another label file's (`data.truth_labels`; the seed
+used GPT-4's labels).
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from llmscisci.train.layout import TrainOutput, make_log_callback
 
 DEFAULTS = {
     "model": {"name": "smollm2-135m", "device": "auto", "dtype": "auto", "trust_remote_code": False},
-    "data": {"cot": "", "tasks": ["easy", "difficult"], "data_dir": "", "limit": 0},
+    "data": {"cot": "", "tasks": ["easy", "difficult"], "data_dir": "", "limit": 0, "truth_labels": ""},
     "rewards": {"mix": "format:1,label:1,stepwise:1"},
     "warm_start": {"sft_steps": 0, "learning_rate": 5e-4, "batch_size": 4},
     "lora": {"r": 4, "alpha": 4, "dropout": 0.05, "target_modules": "all-linear"},
     "grpo": {"num_generations": 4, "prompts_per_step": 1, "beta": 0.0, "loss_type": "dapo",
              "temperature": 1.0, "max_completion_length": 128, "scale_rewards": "group", "use_vllm": False,
-             "samples_per_step": 2},
+             "samples_per_step": 2, "trl_defaults_of": ""},
     "train": {"epochs": 1.0, "max_steps": -1, "learning_rate": 5e-6, "max_grad_norm": 20.0, "seed": 2025,
               "logging_steps": 1, "gradient_checkpointing": False, "report_to": "none"},
     "output": {"dir": "runs/grpo"},
@@ -47,18 +49,43 @@ def cot_rows(cfg: dict) -> tuple[list[dict], list[dict]]:
         rows = built[0] if isinstance(built, tuple) else built
         train = [r for r in rows if r.get("split") == "train"]
         test = [r for r in rows if r.get("split") == "test"]
+    if cfg["data"].get("truth_labels"):
+        train, test = truth_from_labels(train, test, cfg["data"]["truth_labels"])
     limit = int(cfg["data"]["limit"] or 0)
     if limit:
         train = train[:limit]
     return train, test
 
 
+def truth_from_labels(train: list[dict], test: list[dict], path: str | Path) -> tuple[list[dict], list[dict]]:
+    """The rows with their `labels` (the rewards' ground truth) taken from a label file, e.g. the seed's
+    GPT-4 file (`y_easy_gpt4`, `y_diff_gpt4`); rows the file has no labels for are dropped."""
+    from llmscisci.data.labelfiles import load_labels
+    from llmscisci.errors import UserError
+
+    labelset = load_labels(path)
+    out = []
+    for rows in (train, test):
+        kept = []
+        for r in rows:
+            rec = labelset.records.get((r["doi"], r["task"]))
+            if rec is not None and rec.labels is not None:
+                kept.append({**r, "labels": [int(v) for v in rec.labels], "truth_source": str(path)})
+        out.append(kept)
+    if not out[0]:
+        raise UserError(f"{path}: no labels for any training row (DOIs and tasks must match the data)")
+    return out[0], out[1]
+
+
 def prevalence(rows: list[dict]) -> dict[str, list[float]]:
-    """Train-split positive share per label, per task (for the balanced reward)."""
+    """Train-split positive share per label, per task (for the balanced reward), Laplace-smoothed as
+    everywhere else (`rewards.core.prevalence`: `grpo probe`, `grpo score`, the benchmark)."""
+    from llmscisci.rewards.core import prevalence as smoothed
+
     out: dict[str, list] = {}
     for r in rows:
         out.setdefault(r["task"], []).append(r["labels"])
-    return {t: np.mean(np.array(v), axis=0).tolist() for t, v in out.items()}
+    return {t: list(smoothed(v)) for t, v in out.items()}
 
 
 def grpo_args(cfg: dict, output_dir: str, weights: list[float]):

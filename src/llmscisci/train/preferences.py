@@ -1,7 +1,8 @@
 """Preference sets for DPO: prompt / chosen / rejected rows from label files or the model's own answers.
 
 Strategies
-  by-source       chosen from one label file, rejected from another, joined on DOI (the seed's way)
+  by-source       chosen from one label file, rejected from another, joined on DOI (the seed's way:
+                  the two files' raw responses as the texts; the seed also kept identical pairs)
   by-correctness  any number of label files; each answer scored against the reference (Hamming loss);
                   chosen = better, rejected = worse, ties dropped, the margin kept as a column
   self            rejected = the target model's own sampled answers that are wrong against the
@@ -66,7 +67,10 @@ def answers_from(labelset: LabelSet, codebook: Codebook, variant: str, use_respo
 
 
 def by_source(items: list[Item], codebook: Codebook, variant: str, chosen: LabelSet, rejected: LabelSet,
-              use_response: bool = False, keep_ties: bool = False) -> list[dict]:
+              use_response: bool = True, keep_ties: bool = False) -> list[dict]:
+    """Pairs of the two files' answers for the same item. `use_response`: the raw response texts (a
+    record without one is rendered from its labels); else the labels rendered in the variant's answer
+    format. `keep_ties`: keep pairs whose answers give the same labels."""
     ca = answers_from(chosen, codebook, variant, use_response)
     ra = answers_from(rejected, codebook, variant, use_response)
     rows = []

@@ -199,17 +199,18 @@ def run_extract(
     phash = config["prompt_hash"]
     name = f"extract_{page.name}_{'baseline' if spec.is_baseline else spec.variant}_{slug(spec.model)}_{config['hash'][:8]}"
     path = Path(run_dir) if run_dir else Path(out) / name
-    run = RunFolder.create(path, config, resume=True)
-    run.repair_tail()
-    done = run.done_keys()
-    pending = [u for u in units if (u.id, "extract") not in done]
+    with RunFolder(path).writing():  # one writer per run folder
+        run = RunFolder.create(path, config, resume=True)
+        run.repair_tail()
+        done = run.done_keys()
+        pending = [u for u in units if (u.id, "extract") not in done]
 
-    t0 = time.perf_counter()
-    if spec.is_baseline:
-        run.append(prediction_record(u, None, truth, None, baseline_extract(u.text)) for u in pending)
-    elif pending:
-        _generate(spec, pending, backend, run, truth, phash, show_progress)
-    finish_run(run, truth, wall_seconds=time.perf_counter() - t0, n_resumed=len(units) - len(pending))
+        t0 = time.perf_counter()
+        if spec.is_baseline:
+            run.append(prediction_record(u, None, truth, None, baseline_extract(u.text)) for u in pending)
+        elif pending:
+            _generate(spec, pending, backend, run, truth, phash, show_progress)
+        finish_run(run, truth, wall_seconds=time.perf_counter() - t0, n_resumed=len(units) - len(pending))
     return run
 
 
