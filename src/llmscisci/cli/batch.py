@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -28,6 +29,9 @@ FallbackOpt = Annotated[str, typer.Option(
 
 # `batch collect` / `batch import` re-enter a task command with options the command line cannot carry
 _OVERRIDE: contextvars.ContextVar = contextvars.ContextVar("batch_override", default=None)
+# run kind -> the command that resumes a run folder of that kind: fn(run_dir, cache, no_cache, prices, base_url).
+# A task command registers itself (cli/label.py), so this module imports no command module.
+RESUMERS: dict[str, Callable[..., None]] = {}
 
 
 def batch_options(batch: bool, batch_file: Path | None, batch_model: str | None, poll_interval: float,
@@ -116,13 +120,11 @@ def _reenter(run_dir: Path, batch_opts, cache: Path | None, prices: Path | None,
     base_url = base_url or state.get("base_url")
     token = _OVERRIDE.set(batch_opts)
     try:
-        if kind == "label":
-            from llmscisci.cli.label import label
-
-            label(None, resume=run_dir, cache=cache, no_cache=no_cache, prices=prices, base_url=base_url)
-        else:
+        resume = RESUMERS.get(kind)
+        if resume is None:
             raise UserError(f"{run_dir}: batch collect/import handles label runs; re-run the {kind} command "
                             "with --batch (it picks up the recorded batches)")
+        resume(run_dir, cache=cache, no_cache=no_cache, prices=prices, base_url=base_url)
     finally:
         _OVERRIDE.reset(token)
 

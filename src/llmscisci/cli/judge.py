@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -22,20 +23,14 @@ from llmscisci.cli.common import (
     out,
 )
 from llmscisci.cli.tables import print_table
+from llmscisci.console import fmt as _fmt
 
 ANNOTATOR = Path("labels") / "annotator_a.jsonl"
 
 
 # --- formatting ----------------------------------------------------------------------------------
-def fmt(value, digits: int = 3) -> str:
-    """A number, a Stat-like dict ({"value": ...}) or None as table text."""
-    if isinstance(value, dict):
-        value = value.get("value")
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+# a number, a Stat-like dict or None as table text: "-" for None, plain decimals
+fmt = partial(_fmt, none="-", compact=False, thousands=False)
 
 
 def _reasons(*stats) -> list[str]:

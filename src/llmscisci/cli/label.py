@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.batch import (BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt,
+from llmscisci.cli.batch import (RESUMERS, BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt,
                                  batch_options, load_run_backend, pending_result)
 from llmscisci.cli.common import (
     DataDirOpt,
@@ -266,6 +266,11 @@ def eval_cmd(
     console.print(f"metrics written to {run_dir / 'metrics.json'}")
 
 
+def _resume_label(run_dir, *, cache=None, no_cache=False, prices=None, base_url=None) -> None:
+    label(None, resume=run_dir, cache=cache, no_cache=no_cache, prices=prices, base_url=base_url)
+
+
 def register(app: typer.Typer) -> None:
+    RESUMERS["label"] = _resume_label  # `llmscisci batch collect/import` resumes label runs through this
     app.command("label")(label)
     app.command("eval")(eval_cmd)

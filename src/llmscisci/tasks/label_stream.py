@@ -23,7 +23,8 @@ from llmscisci.data.items import Item
 from llmscisci.errors import UserError
 from llmscisci.prompts import label as prompts
 from llmscisci.runs import RunFolder, stable_hash, write_json
-from llmscisci.tasks.label import LabelSpec, empty_record, is_empty, prediction_record, slug
+from llmscisci.runs import slug
+from llmscisci.tasks.label import LabelSpec, empty_record, is_empty, prediction_record
 from llmscisci.tasks.stoprule import StopRule
 from llmscisci.tasks.stream_progress import StreamProgress
 
