@@ -148,6 +148,7 @@ def label(
     from llmscisci.errors import UserError
     from llmscisci.metrics.evaluate import format_table
     from llmscisci.paths import data_dir as resolve_data_dir
+    from llmscisci.paths import data_label
     from llmscisci.prompts.label import check_variant
     from llmscisci.runs import RunFolder
     from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec, draw_shots, run_label, select_items
@@ -205,8 +206,9 @@ def label(
             tables += res["tables"]
         emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
         return
-    source = str(resolve_data_dir(data_dir))
-    loaded = [(cb, load_items(cb, data_dir=source)) for cb in codebooks]
+    source_dir = resolve_data_dir(data_dir)
+    source = data_label(source_dir)  # recorded as `bundled` for the packaged dataset
+    loaded = [(cb, load_items(cb, data_dir=source_dir)) for cb in codebooks]
     for cb, items in loaded:  # --split/--limit/--shots against the data, before the model loads
         select_items(items, split, limit)
         draw_shots(items, cb, variant, shots, seed)

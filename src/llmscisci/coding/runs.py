@@ -11,7 +11,7 @@ from llmscisci.data.codebook import BUILTIN, Codebook, load_codebook
 from llmscisci.data.items import Item, load_items
 from llmscisci.data.labelfiles import load_labels
 from llmscisci.errors import UserError
-from llmscisci.paths import DATA_ENV
+from llmscisci.paths import BUNDLED, DATA_ENV, bundled_data_dir
 from llmscisci.runs import RunFolder
 
 
@@ -49,6 +49,8 @@ def _data_source(cfg: dict, data_dir: str | Path | None) -> Path | None:
                                 "not in this folder; give the CSV itself or its folder")
             return own
         return given
+    if src == BUNDLED:
+        return bundled_data_dir()
     if src and Path(src).exists():
         return Path(src)
     env = os.environ.get(DATA_ENV)
