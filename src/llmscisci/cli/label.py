@@ -273,8 +273,8 @@ def eval_cmd(
     console.print(f"metrics written to {run_dir / 'metrics.json'}")
 
 
-def _resume_label(run_dir, *, cache=None, prices=None, base_url=None) -> None:
-    label(None, resume=run_dir, cache=cache, prices=prices, base_url=base_url)
+def _resume_label(run_dir, *, cache=None, no_cache=False, prices=None, base_url=None) -> None:
+    label(None, resume=run_dir, cache=cache, no_cache=no_cache, prices=prices, base_url=base_url)
 
 
 def register(app: typer.Typer) -> None:
