@@ -86,14 +86,13 @@ def load_run(run_dir: str | Path, data_dir: str | Path | None = None, *, need_it
         if need_items:
             raise UserError(f"{path}: its data source {cfg.get('data_source')!r} is not found; pass --data-dir")
         return run
-    if source.is_file() and cfg.get("streamed"):  # one's own corpus, read as the run read it
+    if cfg.get("streamed"):  # a corpus run (`label --input`): read the corpus as that run did
         from llmscisci.data.corpus import load_corpus_items
 
-        inp = cfg.get("input") or {}
-        text = inp.get("text") or ""
-        template, column = (text, None) if "{" in text else (None, text or None)
-        items = load_corpus_items(source, codebook, id_column=inp.get("id_column"), text_column=column,
-                                  template=template)
+        inp, text = cfg.get("input") or {}, (cfg.get("items") or {}).get("text") or None
+        items = load_corpus_items(source, codebook, id_column=inp.get("id_column"),
+                                  text_column=None if text and "{" in text else text,
+                                  template=text if text and "{" in text else None)
     elif source.is_file():
         items = load_items(codebook, input_csv=source)
     else:
