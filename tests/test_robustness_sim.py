@@ -88,7 +88,7 @@ def test_plan_reaches_target_halfwidth_random_design():
 
 
 def test_plan_reaches_target_halfwidth_stratified_design():
-    from llmscisci.tasks.coding import stratified_probabilities, systematic_sample
+    from llmscisci.coding import stratified_probabilities, systematic_sample
 
     rng = np.random.default_rng(4)
     target, ok, sims = 0.05, 0, 150

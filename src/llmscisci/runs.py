@@ -14,6 +14,9 @@ import io
 import json
 import os
 import platform
+import re
+import shutil
+import tempfile
 import sys
 from collections.abc import Iterable
 from importlib import metadata
@@ -39,10 +42,59 @@ def stable_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def slug(text: str, *, keep: int | None = 40, default: str = "model", lower: bool = False) -> str:
+    """`text` as a file-name part: runs of characters other than letters, digits, `.`, `_`, `-`
+    become one `-`; the last `keep` characters are kept (a model name's tail is its distinctive part)."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text.lower() if lower else text).strip("-")
+    return (s[-keep:] if keep else s) or default
+
+
 def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def replace_path(src: Path, dest: Path) -> None:
+    """Move `src` (a file or folder) to `dest`, replacing whatever is there; the swap of a folder is
+    two renames, and the old content is removed only once the new one is in place."""
+    dest = Path(dest)
+    if dest.exists():
+        trash = Path(tempfile.mkdtemp(prefix=f".{dest.name}-old-", dir=dest.parent))
+        os.replace(dest, trash / dest.name)
+        try:
+            os.replace(src, dest)
+        finally:
+            shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(src, dest)
+
+
+@contextlib.contextmanager
+def atomic_folder(dest: str | Path, *, merge: Iterable[str] | None = None):
+    """Build a folder in a temporary sibling (yielded) and move it into place when the block ends
+    without an error; on an error the temporary folder is removed and `dest` is left untouched.
+
+    With `merge` (the names this writer owns), an existing `dest` keeps its other files and only
+    those names are replaced.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        yield tmp
+        if merge is not None and dest.is_dir():
+            for name in merge:
+                if (dest / name).exists() and not (tmp / name).exists():
+                    (dest / name).unlink()
+            for p in tmp.iterdir():
+                os.replace(p, dest / p.name)
+            tmp.rmdir()
+        else:
+            replace_path(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_json(path: Path, obj) -> None:

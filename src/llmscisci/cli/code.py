@@ -38,7 +38,7 @@ def export(
     """Draw a sample of a label run's items for people to code: a CSV sheet with one empty 0/1 column per
     category, a second sheet explaining the columns with the codebook's descriptions, and the same
     sample as Label Studio tasks with a labelling config generated from the codebook."""
-    from llmscisci.tasks.coding import STRATEGIES, check_export_target, draw_sample, load_run, write_export
+    from llmscisci.coding import STRATEGIES, check_export_target, draw_sample, load_run, write_export
 
     if strategy not in STRATEGIES:
         raise UserError(f"--strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
@@ -85,7 +85,7 @@ def import_(
     from llmscisci.data.codebook import load_codebook
     from llmscisci.data.reports import load_reports
     from llmscisci.paths import DATA_ENV
-    from llmscisci.tasks.coding import import_coded, output_paths, write_coded
+    from llmscisci.coding import import_coded, output_paths, write_coded
 
     books = {}
     task_name = None
@@ -172,7 +172,7 @@ def prevalence(
     from llmscisci.metrics.prevalence import prevalence as estimate
     from llmscisci.metrics.stats import as_prediction_matrix
     from llmscisci.runs import write_json
-    from llmscisci.tasks.coding import load_gold, load_run
+    from llmscisci.coding import load_gold, load_run
 
     if not 0 < level < 1:
         raise UserError(f"--level {level}: must be between 0 and 1 (e.g. 0.95)")

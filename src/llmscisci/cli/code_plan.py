@@ -80,7 +80,7 @@ def plan(
     from llmscisci.metrics.sample_size import DESIGNS, plan_category, total_to_code
     from llmscisci.metrics.stats import as_prediction_matrix
     from llmscisci.runs import write_json
-    from llmscisci.tasks.coding import load_gold, load_run, stratified_probabilities, stratum_keys
+    from llmscisci.coding import load_gold, load_run, stratified_probabilities, stratum_keys
 
     if design not in DESIGNS:
         raise UserError(f"--design {design!r}: use one of {', '.join(DESIGNS)}")

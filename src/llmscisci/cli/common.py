@@ -6,10 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-
-console = Console(stderr=True)
-out = Console()
+from llmscisci.console import console, out
 
 DataDirOpt = Annotated[
     Optional[Path],

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -22,20 +23,14 @@ from llmscisci.cli.common import (
     out,
 )
 from llmscisci.cli.tables import print_table
+from llmscisci.console import fmt as _fmt
 
 ANNOTATOR = Path("labels") / "annotator_a.jsonl"
 
 
 # --- formatting ----------------------------------------------------------------------------------
-def fmt(value, digits: int = 3) -> str:
-    """A number, a Stat-like dict ({"value": ...}) or None as table text."""
-    if isinstance(value, dict):
-        value = value.get("value")
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+# a number, a Stat-like dict or None as table text: "-" for None, plain decimals
+fmt = partial(_fmt, none="-", compact=False, thousands=False)
 
 
 def _reasons(*stats) -> list[str]:
@@ -202,6 +197,7 @@ def judge(
     from llmscisci.data.labelfiles import load_labels
     from llmscisci.errors import UserError
     from llmscisci.paths import data_dir as resolve_data_dir
+    from llmscisci.paths import data_label
     from llmscisci.prompts.judge import check_variant
     from llmscisci.runs import RunFolder
     from llmscisci.tasks.judge import (
@@ -250,7 +246,7 @@ def judge(
     params = GenParams(max_new_tokens=max_new_tokens or default_max_new_tokens(variant, len(candidates), codebook.n),
                        temperature=temperature, seed=seed)
     spec = JudgeSpec(codebook=codebook, variant=variant, model=model, params=params, orders=orders, limit=limit,
-                     split=split, data_source=str(source))
+                     split=split, data_source=data_label(source))
     selected, order_list, _ = prepare(spec, items, candidates)  # validate before loading a model
     console.print(f"judging {len(selected)} items x {len(order_list)} orders of {len(candidates)} candidates: "
                   + ", ".join(c.name for c in candidates))

@@ -109,7 +109,7 @@ def _decoded_lines(src: Source, counter: list[int]) -> Iterator[str]:
                 yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 bad = raw[exc.start:exc.start + 1].hex()
-                raise DataError(src.path, f"bytes that are not UTF-8 (0x{bad} at line {lineno}, character "
+                raise DataError(src.path, f"bytes that are not UTF-8 (0x{bad} at line {lineno}, byte "
                                           f"{exc.start + 1}); re-save the file as UTF-8",
                                 row=counter[0] + 1) from None
 

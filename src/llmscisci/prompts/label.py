@@ -81,7 +81,7 @@ def system_prompt(codebook: Codebook, variant: str, paraphrase: int = 0) -> str:
         check_paraphrase(variant, paraphrase)
         return paraphrases(variant)[paraphrase - 1].strip().format(**_fields(codebook))
     if _delegated(variant):
-        from llmscisci.tasks import cot
+        from llmscisci.prompts import cot
 
         return cot.system_prompt()
     return tpl["system"].strip().format(**_fields(codebook))
@@ -90,7 +90,7 @@ def system_prompt(codebook: Codebook, variant: str, paraphrase: int = 0) -> str:
 def user_prompt(text: str, codebook: Codebook, variant: str) -> str:
     tpl = check_variant(variant)
     if _delegated(variant):
-        from llmscisci.tasks import cot
+        from llmscisci.prompts import cot
 
         return cot.user_prompt(text, codebook)
     return tpl["user"].format(**_fields(codebook), text=text.strip() or "(empty)")

@@ -31,7 +31,7 @@ from llmscisci.errors import UserError
 from llmscisci.metrics.agreement import agreement_report
 from llmscisci.metrics.judge_audit import JudgedOrder, audit, exact_score
 from llmscisci.prompts import judge as prompts
-from llmscisci.runs import RunFolder, read_jsonl, stable_hash
+from llmscisci.runs import RunFolder, read_jsonl, slug, stable_hash
 from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.judge_parse import parse_judge
 
@@ -254,7 +254,6 @@ def run_judge(
     selected, orders, skipped = prepare(spec, items, candidates)
     config = spec.config(backend, selected, candidates, orders, skipped)
     phash = config["prompt_hash"]
-    from llmscisci.tasks.label import slug
 
     path = Path(run_dir) if run_dir else (
         Path(out) / f"judge_{spec.codebook.task}_{spec.variant}_{slug(spec.model)}_{config['hash'][:8]}")

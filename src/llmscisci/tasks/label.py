@@ -7,7 +7,6 @@ stopped (re-running the same configuration into the same --out folder, or --resu
 from __future__ import annotations
 
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from llmscisci.data.validate import apply_none_rule
 from llmscisci.errors import UserError
 from llmscisci.metrics.distribution import GROUP_KEYS
 from llmscisci.prompts import label as prompts
-from llmscisci.runs import RunFolder, read_jsonl, stable_hash
+from llmscisci.runs import RunFolder, read_jsonl, slug, stable_hash
 from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.parse import is_exact_format, parse_answer, render_answer
 
@@ -72,10 +71,6 @@ class LabelSpec:
             # the majority/prior baselines are fitted on the whole train split, whatever --limit selects
             "train_reference": train_reference or [],
         }
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[-40:] or "model"
 
 
 def select_items(items: list[Item], split: str, limit: int | None) -> list[Item]:
@@ -280,4 +275,8 @@ def _reevaluate(run: RunFolder, cfg: dict, reparse: bool, skip_bad: bool) -> dic
             p["valid"], p["repaired"] = parsed.valid, parsed.repaired
             p["exact_format"] = is_exact_format(p.get("raw") or "", codebook, variant)
         run.rewrite_predictions(preds)
+    if cfg.get("streamed"):  # a corpus run (`label --input`): its own bounded-memory finish
+        from llmscisci.tasks.stream_finish import finish_stream
+
+        return finish_stream(run, codebook)
     return finish_run(run, codebook, skip_bad=skip_bad)

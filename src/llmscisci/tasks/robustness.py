@@ -24,7 +24,7 @@ import numpy as np
 from llmscisci.data.codebook import BUILTIN, Codebook, load_codebook
 from llmscisci.data.labelfiles import load_labels
 from llmscisci.errors import UserError
-from llmscisci.tasks.coding import load_gold
+from llmscisci.coding import load_gold
 
 MAX_DEPTH = 4
 LABEL_KINDS = ("label", "baseline")

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmscisci.backends.base import Backend, GenParams, Generation
+from llmscisci import runs
 from llmscisci.errors import UserError
 from llmscisci.prompts import extract as prompts
 from llmscisci.runs import RunFolder, atomic_write, stable_hash
@@ -98,7 +98,7 @@ def slug(model: str) -> str:
     """A model name for a folder name: a local model folder by its own name, others as given."""
     p = Path(model).expanduser()
     text = p.name if (os.sep in model and p.exists()) else model
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[-40:] or "model"
+    return runs.slug(text)
 
 
 # ---- units --------------------------------------------------------------------------------------------
