@@ -19,7 +19,7 @@ from llmscisci.data.validate import apply_none_rule
 from llmscisci.errors import UserError
 from llmscisci.metrics.distribution import GROUP_KEYS
 from llmscisci.prompts import label as prompts
-from llmscisci.runs import RunFolder, read_jsonl, slug, stable_hash
+from llmscisci.runs import Records, RunFolder, iter_jsonl, slug, stable_hash
 from llmscisci.tasks.finish import completeness, finish_run, planned_items  # noqa: F401 - re-exported
 from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.parse import is_exact_format, parse_answer, render_answer
@@ -192,7 +192,9 @@ def reevaluate(run_dir: str | Path, reparse: bool = False, skip_bad: bool = Fals
 
 def _reevaluate(run: RunFolder, cfg: dict, reparse: bool, skip_bad: bool) -> dict:
     run_dir = run.path
-    read_jsonl(run.predictions_path, skip_bad=skip_bad)  # refuse a damaged file before anything is rewritten
+    checked = Records()  # refuse a damaged file before anything is rewritten (one pass, bounded memory)
+    for _ in iter_jsonl(run.predictions_path, skip_bad=skip_bad, into=checked):
+        pass
     if cfg.get("kind") == "judge":
         from llmscisci.tasks.judge import reevaluate_judge
 
@@ -218,5 +220,9 @@ def _reevaluate(run: RunFolder, cfg: dict, reparse: bool, skip_bad: bool) -> dic
     if cfg.get("streamed"):  # a corpus run (`label --input`): its own bounded-memory finish
         from llmscisci.tasks.stream_finish import finish_stream
 
-        return finish_stream(run, codebook)
+        metrics = finish_stream(run, codebook)
+        if checked.bad_lines:  # the streamed reader skips them too: say how many
+            metrics["bad_lines_skipped"] = checked.bad_lines
+            run.write_metrics(metrics)
+        return metrics
     return finish_run(run, codebook, skip_bad=skip_bad)
