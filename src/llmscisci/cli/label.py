@@ -261,6 +261,11 @@ def eval_cmd(
     metrics = reevaluate(run_dir, reparse=reparse, skip_bad=skip_bad_lines)
     if "all" in metrics:
         emit(metrics, format_table(metrics), as_json, json_out)
+    elif "distribution" in metrics:  # a corpus run without references: what the model said
+        from llmscisci.cli.dryrun import emit_text
+        from llmscisci.tasks.stream_finish import distribution_table
+
+        emit_text(metrics, [distribution_table(metrics)], as_json, json_out)
     else:  # a judge run's audit, an extraction run's scores
         import json
 
@@ -271,8 +276,8 @@ def eval_cmd(
     console.print(f"metrics written to {run_dir / 'metrics.json'}")
 
 
-def _resume_label(run_dir, *, cache=None, prices=None, base_url=None) -> None:
-    label(None, resume=run_dir, cache=cache, prices=prices, base_url=base_url)
+def _resume_label(run_dir, *, cache=None, no_cache=False, prices=None, base_url=None) -> None:
+    label(None, resume=run_dir, cache=cache, no_cache=no_cache, prices=prices, base_url=base_url)
 
 
 def register(app: typer.Typer) -> None:

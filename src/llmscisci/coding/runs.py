@@ -85,7 +85,14 @@ def load_run(run_dir: str | Path, data_dir: str | Path | None = None, *, need_it
         if need_items:
             raise UserError(f"{path}: its data source {cfg.get('data_source')!r} is not found; pass --data-dir")
         return run
-    if source.is_file():
+    if cfg.get("streamed"):  # a corpus run (`label --input`): read the corpus as that run did
+        from llmscisci.data.corpus import load_corpus_items
+
+        inp, text = cfg.get("input") or {}, (cfg.get("items") or {}).get("text") or None
+        items = load_corpus_items(source, codebook, id_column=inp.get("id_column"),
+                                  text_column=None if text and "{" in text else text,
+                                  template=text if text and "{" in text else None)
+    elif source.is_file():
         items = load_items(codebook, input_csv=source)
     else:
         items = load_items(codebook, data_dir=source)

@@ -275,4 +275,8 @@ def _reevaluate(run: RunFolder, cfg: dict, reparse: bool, skip_bad: bool) -> dic
             p["valid"], p["repaired"] = parsed.valid, parsed.repaired
             p["exact_format"] = is_exact_format(p.get("raw") or "", codebook, variant)
         run.rewrite_predictions(preds)
+    if cfg.get("streamed"):  # a corpus run (`label --input`): its own bounded-memory finish
+        from llmscisci.tasks.stream_finish import finish_stream
+
+        return finish_stream(run, codebook)
     return finish_run(run, codebook, skip_bad=skip_bad)
