@@ -13,6 +13,7 @@ from rich.table import Table
 from llmscisci.cli.batch import BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt
 from llmscisci.cli.common import (
     DataDirOpt,
+    EncodingOpt,
     JsonOpt,
     JsonOutOpt,
     ModelOpt,
@@ -184,6 +185,7 @@ def judge(
     poll_interval: PollOpt = 60.0,
     batch_attempts: BatchAttemptsOpt = 2,
     batch_fallback: FallbackOpt = "none",
+    encoding: EncodingOpt = None,
 ) -> None:
     """An LLM judges K candidate LLMs' labels against the ground truth, in every candidate order, and
     the run audits the judge: its scores against the exact ones (categories matched out of n),
@@ -290,6 +292,7 @@ def agree(
                         "more, human-human agreement is shown as the ceiling next to model-human.")] = None,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Agreement between label files (annotators, models, people): Cohen's kappa per label and pair,
     Fleiss' kappa and Krippendorff's alpha per label, exact-match and Hamming agreement per pair."""

@@ -11,6 +11,7 @@ from llmscisci.cli.batch import (RESUMERS, BatchAttemptsOpt, BatchFileOpt, Batch
                                  batch_options, load_run_backend, pending_result)
 from llmscisci.cli.common import (
     DataDirOpt,
+    EncodingOpt,
     JsonOpt,
     JsonOutOpt,
     ModelOpt,
@@ -139,6 +140,7 @@ def label(
     poll_interval: PollOpt = 60.0,
     batch_attempts: BatchAttemptsOpt = 2,
     batch_fallback: FallbackOpt = "none",
+    encoding: EncodingOpt = None,
 ) -> None:
     """Label texts with an LLM under one of three prompt variants; write a run folder with metrics."""
     from llmscisci.backends.base import GenParams
@@ -247,6 +249,7 @@ def eval_cmd(
     skip_bad_lines: SkipBadLinesOpt = False,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Recompute a run's metrics from its predictions (label, SFT/DPO/GRPO evaluation runs)."""
     from llmscisci.errors import UserError
