@@ -15,6 +15,7 @@ from llmscisci.backends.settings import BackendSettings
 from llmscisci.cli.backend_flags import backend_flags
 from llmscisci.cli.common import (
     DataDirOpt,
+    EncodingOpt,
     JsonOpt,
     JsonOutOpt,
     ModelOpt,
@@ -177,6 +178,7 @@ def judge(
     poll_interval: PollOpt = 60.0,
     batch_attempts: BatchAttemptsOpt = 2,
     batch_fallback: FallbackOpt = "none",
+    encoding: EncodingOpt = None,
     backend: BackendSettings | None = None,
 ) -> None:
     """An LLM judges K candidate LLMs' labels against the ground truth, in every candidate order, and
@@ -190,6 +192,7 @@ def judge(
     from llmscisci.data.labelfiles import load_labels
     from llmscisci.errors import UserError
     from llmscisci.paths import data_dir as resolve_data_dir
+    from llmscisci.paths import data_label
     from llmscisci.prompts.judge import check_variant
     from llmscisci.runs import RunFolder
     from llmscisci.tasks.judge import (
@@ -238,7 +241,7 @@ def judge(
     params = GenParams(max_new_tokens=max_new_tokens or default_max_new_tokens(variant, len(candidates), codebook.n),
                        temperature=temperature, seed=seed)
     spec = JudgeSpec(codebook=codebook, variant=variant, model=model, params=params, orders=orders, limit=limit,
-                     split=split, data_source=str(source))
+                     split=split, data_source=data_label(source))
     selected, order_list, _ = prepare(spec, items, candidates)  # validate before loading a model
     console.print(f"judging {len(selected)} items x {len(order_list)} orders of {len(candidates)} candidates: "
                   + ", ".join(c.name for c in candidates))
@@ -280,6 +283,7 @@ def agree(
                         "more, human-human agreement is shown as the ceiling next to model-human.")] = None,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Agreement between label files (annotators, models, people): Cohen's kappa per label and pair,
     Fleiss' kappa and Krippendorff's alpha per label, exact-match and Hamming agreement per pair."""

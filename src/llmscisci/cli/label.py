@@ -13,6 +13,7 @@ from llmscisci.backends.settings import BackendSettings
 from llmscisci.cli.backend_flags import backend_flags
 from llmscisci.cli.common import (
     DataDirOpt,
+    EncodingOpt,
     JsonOpt,
     JsonOutOpt,
     ModelOpt,
@@ -99,6 +100,7 @@ def label(
     poll_interval: PollOpt = 60.0,
     batch_attempts: BatchAttemptsOpt = 2,
     batch_fallback: FallbackOpt = "none",
+    encoding: EncodingOpt = None,
     backend: BackendSettings | None = None,
 ) -> None:
     """Label texts with an LLM under one of three prompt variants; write a run folder with metrics."""
@@ -109,6 +111,7 @@ def label(
     from llmscisci.errors import UserError
     from llmscisci.metrics.evaluate import format_table
     from llmscisci.paths import data_dir as resolve_data_dir
+    from llmscisci.paths import data_label
     from llmscisci.prompts.label import check_variant
     from llmscisci.runs import RunFolder
     from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec, draw_shots, run_label, select_items
@@ -164,8 +167,9 @@ def label(
             tables += res["tables"]
         emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
         return
-    source = str(resolve_data_dir(data_dir))
-    loaded = [(cb, load_items(cb, data_dir=source)) for cb in codebooks]
+    source_dir = resolve_data_dir(data_dir)
+    source = data_label(source_dir)  # recorded as `bundled` for the packaged dataset
+    loaded = [(cb, load_items(cb, data_dir=source_dir)) for cb in codebooks]
     for cb, items in loaded:  # --split/--limit/--shots against the data, before the model loads
         select_items(items, split, limit)
         draw_shots(items, cb, variant, shots, seed)
@@ -204,6 +208,7 @@ def eval_cmd(
     skip_bad_lines: SkipBadLinesOpt = False,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Recompute a run's metrics from its predictions (label, SFT/DPO/GRPO evaluation runs)."""
     from llmscisci.errors import UserError
@@ -215,6 +220,11 @@ def eval_cmd(
     metrics = reevaluate(run_dir, reparse=reparse, skip_bad=skip_bad_lines)
     if "all" in metrics:
         emit(metrics, format_table(metrics), as_json, json_out)
+    elif "distribution" in metrics:  # a corpus run without references: what the model said
+        from llmscisci.cli.dryrun import emit_text
+        from llmscisci.tasks.stream_finish import distribution_table
+
+        emit_text(metrics, [distribution_table(metrics)], as_json, json_out)
     else:  # a judge run's audit, an extraction run's scores
         import json
 
@@ -225,8 +235,8 @@ def eval_cmd(
     console.print(f"metrics written to {run_dir / 'metrics.json'}")
 
 
-def _resume_label(run_dir, *, cache=None, prices=None, base_url=None) -> None:
-    label(None, resume=run_dir, cache=cache, prices=prices, base_url=base_url)
+def _resume_label(run_dir, *, cache=None, no_cache=False, prices=None, base_url=None) -> None:
+    label(None, resume=run_dir, cache=cache, no_cache=no_cache, prices=prices, base_url=base_url)
 
 
 def register(app: typer.Typer) -> None:

@@ -83,11 +83,19 @@ def reevaluate(run_dir: str | Path, reparse: bool = False, skip_bad: bool = Fals
     """`llmscisci eval`: recompute a run's metrics from its predictions, by the kind it declares.
 
     The run folder is locked meanwhile; an unreadable predictions line other than a torn last one is an
-    error unless `skip_bad` (checked before anything is rewritten)."""
-    from llmscisci.runs import RunFolder, read_jsonl
+    error unless `skip_bad` (each kind checks before anything is rewritten)."""
+    from llmscisci.runs import RunFolder
 
     run = RunFolder(run_dir)
     kind = of_run(run.config)
     with run.writing():
-        read_jsonl(run.predictions_path, skip_bad=skip_bad)
         return kind.reevaluate(run_dir, reparse=reparse, skip_bad=skip_bad)
+
+
+def check_predictions(run_dir: str | Path, skip_bad: bool = False) -> None:
+    """Refuse a damaged predictions file (an unreadable line other than a torn last one) unless
+    `skip_bad`: one pass, bounded memory, before anything is rewritten."""
+    from llmscisci.runs import RunFolder, iter_jsonl
+
+    for _ in iter_jsonl(RunFolder(run_dir).predictions_path, skip_bad=skip_bad):
+        pass

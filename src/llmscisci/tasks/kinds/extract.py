@@ -73,5 +73,7 @@ class Extract(TaskKind):
 
     def reevaluate(self, run_dir, reparse=False, skip_bad=False):
         from llmscisci.tasks.extract.run import reevaluate
+        from llmscisci.tasks.registry import check_predictions
 
+        check_predictions(run_dir, skip_bad)
         return reevaluate(run_dir, reparse=reparse)

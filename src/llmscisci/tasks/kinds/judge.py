@@ -156,5 +156,7 @@ class Judge(TaskKind):
 
     def reevaluate(self, run_dir, reparse=False, skip_bad=False):
         from llmscisci.tasks.judge import reevaluate_judge
+        from llmscisci.tasks.registry import check_predictions
 
+        check_predictions(run_dir, skip_bad)
         return reevaluate_judge(run_dir, reparse=reparse)
