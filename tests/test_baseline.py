@@ -83,7 +83,8 @@ def test_embed_logreg_runs(items, tmp_path):
 def test_report_treats_a_baseline_like_a_model(items, tmp_path):
     """The report scores a baseline run like a labelling run: out-of-fold CV predictions on all
     items, the fit on the train split on the test split, both equal to the run's metrics.json."""
-    from llmscisci.report.build import build_report, run_stats
+    from llmscisci.report.build import build_report
+    from llmscisci.report.runstats import run_stats
     from llmscisci.report.collect import collect
     from llmscisci.tasks.baseline import run_baseline
 

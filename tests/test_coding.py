@@ -15,7 +15,7 @@ from console import run_console as run
 from llmscisci.data.codebook import load_codebook
 from llmscisci.data.labelfiles import load_labels
 from llmscisci.metrics.agreement import agreement_report
-from llmscisci.tasks.coding import (
+from llmscisci.coding import (
     disagreement,
     import_coded,
     load_run,

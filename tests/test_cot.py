@@ -13,7 +13,7 @@ from llmscisci.cli import app
 from llmscisci.data import load_codebook, load_items
 from llmscisci.errors import UserError
 from llmscisci.rewards import build_mix
-from llmscisci.tasks import cot
+from llmscisci.train import cot
 
 
 class WordTokenizer:

@@ -135,13 +135,18 @@ def test_server_rejecting_every_request_stops_the_run_then_resume_finishes(data_
     assert json.loads((run / "metrics.json").read_text())["failed"] == 0
 
 
-@pytest.mark.parametrize("dialect,case,kind", [
-    ("vllm", "model", "model"), ("ollama", "model", "model"), ("llama-cpp-python", "model", "model"),
-    ("vllm", "context", "context"), ("llama-server", "context", "context"),
-    ("llama-cpp-python", "context", "context"), ("vllm", "auth", "auth"), ("llama-cpp-python", "auth", "auth"),
-    ("lmstudio", "format", "request"), ("llama-server-b3", "format", "request"),
+@pytest.mark.parametrize("dialect,case,kind,words", [
+    ("vllm", "model", "model", "does not exist"), ("ollama", "model", "model", "try pulling it first"),
+    ("llama-cpp-python", "model", "model", "does not exist"),
+    ("vllm", "context", "context", "maximum context length"),
+    ("llama-server", "context", "context", "exceeds the available context size"),
+    ("llama-cpp-python", "context", "context", "maximum context length"),
+    ("vllm", "auth", "auth", "Unauthorized"), ("llama-cpp-python", "auth", "auth", "Invalid API key"),
+    ("llama-server", "auth", "auth", "Invalid API Key"),
+    ("lmstudio", "format", "request", "must be 'json_schema' or 'text'"),
+    ("llama-server-b3", "format", "request", "must be one of"),
 ])
-def test_each_dialects_permanent_errors_are_not_retried(dialect, case, kind):
+def test_each_dialects_permanent_errors_are_not_retried(dialect, case, kind, words):
     kw = {"model": {"models": ["served-model"]}, "context": {"n_ctx": 8},
           "auth": {"expect_key": "sk-right-key-1234"}, "format": {}}[case]
     opts = BackendOptions(base_url=None, timeout=5, backoff_base=0.001, backoff_max=0.01, max_attempts=6,
@@ -159,6 +164,7 @@ def test_each_dialects_permanent_errors_are_not_retried(dialect, case, kind):
         gen = backend.generate([conv], GenParams(max_new_tokens=16), schema=schema)[0]
         assert srv.calls == 1, gen.error  # not retried
     assert gen.extra["call_failed"] and gen.extra["failure_kind"] == kind, gen.error
+    assert words in gen.error  # the server's own message reaches the user
 
 
 def test_transient_errors_keep_their_retries():

@@ -20,7 +20,7 @@ from llmscisci.metrics.prevalence import (
     prevalence,
     z_value,
 )
-from llmscisci.tasks.coding import stratified_probabilities, systematic_sample
+from llmscisci.coding import stratified_probabilities, systematic_sample
 
 Z = z_value(0.95)
 

@@ -121,3 +121,45 @@ def test_report_renders_in_chromium(driver, tmp_path, data_dir):
     assert shot.stat().st_size > 10_000
     shutil.copyfile(w.html, ARTIFACTS / "report_browser.html")
     assert _errors(driver.get_log("browser")) == []
+
+
+def _corpus_run(root: Path) -> Path:
+    """A run on one's own corpus (no reference labels), items in two groups, some answers invalid."""
+    import json
+
+    run = root / "runs" / "label_topic"
+    run.mkdir(parents=True)
+    book = {"task": "topic", "text_column": "abstract", "none": "other", "source": "topics.toml",
+            "categories": [{"short": s, "name": s.title()} for s in ("bib", "alt", "other")]}
+    (run / "config.json").write_text(json.dumps({"kind": "label", "task": "topic", "variant": "structured",
+                                                 "model": "fake", "codebook": book, "hash": "h",
+                                                 "items": [f"a{i}" for i in range(30)]}), "utf-8")
+    with (run / "predictions.jsonl").open("w", encoding="utf-8") as fh:
+        for i in range(30):
+            labels = None if i % 7 == 0 else ([1, 0, 0] if i % 3 == 0 else [0, 1, 0])
+            fh.write(json.dumps({"doi": f"a{i}", "task": "topic", "split": "train", "labels": labels,
+                                 "valid": labels is not None, "reference": None, "raw": "x",
+                                 "meta": {"group": "journals" if i < 15 else "preprints"}}) + "\n")
+    return run
+
+
+def test_custom_corpus_report_shows_the_label_distribution(driver, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    w = write_report(_corpus_run(tmp_path), tmp_path / "report", n_boot=300)
+    assert _errors(_load(driver, w.html)) == []
+    for summary in driver.find_elements(By.TAG_NAME, "summary"):
+        summary.click()
+    headings = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "h2, summary")]
+    assert "Label distribution" in headings and any(h.startswith("Output validity") for h in headings)
+    section = driver.find_element(By.XPATH, "//h2[normalize-space()='Label distribution']/..")
+    tables = section.find_elements(By.TAG_NAME, "table")
+    assert len(tables) == 2 and all(t.is_displayed() for t in tables)  # per category; per group
+    rows = [[c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in tables[0].find_elements(By.CSS_SELECTOR, "tbody tr")]
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(8, 25, method="wilson")  # 25 valid answers, 8 of them bib
+    assert rows[0] == ["bib", "8", f"{32.0:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"], rows
+    heads = [h.text for h in tables[1].find_elements(By.TAG_NAME, "th")]
+    assert any("journals" in h for h in heads) and any("preprints" in h for h in heads)
+    assert "25 valid of 30 answers" in section.text

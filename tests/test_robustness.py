@@ -30,8 +30,9 @@ def test_difference_sums_the_variances_of_independent_groups():
     assert d.verdict == ">0"
     assert difference(_est(0.3, 0.04), _est(0.5, 0.03)).verdict == "<0"
     assert difference(_est(0.35, 0.05), _est(0.3, 0.05)).verdict == "n.d."
-    undefined = difference(Estimate("ppi", None, None, None, None, 1, 10, reason="fewer than two coded items"),
-                           _est(0.3, 0.04))
+    undefined = difference(
+        Estimate("ppi", None, None, None, None, 1, 10, reason="fewer than two coded items"), _est(0.3, 0.04)
+    )
     assert undefined.estimate is None and undefined.verdict is None and "fewer" in undefined.reason
 
 
@@ -81,22 +82,30 @@ def test_robustness_end_to_end_on_arrays():
     y[coded] = truth[coded]
     good = truth.copy()
     biased = truth.copy()
-    biased[n // 2:] = 1.0 * ((truth[n // 2:] == 1) | (rng.random((n // 2, 1)) < 0.4))  # 2021 inflated
-    res = robustness(Corpus(y, ("cat",), groups), [{"name": "good", "factors": {"model": "a"}},
-                                                   {"name": "biased", "factors": {"model": "b"}}],
-                     [(good, np.ones(n, bool)), (biased, np.ones(n, bool))])
+    biased[n // 2 :] = 1.0 * ((truth[n // 2 :] == 1) | (rng.random((n // 2, 1)) < 0.4))  # 2021 inflated
+    res = robustness(
+        Corpus(y, ("cat",), groups),
+        [{"name": "good", "factors": {"model": "a"}}, {"name": "biased", "factors": {"model": "b"}}],
+        [(good, np.ones(n, bool)), (biased, np.ones(n, bool))],
+    )
     d = res.to_dict()
     assert d["contrasts"] == ["2021 - 2020"]
     kinds = [(e["kind"], e["what"]) for e in d["estimands"]]
-    assert kinds == [("prevalence", "all"), ("prevalence", "2020"), ("prevalence", "2021"),
-                     ("contrast", "2021 - 2020")]
+    assert kinds == [
+        ("prevalence", "all"),
+        ("prevalence", "2020"),
+        ("prevalence", "2021"),
+        ("contrast", "2021 - 2020"),
+    ]
     c = d["estimands"][-1]
     assert c["per_configuration"][1]["naive"]["verdict"] == ">0"  # the biased labels see a difference
     assert c["per_configuration"][1]["ppi"]["verdict"] == "n.d."  # corrected, it is gone
     assert c["summary"]["methods"]["naive"]["disagreement_rate"] == 0.5
     assert c["summary"]["methods"]["ppi"]["disagreement_rate"] == 0.0
     with pytest.raises(ValueError, match="not a group"):
-        robustness(Corpus(y, ("cat",), groups), [{"name": "good"}], [(good, np.ones(n, bool))], [("2022", "2020")])
+        robustness(
+            Corpus(y, ("cat",), groups), [{"name": "good"}], [(good, np.ones(n, bool))], [("2022", "2020")]
+        )
 
 
 # --- the command ------------------------------------------------------------------------------------
@@ -122,8 +131,17 @@ def _biased_grid(tmp_path: Path, data_dir: Path) -> Path:
     for variant, bias in (("plain", False), ("biased", True)):
         run_dir = grid / f"label_easy_{variant}"
         run_dir.mkdir(parents=True)
-        (run_dir / "config.json").write_text(json.dumps({"kind": "label", "task": "easy", "variant": variant,
-                                                         "model": "fake", "params": {"temperature": 0.0}}))
+        (run_dir / "config.json").write_text(
+            json.dumps(
+                {
+                    "kind": "label",
+                    "task": "easy",
+                    "variant": variant,
+                    "model": "fake",
+                    "params": {"temperature": 0.0},
+                }
+            )
+        )
         with (run_dir / "predictions.jsonl").open("w") as fh:
             for r in base:
                 if r["task"] != "easy":
@@ -131,12 +149,15 @@ def _biased_grid(tmp_path: Path, data_dir: Path) -> Path:
                 labels = list(r["labels"])
                 if bias and year[r["doi"]] == "2021":
                     labels = [1, *labels[1:4], 0]
-                fh.write(json.dumps({"doi": r["doi"], "task": "easy", "labels": labels, "valid": True}) + "\n")
+                fh.write(
+                    json.dumps({"doi": r["doi"], "task": "easy", "labels": labels, "valid": True}) + "\n"
+                )
         (run_dir / "metrics.json").write_text("{}")
     partial = grid / "label_easy_killed"  # a killed run: no metrics.json, fewer items
     partial.mkdir()
-    (partial / "config.json").write_text(json.dumps({"kind": "label", "task": "easy", "variant": "plain",
-                                                     "model": "killed"}))
+    (partial / "config.json").write_text(
+        json.dumps({"kind": "label", "task": "easy", "variant": "plain", "model": "killed"})
+    )
     first = next(r for r in base if r["task"] == "easy")
     (partial / "predictions.jsonl").write_text(json.dumps({**first, "valid": True}) + "\n")
     (grid / "grid.json").write_text(json.dumps({"name": "fixture", "cells": []}))
@@ -146,9 +167,27 @@ def _biased_grid(tmp_path: Path, data_dir: Path) -> Path:
 def test_cli_three_label_files_and_a_grid(tmp_path, data_dir, coded40, capsys, monkeypatch):
     grid = _biased_grid(tmp_path, data_dir)
     out_json = tmp_path / "robustness.json"
-    code, out, err = run(["robustness", *_annotators(data_dir), str(grid), "--gold", coded40, "--task", "easy",
-                          "--by", "mlrc_year", "--contrast", "2021,2020", "--data-dir", data_dir,
-                          "--json-out", out_json], capsys, monkeypatch)
+    code, out, err = run(
+        [
+            "robustness",
+            *_annotators(data_dir),
+            str(grid),
+            "--gold",
+            coded40,
+            "--task",
+            "easy",
+            "--by",
+            "mlrc_year",
+            "--contrast",
+            "2021,2020",
+            "--data-dir",
+            data_dir,
+            "--json-out",
+            out_json,
+        ],
+        capsys,
+        monkeypatch,
+    )
     assert code == 0, err
     for name in ("annotator_a", "annotator_c", "fake/plain", "fake/biased"):
         assert name in out
@@ -157,8 +196,13 @@ def test_cli_three_label_files_and_a_grid(tmp_path, data_dir, coded40, capsys, m
     res = json.loads(out_json.read_text())["tasks"]["easy"]
     assert res["n_items"] == 70 and res["n_coded"] == 40  # the killed run is left out, not intersected
     assert any("label_easy_killed: unfinished run" in n for n in res["notes"])
-    assert [c["label"] for c in res["configurations"]] == ["annotator_a", "annotator_b", "annotator_c",
-                                                           "fake/biased", "fake/plain"]
+    assert [c["label"] for c in res["configurations"]] == [
+        "annotator_a",
+        "annotator_b",
+        "annotator_c",
+        "fake/biased",
+        "fake/plain",
+    ]
     code_c = next(e for e in res["estimands"] if e["kind"] == "contrast" and e["category"] == "code")
     biased = code_c["per_configuration"][3]
     assert biased["naive"]["verdict"] == ">0" and biased["ppi"]["verdict"] == "n.d."
@@ -171,8 +215,24 @@ def test_cli_three_label_files_and_a_grid(tmp_path, data_dir, coded40, capsys, m
     assert res["drivers"]["naive"]["variant"]["flips"] >= 1
 
     # --json: stdout is exactly one JSON object with the same numbers
-    code, out2, err2 = run(["robustness", *_annotators(data_dir), str(grid), "--gold", coded40, "--task", "easy",
-                            "--by", "mlrc_year", "--data-dir", data_dir, "--json"], capsys, monkeypatch)
+    code, out2, err2 = run(
+        [
+            "robustness",
+            *_annotators(data_dir),
+            str(grid),
+            "--gold",
+            coded40,
+            "--task",
+            "easy",
+            "--by",
+            "mlrc_year",
+            "--data-dir",
+            data_dir,
+            "--json",
+        ],
+        capsys,
+        monkeypatch,
+    )
     assert code == 0, err2
     again = json.loads(out2)["tasks"]["easy"]
     assert again["estimands"] == res["estimands"]
@@ -185,8 +245,21 @@ def test_cli_tables_fit_80_columns(tmp_path, data_dir, coded40, capsys, monkeypa
 
     from llmscisci.cli import main
 
-    monkeypatch.setattr(sys, "argv", ["llmscisci", "robustness", *_annotators(data_dir), "--gold", str(coded40),
-                                      "--by", "mlrc_year", "--data-dir", str(data_dir)])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "llmscisci",
+            "robustness",
+            *_annotators(data_dir),
+            "--gold",
+            str(coded40),
+            "--by",
+            "mlrc_year",
+            "--data-dir",
+            str(data_dir),
+        ],
+    )
     with pytest.raises(SystemExit) as exc:
         main()
     assert exc.value.code in (0, None)
@@ -195,26 +268,47 @@ def test_cli_tables_fit_80_columns(tmp_path, data_dir, coded40, capsys, monkeypa
     assert max(len(ln) for ln in out.splitlines()) <= 80
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--contrast", "2021,2019"], "not a group"),
-    (["--contrast", "2021"], "two different groups"),
-    (["--by", "nonesuch"], "not a column"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--contrast", "2021,2019"], "not a group"),
+        (["--contrast", "2021"], "two different groups"),
+        (["--by", "nonesuch"], "not a column"),
+    ],
+)
 def test_cli_errors_are_one_line(args, message, data_dir, coded40, capsys, monkeypatch):
     extra = ["--by", "mlrc_year"] if "--by" not in args else []
-    code, _, err = run(["robustness", *_annotators(data_dir), "--gold", coded40, "--task", "easy",
-                        "--data-dir", data_dir, *extra, *args], capsys, monkeypatch)
+    code, _, err = run(
+        [
+            "robustness",
+            *_annotators(data_dir),
+            "--gold",
+            coded40,
+            "--task",
+            "easy",
+            "--data-dir",
+            data_dir,
+            *extra,
+            *args,
+        ],
+        capsys,
+        monkeypatch,
+    )
     assert code == 2
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in err
 
 
 def test_cli_contrast_needs_by_and_gold_must_exist(tmp_path, data_dir, capsys, monkeypatch):
-    code, _, err = run(["robustness", *_annotators(data_dir), "--gold", tmp_path / "none.jsonl"], capsys,
-                       monkeypatch)
+    code, _, err = run(
+        ["robustness", *_annotators(data_dir), "--gold", tmp_path / "none.jsonl"], capsys, monkeypatch
+    )
     assert code == 2 and "no such file" in err
-    code, _, err = run(["robustness", *_annotators(data_dir), "--gold", _annotators(data_dir)[0],
-                        "--contrast", "2021,2020"], capsys, monkeypatch)
+    code, _, err = run(
+        ["robustness", *_annotators(data_dir), "--gold", _annotators(data_dir)[0], "--contrast", "2021,2020"],
+        capsys,
+        monkeypatch,
+    )
     assert code == 2 and "needs --by" in err
 
 
@@ -223,9 +317,18 @@ def _noisy_run(tmp_path: Path, data_dir: Path) -> Path:
     rng = np.random.default_rng(7)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "config.json").write_text(json.dumps({"kind": "label", "task": "easy", "variant": "icl",
-                                                     "model": "noisy", "data_source": str(data_dir),
-                                                     "codebook": {"task": "easy", **_codebook()}}))
+    (run_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "kind": "label",
+                "task": "easy",
+                "variant": "icl",
+                "model": "noisy",
+                "data_source": str(data_dir),
+                "codebook": {"task": "easy", **_codebook()},
+            }
+        )
+    )
     with (run_dir / "predictions.jsonl").open("w") as fh:
         for line in (data_dir / "labels" / "annotator_a.jsonl").read_text().splitlines():
             r = json.loads(line)
@@ -246,8 +349,24 @@ def _codebook() -> dict:
 
 def test_code_plan_answers_per_category(tmp_path, data_dir, coded40, capsys, monkeypatch):
     run_dir = _noisy_run(tmp_path, data_dir)
-    code, out, err = run(["code", "plan", run_dir, "--pilot", coded40, "--halfwidth", "0.2", "--design", "random",
-                          "--data-dir", data_dir, "--json"], capsys, monkeypatch)
+    code, out, err = run(
+        [
+            "code",
+            "plan",
+            run_dir,
+            "--pilot",
+            coded40,
+            "--halfwidth",
+            "0.2",
+            "--design",
+            "random",
+            "--data-dir",
+            data_dir,
+            "--json",
+        ],
+        capsys,
+        monkeypatch,
+    )
     assert code == 0, err
     plan = json.loads(out)
     assert plan["n_items"] == 70 and plan["pilot_n"] == 40
@@ -261,8 +380,11 @@ def test_code_plan_answers_per_category(tmp_path, data_dir, coded40, capsys, mon
             assert c["n_needed"] is None and c["halfwidth_all_coded"] > 0.2
     assert plan["total"] == max(c["n_needed"] if c["reachable"] else 70 for c in cats.values())
     # a target too tight for 70 items: said so, with the reachable half-width
-    code, out, err = run(["code", "plan", run_dir, "--pilot", coded40, "--halfwidth", "0.02",
-                          "--data-dir", data_dir], capsys, monkeypatch)
+    code, out, err = run(
+        ["code", "plan", run_dir, "--pilot", coded40, "--halfwidth", "0.02", "--data-dir", data_dir],
+        capsys,
+        monkeypatch,
+    )
     assert code == 0, err
     assert "cannot be reached even by coding all 70 items" in out
     assert f"code export {run_dir} --n 70 --strategy stratified" in out.replace("\n", " ") or "--n 70" in out
@@ -270,9 +392,14 @@ def test_code_plan_answers_per_category(tmp_path, data_dir, coded40, capsys, mon
     assert m and all(float(ln.rsplit("+-", 1)[1]) > 2 for ln in m)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--design", "cluster"], "--design"), (["--halfwidth", "5"], "--halfwidth"),
-    (["--assurance", "1.5"], "--assurance")])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--design", "cluster"], "--design"),
+        (["--halfwidth", "5"], "--halfwidth"),
+        (["--assurance", "1.5"], "--assurance"),
+    ],
+)
 def test_code_plan_rejects_bad_options(args, message, tmp_path, data_dir, coded40, capsys, monkeypatch):
     run_dir = _noisy_run(tmp_path, data_dir)
     code, _, err = run(["code", "plan", run_dir, "--pilot", coded40, *args], capsys, monkeypatch)
@@ -296,8 +423,23 @@ def write_robustness_json(folder: Path, data_dir: Path, coded: Path) -> Path:
     from llmscisci.cli import app
 
     target = folder / "robustness.json"
-    res = CliRunner().invoke(app, ["robustness", *_annotators(data_dir), "--gold", str(coded), "--task", "difficult",
-                                   "--by", "mlrc_year", "--data-dir", str(data_dir), "--json-out", str(target)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "robustness",
+            *_annotators(data_dir),
+            "--gold",
+            str(coded),
+            "--task",
+            "difficult",
+            "--by",
+            "mlrc_year",
+            "--data-dir",
+            str(data_dir),
+            "--json-out",
+            str(target),
+        ],
+    )
     assert res.exit_code == 0, res.output
     return target
 
@@ -329,3 +471,12 @@ def test_report_has_a_robustness_section_with_a_forest_plot_per_category(tmp_pat
     assert len(rob) == 5  # one per category: algorithm, nuance, documentation, math, none
     assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 10_000 for f in rob)
     assert all(f.name in md for f in rob)
+
+
+def test_seed_is_a_factor_only_when_sampling():
+    from llmscisci.tasks.robustness import _factors
+
+    greedy = _factors({"model": "m", "variant": "icl", "params": {"temperature": 0.0, "seed": 1}})
+    sampled = _factors({"model": "m", "variant": "icl", "paraphrase": 2, "params": {"temperature": 0.7, "seed": 1}})
+    assert "seed" not in greedy and greedy["paraphrase"] == "0"
+    assert sampled["seed"] == "1" and sampled["paraphrase"] == "2"

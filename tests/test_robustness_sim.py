@@ -88,7 +88,7 @@ def test_plan_reaches_target_halfwidth_random_design():
 
 
 def test_plan_reaches_target_halfwidth_stratified_design():
-    from llmscisci.tasks.coding import stratified_probabilities, systematic_sample
+    from llmscisci.coding import stratified_probabilities, systematic_sample
 
     rng = np.random.default_rng(4)
     target, ok, sims = 0.05, 0, 150
@@ -100,8 +100,9 @@ def test_plan_reaches_target_halfwidth_stratified_design():
         def pi_for_n(n, strata=strata):
             return stratified_probabilities(strata, n)
 
-        plan = plan_category("cat", yhat, truth[pilot], yhat[pilot], target, design="stratified",
-                             pi_for_n=pi_for_n)
+        plan = plan_category(
+            "cat", yhat, truth[pilot], yhat[pilot], target, design="stratified", pi_for_n=pi_for_n
+        )
         assert plan.reachable
         pi = pi_for_n(plan.n_needed)
         order = sorted(rng.permutation(truth.size), key=lambda i: strata[i])

@@ -11,6 +11,7 @@ import pytest
 from llmscisci.train.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+FIXTURE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"  # sources and seed formats
 
 
 def test_seed_grpo_config_pins_the_trl_defaults_of_its_time():
@@ -35,7 +36,7 @@ def test_seed_grpo_config_pins_the_trl_defaults_of_its_time():
 def test_truth_labels_replace_the_reference(data_dir):
     from llmscisci.train.grpo import truth_from_labels
 
-    gpt4 = data_dir / "seed_formats" / "gpt4_effortly_labels_beta.sample.csv"
+    gpt4 = FIXTURE_DATA / "seed_formats" / "gpt4_effortly_labels_beta.sample.csv"
     rows = [{"doi": "10.5281/zenodo.9000001", "task": "easy", "labels": [0, 0, 0, 0, 1], "prompt": "p"},
             {"doi": "10.5281/zenodo.9000002", "task": "difficult", "labels": [0, 0, 0, 0, 1], "prompt": "q"},
             {"doi": "10.5281/zenodo.0000000", "task": "easy", "labels": [1, 0, 0, 0, 0], "prompt": "r"}]

@@ -146,3 +146,12 @@ def test_label_and_eval_json(tmp_path, data_dir, capsys, monkeypatch):
     assert json.loads(out)["n_items"] == 3
     assert json.loads((tmp_path / "m.json").read_text("utf-8"))["all"] == json.loads(out)["all"]
     assert "Labelling metrics" in err  # the human table went to stderr
+
+
+def test_baseline_json_is_alone_on_stdout(tmp_path, data_dir, capsys, monkeypatch):
+    code, out, err = run_console(["baseline", "--task", "easy", "--method", "majority", "--data-dir", data_dir,
+                                  "--out", tmp_path, "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["method"] == "majority" and result["metrics"]["n_items"] == 70
+    assert "Labelling metrics" in err

@@ -9,16 +9,26 @@ class UserError(Exception):
 
 
 class DataError(UserError):
-    """A data file problem; the message names file, row and column where known."""
+    """A data file problem; the message names file, row and column where known.
+
+    `str(exc)` is the full one-line message ("FILE, row R, column 'C': reason"); `exc.reason` is the
+    reason alone, for reports that list file, row and column in their own columns.
+    """
 
     def __init__(self, path, message: str, row: int | None = None, column: str | None = None,
                  line: int | None = None):
-        where = str(path)
-        if line is not None:
-            where += f", line {line}"
-        if row is not None:
-            where += f", row {row}"
-        if column is not None:
-            where += f", column {column!r}"
-        super().__init__(f"{where}: {message}")
         self.path, self.row, self.column, self.line = str(path), row, column, line
+        self.reason = " ".join(str(message).split())
+        super().__init__(f"{self.where}: {self.reason}")
+
+    @property
+    def where(self) -> str:
+        """"FILE, row R, line L, column 'C'": the location part of the message."""
+        where = self.path
+        if self.row is not None:
+            where += f", row {self.row}"
+        if self.line is not None:
+            where += f", line {self.line}"
+        if self.column is not None:
+            where += f", column {self.column!r}"
+        return where

@@ -14,8 +14,11 @@ import io
 import json
 import os
 import platform
+import re
+import shutil
+import tempfile
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -39,10 +42,59 @@ def stable_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def slug(text: str, *, keep: int | None = 40, default: str = "model", lower: bool = False) -> str:
+    """`text` as a file-name part: runs of characters other than letters, digits, `.`, `_`, `-`
+    become one `-`; the last `keep` characters are kept (a model name's tail is its distinctive part)."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text.lower() if lower else text).strip("-")
+    return (s[-keep:] if keep else s) or default
+
+
 def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def replace_path(src: Path, dest: Path) -> None:
+    """Move `src` (a file or folder) to `dest`, replacing whatever is there; the swap of a folder is
+    two renames, and the old content is removed only once the new one is in place."""
+    dest = Path(dest)
+    if dest.exists():
+        trash = Path(tempfile.mkdtemp(prefix=f".{dest.name}-old-", dir=dest.parent))
+        os.replace(dest, trash / dest.name)
+        try:
+            os.replace(src, dest)
+        finally:
+            shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(src, dest)
+
+
+@contextlib.contextmanager
+def atomic_folder(dest: str | Path, *, merge: Iterable[str] | None = None):
+    """Build a folder in a temporary sibling (yielded) and move it into place when the block ends
+    without an error; on an error the temporary folder is removed and `dest` is left untouched.
+
+    With `merge` (the names this writer owns), an existing `dest` keeps its other files and only
+    those names are replaced.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        yield tmp
+        if merge is not None and dest.is_dir():
+            for name in merge:
+                if (dest / name).exists() and not (tmp / name).exists():
+                    (dest / name).unlink()
+            for p in tmp.iterdir():
+                os.replace(p, dest / p.name)
+            tmp.rmdir()
+        else:
+            replace_path(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_json(path: Path, obj) -> None:
@@ -60,35 +112,39 @@ class Records(list):
     torn_tail: bool = False
 
 
-def read_jsonl(path: Path, *, skip_bad: bool = True) -> Records:
-    """Read a JSONL file. A torn last line (no newline: a killed run's last write) is always skipped.
-
-    Any other unreadable line is skipped and counted when `skip_bad`, else a `BadLinesError` names the
-    file and line: results must never be computed silently from fewer records than were written.
-    """
-    out = Records()
+def iter_jsonl(path: Path, *, skip_bad: bool = True, into: Records | None = None) -> Iterator[dict]:
+    """The records of a JSONL file one at a time (bounded memory). A torn last line (no newline: a
+    killed run's last write) is always skipped. Any other unreadable line is skipped and counted in
+    `into.bad_lines` when `skip_bad`, else a `BadLinesError` names the file and line: results must
+    never be computed silently from fewer records than were written."""
     if not path.is_file():
-        return out
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    last = len(lines) - 1  # the part after the last newline (empty unless the tail is torn)
-    for no, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            rec = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            if no - 1 == last:
-                out.torn_tail = True
+        return
+    with path.open("rb") as fh:
+        for no, raw in enumerate(fh, start=1):
+            if not raw.strip():
                 continue
-            if not skip_bad:
-                raise BadLinesError(
-                    f"{path}, line {no}: unreadable JSON (not a torn last line); the file is damaged: "
-                    "pass --skip-bad-lines to use the readable lines and count the others"
-                ) from None
-            out.bad_lines += 1
-            continue
-        out.append(rec)
+            try:
+                rec = json.loads(raw)
+            except ValueError:  # JSON and UTF-8 decoding errors
+                if not raw.endswith(b"\n"):  # only the last line can lack its newline
+                    if into is not None:
+                        into.torn_tail = True
+                    continue
+                if not skip_bad:
+                    raise BadLinesError(
+                        f"{path}, line {no}: unreadable JSON (not a torn last line); the file is damaged: "
+                        "pass --skip-bad-lines to use the readable lines and count the others"
+                    ) from None
+                if into is not None:
+                    into.bad_lines += 1
+                continue
+            yield rec
+
+
+def read_jsonl(path: Path, *, skip_bad: bool = True) -> Records:
+    """All records of a JSONL file (see `iter_jsonl` for torn and unreadable lines)."""
+    out = Records()
+    out.extend(iter_jsonl(path, skip_bad=skip_bad, into=out))
     return out
 
 

@@ -187,9 +187,9 @@ def ensure_embedded() -> Path:
     dest = default_dir()
     if is_converted(dest):
         return dest
-    from rich.console import Console
+    from llmscisci.console import console
 
-    Console(stderr=True).print(
+    console.print(
         f"converting the embedded model {NAME} (Q4_1 GGUF from {DISTRIBUTION}=={package_version()}, "
         f"de-quantised to float32) into {dest} (once)"
     )

@@ -146,6 +146,9 @@ def classify(exc: BaseException, transient: tuple[type[BaseException], ...] = ()
 
 def _short(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(str(exc).split())
+    body = getattr(exc, "body", None)
+    if body and " - " not in text and text.startswith("Error code"):  # the SDK left a non-OpenAI body out
+        text += " - " + " ".join((body if isinstance(body, str) else json.dumps(body, default=str)).split())
     return text[:limit] + ("..." if len(text) > limit else "")
 
 

@@ -7,8 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.common import DataDirOpt, OutOpt, out
-from llmscisci.cli.tables import print_table
+from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, OutOpt, console, emit
 
 
 def baseline(
@@ -23,6 +22,8 @@ def baseline(
     labels: Annotated[Optional[Path], typer.Option("--labels", help="With --input: a label file for it (else its own category columns).")] = None,
     id_column: Annotated[Optional[str], typer.Option("--id-column", help="--input: the id column.")] = None,
     text_column: Annotated[Optional[str], typer.Option("--text-column", help="--input: the text column.")] = None,
+    as_json: JsonOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
     """Fit a classical classifier: grouped k-fold CV over DOIs plus the canonical train/test split."""
     from llmscisci.data.codebook import load_codebook
@@ -46,6 +47,7 @@ def baseline(
     if labels is not None and input_path is None:
         raise UserError("--labels goes with --input (a coded sample)")
     src = str(input_path) if input_path is not None else str(resolve(data_dir))
+    results, tables = [], []
     for t in tasks:
         cb = load_codebook(t)
         if input_path is not None:
@@ -65,12 +67,14 @@ def baseline(
                 cv = {k: v for k, v in run.metrics()["cv"].items() if k != "folds"}
                 save_model(save, m, cb, [it.text for it in coded], np.array([it.labels for it in coded]), seed,
                            cv={**cv, "test_macro_f1": run.metrics()["test"]["macro_f1"]})
-                out.print(f"model folder: {save}")
+                console.print(f"model folder: {save}")
             met = run.metrics()
-            print_table(out, format_table(met))
             cv = met["cv"]
-            out.print(f"{t} {m}: CV macro-F1 {cv['macro_f1_mean']:.3f} ± {cv['macro_f1_std']:.3f} "
-                      f"(k={cv['k']}); canonical test macro-F1 {met['test']['macro_f1']:.3f}; run folder {run.path}")
+            results.append({"task": t, "method": m, "run_dir": str(run.path), "metrics": met})
+            tables += [format_table(met),
+                       f"{t} {m}: CV macro-F1 {cv['macro_f1_mean']:.3f} ± {cv['macro_f1_std']:.3f} "
+                       f"(k={cv['k']}); canonical test macro-F1 {met['test']['macro_f1']:.3f}; run folder {run.path}"]
+    emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from llmscisci.cli.common import DataDirOpt, JsonOpt, console, emit, out
+from llmscisci.cli.common import DataDirOpt, EncodingOpt, JsonOpt, console, emit, out
 from llmscisci.errors import UserError
 
 
@@ -38,7 +38,7 @@ def export(
     """Draw a sample of a label run's items for people to code: a CSV sheet with one empty 0/1 column per
     category, a second sheet explaining the columns with the codebook's descriptions, and the same
     sample as Label Studio tasks with a labelling config generated from the codebook."""
-    from llmscisci.tasks.coding import STRATEGIES, check_export_target, draw_sample, load_run, write_export
+    from llmscisci.coding import STRATEGIES, check_export_target, draw_sample, load_run, write_export
 
     if strategy not in STRATEGIES:
         raise UserError(f"--strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
@@ -77,6 +77,7 @@ def import_(
                       "OUT-stem.CODER.jsonl.")] = None,
     data_dir: DataDirOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing label files.")] = False,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Read a coded sheet or a Label Studio export back, validate every code (one-line errors naming file,
     row and column) and store it as a label file, one per coder, usable wherever a label file is."""
@@ -85,7 +86,7 @@ def import_(
     from llmscisci.data.codebook import load_codebook
     from llmscisci.data.reports import load_reports
     from llmscisci.paths import DATA_ENV
-    from llmscisci.tasks.coding import import_coded, output_paths, write_coded
+    from llmscisci.coding import import_coded, output_paths, write_coded
 
     books = {}
     task_name = None
@@ -162,6 +163,7 @@ def prevalence(
         "--json-out", help="Where to write the estimates as JSON (default RUN_DIR/prevalence.json).")] = None,
     as_json: JsonOpt = False,
     data_dir: DataDirOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """The share of each category in the corpus, three ways side by side: naive (the model's labels as
     truth), prediction-powered inference (Angelopoulos et al. 2023) and design-based supervised learning
@@ -172,7 +174,7 @@ def prevalence(
     from llmscisci.metrics.prevalence import prevalence as estimate
     from llmscisci.metrics.stats import as_prediction_matrix
     from llmscisci.runs import write_json
-    from llmscisci.tasks.coding import load_gold, load_run
+    from llmscisci.coding import load_gold, load_run
 
     if not 0 < level < 1:
         raise UserError(f"--level {level}: must be between 0 and 1 (e.g. 0.95)")

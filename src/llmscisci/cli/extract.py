@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,6 +10,7 @@ import typer
 
 from llmscisci.cli.batch import BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt
 from llmscisci.cli.common import DataDirOpt, OutOpt, StructuredModeOpt, out
+from llmscisci.console import fmt
 from llmscisci.errors import UserError
 
 HELP = """Extract publication records from a journal page (HTML file or URL) and score them against a
@@ -174,5 +176,4 @@ def print_summary(metrics: dict, path: Path, where) -> None:
                 f"{mm.get('predicted_records')} predicted; run folder: {path}")
 
 
-def _fmt(v) -> str:
-    return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+_fmt = partial(fmt, none="-", compact=False, thousands=False)

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from llmscisci.console import fmt
 from llmscisci.cli.common import DataDirOpt, SkipBadLinesOpt, console, out
 
 
@@ -53,8 +54,7 @@ def _usd(x: float | None) -> str:
     return f"${x:.4f}" if x < 1 else f"${x:,.2f}"
 
 
-def _num(x: int) -> str:
-    return f"{x:,}"
+_num = fmt
 
 
 def _cell_name(grid, c) -> str:

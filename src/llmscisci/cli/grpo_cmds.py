@@ -4,12 +4,14 @@ GRPO commands (train, eval) are added to the same sub-app with `@grpo_app.comman
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, console, emit, out
+from llmscisci.console import fmt
 from llmscisci.cli.tables import print_table
 from llmscisci.paths import read_toml
 
@@ -48,10 +50,7 @@ def _truth(raw: str | None, n: int, default: list[int]) -> list[int]:
     return value
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.3f}".rstrip("0").rstrip(".") if abs(v) < 1e6 else f"{v:.3g}"
+_fmt = partial(fmt, none="-", compact=False, thousands=False, trim=True)
 
 
 def _counts_tokens(names: list[str]) -> bool:
@@ -102,7 +101,7 @@ def probe(
     from llmscisci.rewards.probes import score_probes
     from llmscisci.rewards.registry import RewardContext, build_mix, parse_mix
     from llmscisci.rewards.tokens import token_counter
-    from llmscisci.tasks.cot import fields
+    from llmscisci.prompts.cot import fields
 
     if huge_words < 0:
         raise UserError("--huge-words must be >= 0")
@@ -213,7 +212,7 @@ def build(
     from llmscisci.data.codebook import load_codebook
     from llmscisci.errors import UserError
     from llmscisci.paths import data_dir as resolve
-    from llmscisci.tasks import cot
+    from llmscisci.train import cot
 
     tasks = [t.strip() for t in task.split(",") if t.strip()]
     if not tasks:

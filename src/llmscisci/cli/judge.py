@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from rich.table import Table
 from llmscisci.cli.batch import BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt
 from llmscisci.cli.common import (
     DataDirOpt,
+    EncodingOpt,
     JsonOpt,
     JsonOutOpt,
     ModelOpt,
@@ -22,20 +24,14 @@ from llmscisci.cli.common import (
     out,
 )
 from llmscisci.cli.tables import print_table
+from llmscisci.console import fmt as _fmt
 
 ANNOTATOR = Path("labels") / "annotator_a.jsonl"
 
 
 # --- formatting ----------------------------------------------------------------------------------
-def fmt(value, digits: int = 3) -> str:
-    """A number, a Stat-like dict ({"value": ...}) or None as table text."""
-    if isinstance(value, dict):
-        value = value.get("value")
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+# a number, a Stat-like dict or None as table text: "-" for None, plain decimals
+fmt = partial(_fmt, none="-", compact=False, thousands=False)
 
 
 def _reasons(*stats) -> list[str]:
@@ -189,6 +185,7 @@ def judge(
     poll_interval: PollOpt = 60.0,
     batch_attempts: BatchAttemptsOpt = 2,
     batch_fallback: FallbackOpt = "none",
+    encoding: EncodingOpt = None,
 ) -> None:
     """An LLM judges K candidate LLMs' labels against the ground truth, in every candidate order, and
     the run audits the judge: its scores against the exact ones (categories matched out of n),
@@ -202,6 +199,7 @@ def judge(
     from llmscisci.data.labelfiles import load_labels
     from llmscisci.errors import UserError
     from llmscisci.paths import data_dir as resolve_data_dir
+    from llmscisci.paths import data_label
     from llmscisci.prompts.judge import check_variant
     from llmscisci.runs import RunFolder
     from llmscisci.tasks.judge import (
@@ -250,7 +248,7 @@ def judge(
     params = GenParams(max_new_tokens=max_new_tokens or default_max_new_tokens(variant, len(candidates), codebook.n),
                        temperature=temperature, seed=seed)
     spec = JudgeSpec(codebook=codebook, variant=variant, model=model, params=params, orders=orders, limit=limit,
-                     split=split, data_source=str(source))
+                     split=split, data_source=data_label(source))
     selected, order_list, _ = prepare(spec, items, candidates)  # validate before loading a model
     console.print(f"judging {len(selected)} items x {len(order_list)} orders of {len(candidates)} candidates: "
                   + ", ".join(c.name for c in candidates))
@@ -294,6 +292,7 @@ def agree(
                         "more, human-human agreement is shown as the ceiling next to model-human.")] = None,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Agreement between label files (annotators, models, people): Cohen's kappa per label and pair,
     Fleiss' kappa and Krippendorff's alpha per label, exact-match and Hamming agreement per pair."""

@@ -7,10 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.batch import (BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt,
+from llmscisci.cli.batch import (RESUMERS, BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt,
                                  batch_options, load_run_backend, pending_result)
 from llmscisci.cli.common import (
     DataDirOpt,
+    EncodingOpt,
     JsonOpt,
     JsonOutOpt,
     ModelOpt,
@@ -139,6 +140,7 @@ def label(
     poll_interval: PollOpt = 60.0,
     batch_attempts: BatchAttemptsOpt = 2,
     batch_fallback: FallbackOpt = "none",
+    encoding: EncodingOpt = None,
 ) -> None:
     """Label texts with an LLM under one of three prompt variants; write a run folder with metrics."""
     from llmscisci.backends.base import GenParams
@@ -148,6 +150,7 @@ def label(
     from llmscisci.errors import UserError
     from llmscisci.metrics.evaluate import format_table
     from llmscisci.paths import data_dir as resolve_data_dir
+    from llmscisci.paths import data_label
     from llmscisci.prompts.label import check_variant
     from llmscisci.runs import RunFolder
     from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec, draw_shots, run_label, select_items
@@ -205,8 +208,9 @@ def label(
             tables += res["tables"]
         emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
         return
-    source = str(resolve_data_dir(data_dir))
-    loaded = [(cb, load_items(cb, data_dir=source)) for cb in codebooks]
+    source_dir = resolve_data_dir(data_dir)
+    source = data_label(source_dir)  # recorded as `bundled` for the packaged dataset
+    loaded = [(cb, load_items(cb, data_dir=source_dir)) for cb in codebooks]
     for cb, items in loaded:  # --split/--limit/--shots against the data, before the model loads
         select_items(items, split, limit)
         draw_shots(items, cb, variant, shots, seed)
@@ -245,6 +249,7 @@ def eval_cmd(
     skip_bad_lines: SkipBadLinesOpt = False,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Recompute a run's metrics from its predictions (label, SFT/DPO/GRPO evaluation runs)."""
     from llmscisci.errors import UserError
@@ -256,6 +261,11 @@ def eval_cmd(
     metrics = reevaluate(run_dir, reparse=reparse, skip_bad=skip_bad_lines)
     if "all" in metrics:
         emit(metrics, format_table(metrics), as_json, json_out)
+    elif "distribution" in metrics:  # a corpus run without references: what the model said
+        from llmscisci.cli.dryrun import emit_text
+        from llmscisci.tasks.stream_finish import distribution_table
+
+        emit_text(metrics, [distribution_table(metrics)], as_json, json_out)
     else:  # a judge run's audit, an extraction run's scores
         import json
 
@@ -266,6 +276,11 @@ def eval_cmd(
     console.print(f"metrics written to {run_dir / 'metrics.json'}")
 
 
+def _resume_label(run_dir, *, cache=None, no_cache=False, prices=None, base_url=None) -> None:
+    label(None, resume=run_dir, cache=cache, no_cache=no_cache, prices=prices, base_url=base_url)
+
+
 def register(app: typer.Typer) -> None:
+    RESUMERS["label"] = _resume_label  # `llmscisci batch collect/import` resumes label runs through this
     app.command("label")(label)
     app.command("eval")(eval_cmd)

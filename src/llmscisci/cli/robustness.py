@@ -15,8 +15,10 @@ from rich.table import Table
 from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, console, out
 from llmscisci.errors import UserError
 
-LEGEND = ("verdicts n P D: naive, PPI, DSL; '>' above 0, '<' below 0, '.' not distinguishable from 0 "
-          "(95% interval covers 0)")
+LEGEND = (
+    "verdicts n P D: naive, PPI, DSL; '>' above 0, '<' below 0, '.' not distinguishable from 0 "
+    "(95% interval covers 0)"
+)
 SHORT = {">0": ">", "<0": "<", "n.d.": ".", None: "?"}
 
 
@@ -49,7 +51,9 @@ def print_table(to, table: Table) -> None:
 
 
 def _table(title: str) -> Table:
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    return Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
 
 
 def estimand_table(res: dict, e: dict, names: list[str]) -> Table:
@@ -61,8 +65,11 @@ def estimand_table(res: dict, e: dict, names: list[str]) -> Table:
     for col in ("naive", "PPI", "DSL", "n P D"):
         t.add_column(col, justify="right" if col != "n P D" else "center", no_wrap=True)
     for name, p in zip(names, e["per_configuration"]):
-        t.add_row(name, *[_cell(p[m], signed) for m in ("naive", "ppi", "dsl")],
-                  " ".join(SHORT[p[m]["verdict"]] for m in ("naive", "ppi", "dsl")))
+        t.add_row(
+            name,
+            *[_cell(p[m], signed) for m in ("naive", "ppi", "dsl")],
+            " ".join(SHORT[p[m]["verdict"]] for m in ("naive", "ppi", "dsl")),
+        )
     c = e["coded"]
     t.caption = f"coded sample alone: {_cell(c, signed)} ({SHORT[c['verdict']]})"
     t.caption_justify = "left"
@@ -82,9 +89,14 @@ def summary_table(task: str, res: dict, rows: list[dict]) -> Table:
             sp = m[k]["spread"]
             return "-" if sp is None else f"{100 * sp['range']:.0f}"
 
-        t.add_row(f"{e['category']} {e['what'].replace(' - ', '-')}", rng("naive"), rng("ppi"), s["modal_corrected_verdict"] or "-",
-                  "/".join(_rate(m[k]["disagreement_rate"]) for k in ("naive", "ppi", "dsl")),
-                  "/".join(_rate(m[k]["sign_error_rate"]) for k in ("naive", "ppi", "dsl")))
+        t.add_row(
+            f"{e['category']} {e['what'].replace(' - ', '-')}",
+            rng("naive"),
+            rng("ppi"),
+            s["modal_corrected_verdict"] or "-",
+            "/".join(_rate(m[k]["disagreement_rate"]) for k in ("naive", "ppi", "dsl")),
+            "/".join(_rate(m[k]["sign_error_rate"]) for k in ("naive", "ppi", "dsl")),
+        )
     return t
 
 
@@ -103,8 +115,14 @@ def drivers_table(task: str, drivers: dict) -> Table | None:
         def eta(d: dict) -> str:
             return "-" if d["eta_squared"] is None else f"{d['eta_squared']:.2f}"
 
-        t.add_row(f, str(len(n["levels"])), eta(n), eta(p), f"{n['flips']}/{n['compared']}",
-                  f"{p['flips']}/{p['compared']}")
+        t.add_row(
+            f,
+            str(len(n["levels"])),
+            eta(n),
+            eta(p),
+            f"{n['flips']}/{n['compared']}",
+            f"{p['flips']}/{p['compared']}",
+        )
     return t
 
 
@@ -121,18 +139,44 @@ def _contrast(raw: str | None) -> list[tuple[str, str]] | None:
 
 
 def robustness(
-    sources: Annotated[list[Path], typer.Argument(help="Configurations: a grid folder (every labelling run in "
-                                                       "it), run folders, or label files.", show_default=False)],
-    gold: Annotated[Path, typer.Option("--gold", help="The human-coded sample: a `code import` label file (its "
-                                                      "sampling probabilities are used) or any label file (taken "
-                                                      "as a simple random sample).", show_default=False)],
-    task: Annotated[str | None, typer.Option("--task", help="Only this task (default: every task the sources "
-                                                            "and the coded sample share).")] = None,
-    by: Annotated[str | None, typer.Option("--by", help="Group items by this column of the reports table (e.g. "
-                                                       "mlrc_year) and compare the groups.")] = None,
-    contrast: Annotated[str | None, typer.Option(
-        "--contrast", help="A,B: the contrast A - B (several: A,B;C,D). Default: every pair of --by groups, "
-                           "later minus earlier.")] = None,
+    sources: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Configurations: a grid folder (every labelling run in it), run folders, or label files.",
+            show_default=False,
+        ),
+    ],
+    gold: Annotated[
+        Path,
+        typer.Option(
+            "--gold",
+            help="The human-coded sample: a `code import` label file (its "
+            "sampling probabilities are used) or any label file (taken "
+            "as a simple random sample).",
+            show_default=False,
+        ),
+    ],
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task", help="Only this task (default: every task the sources and the coded sample share)."
+        ),
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="Group items by this column of the reports table (e.g. mlrc_year) and compare the groups.",
+        ),
+    ] = None,
+    contrast: Annotated[
+        str | None,
+        typer.Option(
+            "--contrast",
+            help="A,B: the contrast A - B (several: A,B;C,D). Default: every pair of --by groups, "
+            "later minus earlier.",
+        ),
+    ] = None,
     level: Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")] = 0.95,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
@@ -173,8 +217,14 @@ def robustness(
     configs = load_configurations(sources, book, skipped)
     groups_of = group_column(source, by) if by is not None else None
     tasks = [task] if task is not None else list(dict.fromkeys(c.task for c in configs))
-    payload: dict = {"kind": "robustness", "sources": [str(s) for s in sources], "gold": str(gold), "by": by,
-                     "level": level, "tasks": {}}
+    payload: dict = {
+        "kind": "robustness",
+        "sources": [str(s) for s in sources],
+        "gold": str(gold),
+        "by": by,
+        "level": level,
+        "tasks": {},
+    }
     from llmscisci.data.labelfiles import load_labels
 
     coded_tasks = None
@@ -196,8 +246,13 @@ def robustness(
         d = res.to_dict()
         for conf, c in zip(d["configurations"], inp.configurations):
             conf["label"] = c.display(paras)
-        payload["tasks"][t] = {"n_items": len(inp.dois), "n_coded": inp.n_coded, "design": inp.design,
-                               "notes": [n for k, n in skipped if k == t] + inp.notes, **d}
+        payload["tasks"][t] = {
+            "n_items": len(inp.dois),
+            "n_coded": inp.n_coded,
+            "design": inp.design,
+            "notes": [n for k, n in skipped if k == t] + inp.notes,
+            **d,
+        }
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         write_json(json_out, payload)
@@ -212,28 +267,44 @@ def render(payload: dict, to) -> None:
     """The human tables of a robustness result, printed to the console `to`."""
     for t, res in payload["tasks"].items():
         names = [c["label"] for c in res["configurations"]]
-        _say(f"{t}: {len(names)} configurations, {res['n_items']} items, {res['n_coded']} coded; {res['design']}", to)
+        _say(
+            f"{t}: {len(names)} configurations, {res['n_items']} items, {res['n_coded']} coded; "
+            f"{res['design']}",
+            to,
+        )
         for note in res["notes"]:
             _say(f"- note: {note}", to)
         has_contrasts = any(e["kind"] == "contrast" for e in res["estimands"])
-        rows = [e for e in res["estimands"] if (e["kind"] == "contrast") == has_contrasts
-                and (has_contrasts or e["what"] == "all")]
+        rows = [
+            e
+            for e in res["estimands"]
+            if (e["kind"] == "contrast") == has_contrasts and (has_contrasts or e["what"] == "all")
+        ]
         for e in rows:
             print_table(to, estimand_table(res, e, names))
         _say(LEGEND, to)
         print_table(to, summary_table(t, res, rows))
-        _say("range: max - min of the point estimates (points); modal: the most common corrected verdict; "
-             "disagr.: verdict differs from it; sign: significant with the sign opposite to the coded "
-             "sample's estimate.", to)
+        _say(
+            "range: max - min of the point estimates (points); modal: the most common corrected verdict; "
+            "disagr.: verdict differs from it; sign: significant with the sign opposite to the coded "
+            "sample's estimate.",
+            to,
+        )
         dt = drivers_table(t, res["drivers"])
         if dt is not None:
             print_table(to, dt)
-            _say("eta2: share of the estimates' variance between the factor's levels; flips: pairs of "
-                 "configurations differing only in that factor whose verdicts differ.", to)
+            _say(
+                "eta2: share of the estimates' variance between the factor's levels; flips: pairs of "
+                "configurations differing only in that factor whose verdicts differ.",
+                to,
+            )
     if not any(e["kind"] == "contrast" for r in payload["tasks"].values() for e in r["estimands"]):
         _say("no groups: pass --by COLUMN to compare groups (e.g. --by mlrc_year)", to)
-    _say("group shares are in --json / --json-out and the report (`llmscisci report` on a folder holding the "
-         "--json-out file).", to)
+    _say(
+        "group shares are in --json / --json-out and the report (`llmscisci report` on a folder holding the "
+        "--json-out file).",
+        to,
+    )
 
 
 def register(app: typer.Typer) -> None:

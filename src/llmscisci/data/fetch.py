@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tarfile
 import tempfile
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from llmscisci.errors import UserError
+from llmscisci.runs import replace_path
 
 DEFAULT_URL = "https://github.com/ReScience/MLRC/archive/HEAD.tar.gz"
 CHUNK = 1 << 16
@@ -127,9 +127,7 @@ def fetch(
             "unwrapped": top.name if top != tree else None,
         }
         (top / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(top, out)
+        replace_path(top, out)
         return info
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -16,10 +16,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +27,7 @@ from llmscisci.data.labelfiles import LabelSet, load_labels
 from llmscisci.data.problems import Collector, Problem
 from llmscisci.data.reports import is_study_format, load_reports, read_csv
 from llmscisci.errors import DataError, UserError
+from llmscisci.runs import atomic_folder
 
 SCHEMES = ("study", "lecture")
 NOT_CONVERTED = {
@@ -107,7 +105,7 @@ def plan_import(files: list[str | Path], scheme: str = "study") -> ImportPlan:
         try:
             df = read_csv(p)
         except DataError as exc:
-            col.problems.append(Problem(str(p), _message(exc)))
+            col.problems.append(Problem(str(p), exc.reason))
             continue
         if is_study_format(df):
             sources.append(Source(p, "study"))
@@ -174,7 +172,7 @@ def plan_import(files: list[str | Path], scheme: str = "study") -> ImportPlan:
                 study.path, books, scheme=scheme, known_dois=known, name="reference", collector=col
             )
         except DataError as exc:
-            col.problems.append(Problem(str(study.path), _message(exc)))
+            col.problems.append(Problem(str(study.path), exc.reason))
     annotators: dict[str, LabelSet] = {}
     llm_texts: dict[str, dict] = {}
     for s in (x for x in sources if x.kind == "llm"):
@@ -185,7 +183,7 @@ def plan_import(files: list[str | Path], scheme: str = "study") -> ImportPlan:
         try:
             s.labels = load_labels(s.path, books, known_dois=known, name=name, collector=col)
         except DataError as exc:
-            col.problems.append(Problem(str(s.path), _message(exc)))
+            col.problems.append(Problem(str(s.path), exc.reason))
             continue
         annotators[name] = s.labels
         df = read_csv(s.path)
@@ -220,16 +218,6 @@ def plan_import(files: list[str | Path], scheme: str = "study") -> ImportPlan:
                 reports.append({c: "" for c in REPORT_COLUMNS} | {"doi": doi, **texts})
     reference = studies[0].labels if studies else None
     return ImportPlan(scheme, sources, reports, meta_rows, reference, annotators, col.problems, notes)
-
-
-def _message(exc: DataError) -> str:
-    where = exc.path
-    if exc.row is not None:
-        where += f", row {exc.row}"
-    if exc.column is not None:
-        where += f", column {exc.column!r}"
-    text = str(exc)
-    return text[len(where) + 2 :] if text.startswith(where + ": ") else text
 
 
 def _write_csv(path: Path, columns, rows) -> None:
@@ -268,9 +256,7 @@ def write_import(plan: ImportPlan, out: str | Path, overwrite: bool = False) -> 
         "notes": plan.notes,
         "warnings": [str(p) for p in plan.problems if p.level == "warning"],
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         (tmp / "labels").mkdir()
         _write_csv(tmp / REPORTS_FILE, REPORT_COLUMNS, plan.reports)
         report["outputs"][REPORTS_FILE] = len(plan.reports)
@@ -323,12 +309,6 @@ def write_import(plan: ImportPlan, out: str | Path, overwrite: bool = False) -> 
         (tmp / "import_report.json").write_text(
             json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8"
         )
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report
 
 

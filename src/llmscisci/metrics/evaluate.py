@@ -11,10 +11,12 @@ the end of a run.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 from rich.table import Table
 
+from llmscisci.console import fmt
 from llmscisci.data.codebook import Codebook
 from llmscisci.data.validate import LabelError, check_shape
 from llmscisci.metrics.multilabel import majority_vector, prior_predictions, scores
@@ -121,8 +123,7 @@ def _baselines(t: np.ndarray, test: np.ndarray, train_rows, codebook: Codebook, 
     }
 
 
-def _fmt(value) -> str:
-    return "–" if value is None else f"{value:.3f}"
+_fmt = partial(fmt, none="–", compact=False)
 
 
 def completeness_note(metrics: dict) -> str | None:
@@ -141,7 +142,7 @@ def format_table(metrics: dict) -> Table:
     maj, pri = base.get("majority") or {}, base.get("prior") or {}
     partial = completeness_note(metrics)
     title = "Labelling metrics" + (f" — {partial}" if partial else "")
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", caption_justify="left")
     table.add_column("metric", no_wrap=True)
     for head in ("all", "test", "maj.\nall", "maj.\ntest", "prior\nall", "prior\ntest"):
         table.add_column(head, justify="right", no_wrap=True, min_width=5)

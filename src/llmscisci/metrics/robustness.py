@@ -91,10 +91,15 @@ def difference(a: Estimate, b: Estimate, level: float = DEFAULT_LEVEL) -> Point:
         why = a.reason if a.estimate is None else b.reason
         return Point(None, None, None, None, why or "a group share is undefined")
     est = a.estimate - b.estimate
-    se = math.sqrt(a.se ** 2 + b.se ** 2)
+    se = math.sqrt(a.se**2 + b.se**2)
     z = z_value(level)
-    return Point(est, max(-1.0, est - z * se), min(1.0, est + z * se), se,
-                 "no variation in the sample: a zero-width interval" if se == 0 else None)
+    return Point(
+        est,
+        max(-1.0, est - z * se),
+        min(1.0, est + z * se),
+        se,
+        "no variation in the sample: a zero-width interval" if se == 0 else None,
+    )
 
 
 # --- one configuration ----------------------------------------------------------------------------
@@ -132,8 +137,13 @@ class Corpus:
             pi = np.full(int(m.sum()), coded.sum() / max(int(m.sum()), 1))
         else:
             pi = np.asarray(self.pi, dtype=float)[m]
-        return PrevalenceData(np.asarray(yhat, dtype=float)[m, j], np.asarray(valid, dtype=bool)[m], coded,
-                              np.asarray(self.y, dtype=float)[m, j], pi)
+        return PrevalenceData(
+            np.asarray(yhat, dtype=float)[m, j],
+            np.asarray(valid, dtype=bool)[m],
+            coded,
+            np.asarray(self.y, dtype=float)[m, j],
+            pi,
+        )
 
 
 def default_contrasts(groups: Sequence[str]) -> list[tuple[str, str]]:
@@ -156,9 +166,14 @@ def estimands(corpus: Corpus, contrasts: Sequence[tuple[str, str]]) -> list[tupl
     return out
 
 
-def configuration_points(corpus: Corpus, yhat, valid, contrasts: Sequence[tuple[str, str]],
-                         level: float = DEFAULT_LEVEL, methods: Sequence[str] = METHODS
-                         ) -> dict[tuple[str, str, str], dict[str, Point]]:
+def configuration_points(
+    corpus: Corpus,
+    yhat,
+    valid,
+    contrasts: Sequence[tuple[str, str]],
+    level: float = DEFAULT_LEVEL,
+    methods: Sequence[str] = METHODS,
+) -> dict[tuple[str, str, str], dict[str, Point]]:
     """Every estimand of one configuration (``yhat`` (N, L) 0/1 labels, invalid outputs as zeros;
     ``valid`` (N,)), each by every method."""
     yh = np.asarray(yhat, dtype=float)
@@ -172,7 +187,8 @@ def configuration_points(corpus: Corpus, yhat, valid, contrasts: Sequence[tuple[
             out[("prevalence", lab, g)] = {m: Point.of(e) for m, e in shares[g].items()}
         for a, b in contrasts:
             out[("contrast", lab, contrast_name((a, b)))] = {
-                m: difference(shares[a][m], shares[b][m], level) for m in methods}
+                m: difference(shares[a][m], shares[b][m], level) for m in methods
+            }
     return out
 
 
@@ -191,14 +207,18 @@ def _sign(x: float | None) -> int | None:
     return 1 if x > 0 else -1
 
 
-def summarise(points: Sequence[Mapping[str, Point]], coded: Point | None,
-              methods: Sequence[str] = METHODS) -> dict:
+def summarise(
+    points: Sequence[Mapping[str, Point]], coded: Point | None, methods: Sequence[str] = METHODS
+) -> dict:
     """One estimand across configurations (``points[k][method]``): spread, verdict counts, disagreement
     and sign-error rates per method, and the most common corrected verdict."""
     modal = modal_verdict([p[m].verdict for p in points for m in CORRECTED if m in p])
     ref = _sign(coded.estimate) if coded is not None else None
-    out: dict = {"modal_corrected_verdict": modal, "coded_estimate": None if coded is None else coded.estimate,
-                 "methods": {}}
+    out: dict = {
+        "modal_corrected_verdict": modal,
+        "coded_estimate": None if coded is None else coded.estimate,
+        "methods": {},
+    }
     for m in methods:
         ests = [p[m].estimate for p in points if p[m].estimate is not None]
         verdicts = [p[m].verdict for p in points if p[m].verdict is not None]
@@ -206,23 +226,34 @@ def summarise(points: Sequence[Mapping[str, Point]], coded: Point | None,
         spread = None
         if ests:
             a = np.asarray(ests)
-            spread = {"min": float(a.min()), "max": float(a.max()), "range": float(a.max() - a.min()),
-                      "sd": float(a.std(ddof=1)) if a.size > 1 else 0.0}
+            spread = {
+                "min": float(a.min()),
+                "max": float(a.max()),
+                "range": float(a.max() - a.min()),
+                "sd": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+            }
         dis = None if (modal is None or k == 0) else sum(v != modal for v in verdicts) / k
         sign = None
         if ref is not None and k:
-            wrong = sum(1 for p in points if p[m].verdict in (">0", "<0")
-                        and _sign(p[m].estimate) == -ref)
+            wrong = sum(1 for p in points if p[m].verdict in (">0", "<0") and _sign(p[m].estimate) == -ref)
             sign = wrong / k
-        out["methods"][m] = {"n": k, "spread": spread, "verdicts": dict(Counter(verdicts)),
-                             "disagreement_rate": dis, "sign_error_rate": sign}
+        out["methods"][m] = {
+            "n": k,
+            "spread": spread,
+            "verdicts": dict(Counter(verdicts)),
+            "disagreement_rate": dis,
+            "sign_error_rate": sign,
+        }
     if ref is None:
         out["sign_error_note"] = "the coded sample's estimate is 0 or undefined: no sign to contradict"
     return out
 
 
-def drivers(factors: Sequence[Mapping[str, str]], values: Sequence[Sequence[float | None]],
-            verdicts: Sequence[Sequence[str | None]]) -> dict[str, dict]:
+def drivers(
+    factors: Sequence[Mapping[str, str]],
+    values: Sequence[Sequence[float | None]],
+    verdicts: Sequence[Sequence[str | None]],
+) -> dict[str, dict]:
     """Which configuration factors move the estimates and flip the verdicts.
 
     factors[k]     the factor levels of configuration k ({"model": ..., "variant": ...})
@@ -231,14 +262,20 @@ def drivers(factors: Sequence[Mapping[str, str]], values: Sequence[Sequence[floa
     Per factor with >= 2 levels: mean eta squared over estimands (share of the estimates' variance
     between the factor's levels; estimands with no variance left out), and the flip rate: among pairs of
     configurations differing in this factor only, the share (over estimands) whose verdicts differ."""
-    keys = [f for f in FACTORS if len({str(c.get(f)) for c in factors if f in c}) >= 2
-            and all(f in c for c in factors)]
+    keys = [
+        f
+        for f in FACTORS
+        if len({str(c.get(f)) for c in factors if f in c}) >= 2 and all(f in c for c in factors)
+    ]
     out: dict[str, dict] = {}
     for f in keys:
         levels = [str(c[f]) for c in factors]
         others = [tuple((g, str(c.get(g))) for g in FACTORS if g != f) for c in factors]
-        pairs = [(i, j) for i, j in combinations(range(len(factors)), 2)
-                 if others[i] == others[j] and levels[i] != levels[j]]
+        pairs = [
+            (i, j)
+            for i, j in combinations(range(len(factors)), 2)
+            if others[i] == others[j] and levels[i] != levels[j]
+        ]
         etas = []
         for vals in values:
             idx = [k for k, v in enumerate(vals) if v is not None]
@@ -249,8 +286,10 @@ def drivers(factors: Sequence[Mapping[str, str]], values: Sequence[Sequence[floa
             if total <= 1e-15:
                 continue
             lv = [levels[k] for k in idx]
-            between = sum(np.sum(lv_mask) * (a[lv_mask].mean() - a.mean()) ** 2
-                          for lv_mask in (np.asarray(lv) == u for u in set(lv)))
+            between = sum(
+                np.sum(lv_mask) * (a[lv_mask].mean() - a.mean()) ** 2
+                for lv_mask in (np.asarray(lv) == u for u in set(lv))
+            )
             etas.append(float(between) / total)
         flips = compared = 0
         for vs in verdicts:
@@ -259,9 +298,14 @@ def drivers(factors: Sequence[Mapping[str, str]], values: Sequence[Sequence[floa
                     continue
                 compared += 1
                 flips += vs[i] != vs[j]
-        out[f] = {"levels": sorted(set(levels)), "eta_squared": float(np.mean(etas)) if etas else None,
-                  "pairs": len(pairs), "flips": flips, "compared": compared,
-                  "flip_rate": flips / compared if compared else None}
+        out[f] = {
+            "levels": sorted(set(levels)),
+            "eta_squared": float(np.mean(etas)) if etas else None,
+            "pairs": len(pairs),
+            "flips": flips,
+            "compared": compared,
+            "flip_rate": flips / compared if compared else None,
+        }
     return out
 
 
@@ -278,16 +322,27 @@ class Robustness:
     drivers: dict[str, dict] = field(default_factory=dict)  # method -> factor -> numbers
 
     def to_dict(self) -> dict:
-        return {"labels": self.labels, "groups": self.groups,
-                "contrasts": [contrast_name(c) for c in self.contrasts], "level": self.level,
-                "configurations": self.configurations, "estimands": self.estimands, "drivers": self.drivers}
+        return {
+            "labels": self.labels,
+            "groups": self.groups,
+            "contrasts": [contrast_name(c) for c in self.contrasts],
+            "level": self.level,
+            "configurations": self.configurations,
+            "estimands": self.estimands,
+            "drivers": self.drivers,
+        }
 
 
-def robustness(corpus: Corpus, configurations: Sequence[Mapping], predictions: Sequence[tuple[np.ndarray, np.ndarray]],
-               contrasts: Sequence[tuple[str, str]] | None = None, level: float = DEFAULT_LEVEL) -> Robustness:
-    """Every estimand in every configuration (``predictions[k]`` = (yhat (N, L), valid (N,))), naive and
-    corrected, with the summaries across configurations and the drivers (over the contrasts; over the shares when
-    there are no groups)."""
+def robustness(
+    corpus: Corpus,
+    configurations: Sequence[Mapping],
+    predictions: Sequence[tuple[np.ndarray, np.ndarray]],
+    contrasts: Sequence[tuple[str, str]] | None = None,
+    level: float = DEFAULT_LEVEL,
+) -> Robustness:
+    """Every estimand in every configuration (``predictions[k]`` = (yhat (N, L), valid (N,))), naive
+    and corrected, with the summaries across configurations and the drivers (over the contrasts; over
+    the shares when there are no groups)."""
     if len(configurations) != len(predictions) or not configurations:
         raise ValueError("give one (yhat, valid) pair per configuration, and at least one")
     names = corpus.group_names
@@ -295,17 +350,25 @@ def robustness(corpus: Corpus, configurations: Sequence[Mapping], predictions: S
     for a, b in cons:
         for g in (a, b):
             if g not in names:
-                raise ValueError(f"contrast group {g!r} is not a group (groups: {', '.join(names) or 'none'})")
+                raise ValueError(
+                    f"contrast group {g!r} is not a group (groups: {', '.join(names) or 'none'})"
+                )
     per_conf = [configuration_points(corpus, yh, v, cons, level) for yh, v in predictions]
     coded = configuration_points(corpus, predictions[0][0], predictions[0][1], cons, level, ("coded",))
     res = Robustness(list(corpus.labels), names, cons, [dict(c) for c in configurations], level)
     for key in estimands(corpus, cons):
         pts = [pc[key] for pc in per_conf]
         ref = coded[key]["coded"]
-        res.estimands.append({
-            "kind": key[0], "category": key[1], "what": key[2], "coded": ref.to_dict(),
-            "per_configuration": [{m: p[m].to_dict() for m in METHODS} for p in pts],
-            "summary": summarise(pts, ref)})
+        res.estimands.append(
+            {
+                "kind": key[0],
+                "category": key[1],
+                "what": key[2],
+                "coded": ref.to_dict(),
+                "per_configuration": [{m: p[m].to_dict() for m in METHODS} for p in pts],
+                "summary": summarise(pts, ref),
+            }
+        )
     factors = [c.get("factors", {}) for c in configurations]
     contrast_rows = [e for e in res.estimands if e["kind"] == "contrast"] or res.estimands
     for m in METHODS:
@@ -315,6 +378,21 @@ def robustness(corpus: Corpus, configurations: Sequence[Mapping], predictions: S
     return res
 
 
-__all__ = ["ALL", "CORRECTED", "METHODS", "VERDICTS", "Corpus", "Point", "Robustness", "configuration_points",
-           "contrast_name", "default_contrasts", "difference", "drivers", "estimands", "modal_verdict",
-           "robustness", "summarise"]
+__all__ = [
+    "ALL",
+    "CORRECTED",
+    "METHODS",
+    "VERDICTS",
+    "Corpus",
+    "Point",
+    "Robustness",
+    "configuration_points",
+    "contrast_name",
+    "default_contrasts",
+    "difference",
+    "drivers",
+    "estimands",
+    "modal_verdict",
+    "robustness",
+    "summarise",
+]

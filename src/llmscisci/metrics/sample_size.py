@@ -71,10 +71,17 @@ def pilot_errors(pilot_y, pilot_yhat, assurance: float = DEFAULT_ASSURANCE) -> d
     yh = np.asarray(pilot_yhat, dtype=float)
     n1, n0 = int((yh == 1).sum()), int((yh == 0).sum())
     k1, k0 = int(((yh == 1) & (y == 0)).sum()), int(((yh == 0) & (y == 1)).sum())
-    return {"label1_items": n1, "false_alarms": k1, "a1": k1 / n1 if n1 else None,
-            "label0_items": n0, "misses": k0, "a0": k0 / n0 if n0 else None,
-            "a1_upper": upper_rate(k1, n1, assurance), "a0_upper": upper_rate(k0, n0, assurance),
-            "assurance": assurance}
+    return {
+        "label1_items": n1,
+        "false_alarms": k1,
+        "a1": k1 / n1 if n1 else None,
+        "label0_items": n0,
+        "misses": k0,
+        "a0": k0 / n0 if n0 else None,
+        "a1_upper": upper_rate(k1, n1, assurance),
+        "a0_upper": upper_rate(k0, n0, assurance),
+        "assurance": assurance,
+    }
 
 
 def _moments(yhat: np.ndarray, a0: float, a1: float) -> tuple[np.ndarray, np.ndarray]:
@@ -98,13 +105,23 @@ def dsl_halfwidth(yhat, a0: float, a1: float, pi, level: float = DEFAULT_LEVEL) 
     er, er2 = _moments(yh, a0, a1)
     mu = yh.mean() + er.mean()
     big_n = yh.size
-    v = float(np.sum((yh - mu) ** 2 + 2 * (yh - mu) * er + er2 / p)) / big_n ** 2
+    v = float(np.sum((yh - mu) ** 2 + 2 * (yh - mu) * er + er2 / p)) / big_n**2
     return z_value(level) * math.sqrt(max(v, 0.0))
 
 
-def plan_category(category: str, yhat, pilot_y, pilot_yhat, halfwidth: float, *, design: str = "random",
-                  pi_for_n: Callable[[int], np.ndarray] | None = None, level: float = DEFAULT_LEVEL,
-                  assurance: float = DEFAULT_ASSURANCE, valid=None) -> CategoryPlan:
+def plan_category(
+    category: str,
+    yhat,
+    pilot_y,
+    pilot_yhat,
+    halfwidth: float,
+    *,
+    design: str = "random",
+    pi_for_n: Callable[[int], np.ndarray] | None = None,
+    level: float = DEFAULT_LEVEL,
+    assurance: float = DEFAULT_ASSURANCE,
+    valid=None,
+) -> CategoryPlan:
     """The total number of items to code for one category's corrected interval to reach ``halfwidth``."""
     if design not in DESIGNS:
         raise ValueError(f"design {design!r}: use one of {', '.join(DESIGNS)}")
@@ -125,8 +142,14 @@ def plan_category(category: str, yhat, pilot_y, pilot_yhat, halfwidth: float, *,
         return dsl_halfwidth(yh, a0, a1, pi_for_n(n), level)
 
     at_all = hw(big_n)
-    common = {"category": category, "halfwidth_target": halfwidth, "halfwidth_all_coded": at_all,
-              "halfwidth_naive": naive_hw, "pilot_n": int(np.asarray(pilot_y).size), "pilot_errors": errs}
+    common = {
+        "category": category,
+        "halfwidth_target": halfwidth,
+        "halfwidth_all_coded": at_all,
+        "halfwidth_naive": naive_hw,
+        "pilot_n": int(np.asarray(pilot_y).size),
+        "pilot_errors": errs,
+    }
     if at_all > halfwidth:
         return CategoryPlan(n_needed=None, reachable=False, halfwidth_planned=at_all, **common)
     if design == "random":
@@ -155,5 +178,13 @@ def total_to_code(plans: list[CategoryPlan], n_items: int) -> int:
     return max((p.n_needed if p.reachable else n_items) for p in plans) if plans else 0
 
 
-__all__ = ["DESIGNS", "CategoryPlan", "dsl_halfwidth", "pilot_errors", "plan_category", "ppi_halfwidth",
-           "total_to_code", "upper_rate"]
+__all__ = [
+    "DESIGNS",
+    "CategoryPlan",
+    "dsl_halfwidth",
+    "pilot_errors",
+    "plan_category",
+    "ppi_halfwidth",
+    "total_to_code",
+    "upper_rate",
+]

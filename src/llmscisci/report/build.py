@@ -10,142 +10,23 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from itertools import combinations
 
-import numpy as np
 
+from llmscisci.console import DASH, console, fmt, fmt_p, pct
+from llmscisci import runs
 from llmscisci.metrics import stats as S
 from llmscisci.report import plots
-from llmscisci.report.collect import Collection, JsonTable, LabelRun, OtherRun, TrainRun
+from llmscisci.report.collect import Collection, JsonTable, OtherRun, TrainRun
 from llmscisci.report.distribution import distribution_section
+from llmscisci.report.runstats import SPLITS, RunStats, _num, _pred, run_stats
 from llmscisci.report.document import Figure, Report, Section, Table, Text
 
-SPLITS = {"all": "all evaluated items", "test": "canonical test split"}
 X_KEYS = ("step", "global_step")
 SKIP_CURVE_KEYS = {"step", "global_step", "epoch", "total_flos", "train_runtime", "train_samples_per_second",
                    "train_steps_per_second", "time", "timestamp"}
 MAX_CURVES = 12
-DASH = "—"
-
-
-# ------------------------------------------------------------------------------------------------
-# small formatting helpers
-# ------------------------------------------------------------------------------------------------
-def _num(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def fmt(x, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return DASH
-    if isinstance(x, bool):
-        return str(x).lower()
-    if isinstance(x, int):
-        return f"{x:,}"
-    if isinstance(x, float):
-        if x != 0 and (abs(x) >= 1e5 or abs(x) < 10 ** -digits):
-            return f"{x:.{digits}g}"
-        return f"{x:.{digits}f}"
-    return str(x)
-
-
-def fmt_p(p: float) -> str:
-    if p is None or math.isnan(p):
-        return DASH
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def pct(x) -> str:
-    return DASH if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
-
-
-def _slug(s: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in s.lower()).strip("-")[:40] or "x"
-
-
-# ------------------------------------------------------------------------------------------------
-# per-run numbers
-# ------------------------------------------------------------------------------------------------
-@dataclass
-class SplitStats:
-    n_items: int
-    n_dois: int
-    ci: dict[str, S.Interval]
-    confusion: np.ndarray  # (L, 4): TP FP FN TN
-    f1: list[float]
-    support: list[int]
-    invalid_rate: float
-
-
-@dataclass
-class RunStats:
-    run: LabelRun
-    splits: dict[str, SplitStats] = field(default_factory=dict)
-    n_records: int = 0
-    invalid_rate: float = float("nan")
-    repaired_rate: float = float("nan")
-    tokens_in: float = float("nan")
-    tokens_out: float = float("nan")
-    seconds: float = float("nan")
-    cost: float | None = None
-    mismatches: list[str] = field(default_factory=list)
-
-
-def _pred(rec: dict):
-    labels = rec.get("labels")
-    return labels if labels is not None and rec.get("valid", True) else None
-
-
-def matrices(records: list[dict], n_labels: int) -> tuple[list[str], np.ndarray, np.ndarray]:
-    dois = [str(r.get("doi")) for r in records]
-    y = S.as_prediction_matrix([r["reference"] for r in records], n_labels)
-    p = S.as_prediction_matrix([_pred(r) for r in records], n_labels)
-    return dois, y, p
-
-
-def _mean(vals: Iterable) -> float:
-    v = [float(x) for x in vals if _num(x)]
-    return float(np.mean(v)) if v else float("nan")
-
-
-def run_stats(run: LabelRun, *, n_boot: int, seed: int, level: float) -> RunStats:
-    st = RunStats(run)
-    L = len(run.shorts)
-    for split in SPLITS:
-        recs = run.scored(None if split == "all" else split)
-        if not recs:
-            continue
-        dois, y, p = matrices(recs, L)
-        ci = S.label_bootstrap(y, p, dois, n_boot=n_boot, seed=seed, level=level)
-        conf = S.confusion_counts(y, p)
-        tp, fp, fn = conf[:, 0], conf[:, 1], conf[:, 2]
-        den = 2 * tp + fp + fn
-        f1 = [float(2 * a / d) if d else 0.0 for a, d in zip(tp, den)]
-        invalid = float(np.mean([_pred(r) is None for r in recs]))
-        st.splits[split] = SplitStats(len(recs), len(set(dois)), ci, conf, f1, [int(x) for x in tp + fn],
-                                      invalid)
-        reported = run.metrics.get(split) if isinstance(run.metrics.get(split), dict) else None
-        for name in S.HEADLINE:
-            if reported and _num(reported.get(name)) and abs(reported[name] - ci[name].estimate) > 5e-4:
-                st.mismatches.append(
-                    f"{run.name}: metrics.json gives {name} {reported[name]:.3f} on {SPLITS[split]}, "
-                    f"recomputed from predictions {ci[name].estimate:.3f}")
-    recs = run.records
-    st.n_records = len(recs)
-    if recs:
-        st.invalid_rate = float(np.mean([_pred(r) is None for r in recs]))
-        st.repaired_rate = float(np.mean([bool(r.get("repaired", False)) for r in recs]))
-        st.tokens_in = _mean(r.get("tokens_in") for r in recs)
-        st.tokens_out = _mean(r.get("tokens_out") for r in recs)
-        secs = [float(r["seconds"]) for r in recs if _num(r.get("seconds"))]
-        st.seconds = float(sum(secs)) if secs else float("nan")
-        costs = [float(r["cost_usd"]) for r in recs if _num(r.get("cost_usd"))]
-        st.cost = float(sum(costs)) if costs else None
-    if st.cost is None and _num(run.metrics.get("cost_usd")):
-        st.cost = float(run.metrics["cost_usd"])
-    return st
 
 
 # ------------------------------------------------------------------------------------------------
@@ -157,7 +38,7 @@ class _Figures:
 
     def make(self, slug: str, png: bytes, caption: str) -> Figure:
         self.n += 1
-        return Figure(f"fig-{self.n:02d}-{_slug(slug)}", png, caption)
+        return Figure(f"fig-{self.n:02d}-{runs.slug(slug, lower=True, keep=None, default='x')[:40]}", png, caption)
 
 
 def build_report(
@@ -234,7 +115,6 @@ def _all_run_stats(col: Collection, *, n_boot, seed, level, progress) -> list[Ru
         return [run_stats(r, n_boot=n_boot, seed=seed, level=level) for r in col.label_runs]
     from rich.progress import track
 
-    from llmscisci.cli.common import console
 
     return [run_stats(r, n_boot=n_boot, seed=seed, level=level)
             for r in track(col.label_runs, description="bootstrap", console=console, transient=True)]

@@ -46,12 +46,22 @@ def forest(names: list[str], estimands: list[dict], title: str) -> bytes:
                 if p["estimate"] is None:
                     continue
                 lo, hi = p["low"], p["high"]
-                ax.errorbar(p["estimate"], y + OFFSET[m], xerr=[[max(p["estimate"] - lo, 0)], [max(hi - p["estimate"], 0)]],
-                            fmt=marker, color=col, ecolor=col, elinewidth=1.6, capsize=2, markersize=4,
-                            label=TITLES[m] if y == ys[0] else None)
+                ax.errorbar(
+                    p["estimate"],
+                    y + OFFSET[m],
+                    xerr=[[max(p["estimate"] - lo, 0)], [max(hi - p["estimate"], 0)]],
+                    fmt=marker,
+                    color=col,
+                    ecolor=col,
+                    elinewidth=1.6,
+                    capsize=2,
+                    markersize=4,
+                    label=TITLES[m] if y == ys[0] else None,
+                )
         if e["coded"]["estimate"] is not None:
-            ax.axvline(e["coded"]["estimate"], color="#55A868", linestyle="--", linewidth=1.2,
-                       label="coded sample")
+            ax.axvline(
+                e["coded"]["estimate"], color="#55A868", linestyle="--", linewidth=1.2, label="coded sample"
+            )
         if signed:
             ax.axvline(0, color="#999999", linewidth=0.8)
             ax.set_xlim(-1.02, 1.02)
@@ -70,33 +80,61 @@ def forest(names: list[str], estimands: list[dict], title: str) -> bytes:
 def section(files: list, make_figure: Callable[[str, bytes, str], Figure]) -> Section:
     """`files`: objects with .name and .data (a `llmscisci robustness` JSON)."""
     sec = Section("Robustness of conclusions")
-    sec.add(Text(
-        "Each configuration (model, prompt variant, wording, seed or label file) estimates every category's "
-        "share overall and per group, and each contrast between groups, naive (its labels taken as truth) and "
-        "corrected with the human-coded sample (PPI: prediction-powered inference; DSL: design-based supervised "
-        "learning). A contrast is the difference of two group shares, each corrected within its group with that "
-        "group's coded items, variances summed. Verdict: >0 or <0 when the interval excludes 0, else not "
-        "distinguishable. Disagreement: share of configurations whose verdict differs from the most common "
-        "corrected verdict; sign error: a significant verdict opposite in sign to the coded sample's estimate."))
+    sec.add(
+        Text(
+            "Each configuration (model, prompt variant, wording, seed or label file) estimates every "
+            "category's share overall and per group, and each contrast between groups, naive (its labels "
+            "taken as truth) and corrected with the human-coded sample (PPI: prediction-powered inference; "
+            "DSL: design-based supervised learning). A contrast is the difference of two group shares, each "
+            "corrected within its group with that group's coded items, variances summed. Verdict: >0 or <0 "
+            "when the interval excludes 0, else not distinguishable. Disagreement: share of configurations "
+            "whose verdict differs from the most common corrected verdict; sign error: a significant verdict "
+            "opposite in sign to the coded sample's estimate."
+        )
+    )
     for f in files:
         data = f.data
         for task, res in data["tasks"].items():
             sub = Section(f"{task} ({f.name})", level=3)
             names = [c.get("label") or c["name"] for c in res["configurations"]]
             pct = round(res["level"] * 100)
-            sub.add(Text(f"{len(names)} configurations, {res['n_items']} items, {res['n_coded']} coded; "
-                         f"{res['design']}. Intervals {pct}%.", "note"))
+            sub.add(
+                Text(
+                    f"{len(names)} configurations, {res['n_items']} items, {res['n_coded']} coded; "
+                    f"{res['design']}. Intervals {pct}%.",
+                    "note",
+                )
+            )
             rows = []
             for e in res["estimands"]:
                 s = e["summary"]
                 m = s["methods"]
-                rows.append([e["category"], e["what"], _range(m, "naive"), _range(m, "ppi"),
-                             s["modal_corrected_verdict"] or "—", _rates(m, "disagreement_rate"),
-                             _rates(m, "sign_error_rate")])
-            sub.add(Table(["Category", "Estimand", "Range naive (points)", "Range PPI (points)",
-                           "Modal corrected verdict", "Disagreement naive / PPI / DSL",
-                           "Sign errors naive / PPI / DSL"], rows,
-                          caption="Across configurations"))
+                rows.append(
+                    [
+                        e["category"],
+                        e["what"],
+                        _range(m, "naive"),
+                        _range(m, "ppi"),
+                        s["modal_corrected_verdict"] or "—",
+                        _rates(m, "disagreement_rate"),
+                        _rates(m, "sign_error_rate"),
+                    ]
+                )
+            sub.add(
+                Table(
+                    [
+                        "Category",
+                        "Estimand",
+                        "Range naive (points)",
+                        "Range PPI (points)",
+                        "Modal corrected verdict",
+                        "Disagreement naive / PPI / DSL",
+                        "Sign errors naive / PPI / DSL",
+                    ],
+                    rows,
+                    caption="Across configurations",
+                )
+            )
             drv = res.get("drivers", {})
             if drv.get("naive"):
                 drows = []
@@ -106,18 +144,43 @@ def section(files: list, make_figure: Callable[[str, bytes, str], Figure]) -> Se
                     def eta(d: dict) -> str:
                         return "—" if d["eta_squared"] is None else f"{d['eta_squared']:.2f}"
 
-                    drows.append([factor, str(len(n["levels"])), eta(n), eta(p), f"{n['flips']}/{n['compared']}",
-                                  f"{p['flips']}/{p['compared']}"])
-                sub.add(Table(["Factor", "Levels", "η² naive", "η² PPI", "Verdict flips naive", "Verdict flips PPI"],
-                              drows, caption="What moves the estimates and flips the verdicts"))
+                    drows.append(
+                        [
+                            factor,
+                            str(len(n["levels"])),
+                            eta(n),
+                            eta(p),
+                            f"{n['flips']}/{n['compared']}",
+                            f"{p['flips']}/{p['compared']}",
+                        ]
+                    )
+                sub.add(
+                    Table(
+                        [
+                            "Factor",
+                            "Levels",
+                            "η² naive",
+                            "η² PPI",
+                            "Verdict flips naive",
+                            "Verdict flips PPI",
+                        ],
+                        drows,
+                        caption="What moves the estimates and flips the verdicts",
+                    )
+                )
             by_cat: dict[str, list[dict]] = {}
             for e in res["estimands"]:
                 by_cat.setdefault(e["category"], []).append(e)
             for cat, ests in by_cat.items():
                 png = forest(names, ests, f"{task}: {cat}")
-                sub.add(make_figure(f"robustness-{task}-{cat}", png,
-                                    f"{task}, {cat}: one panel per estimand, one row per configuration; naive "
-                                    f"(grey), PPI (blue), DSL (orange) with {pct}% intervals; dashed: the coded "
-                                    "sample alone."))
+                sub.add(
+                    make_figure(
+                        f"robustness-{task}-{cat}",
+                        png,
+                        f"{task}, {cat}: one panel per estimand, one row per configuration; naive "
+                        f"(grey), PPI (blue), DSL (orange) with {pct}% intervals; dashed: the coded "
+                        "sample alone.",
+                    )
+                )
             sec.add(sub)
     return sec

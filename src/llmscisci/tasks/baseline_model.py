@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import numpy as np
 from llmscisci.data.codebook import Codebook
 from llmscisci.data.validate import apply_none_rule
 from llmscisci.errors import UserError
+from llmscisci.runs import atomic_folder
 from llmscisci.tasks.baseline import EMBED_MODEL, embed_texts, embedding_model_path
 from llmscisci.tasks.label_stream import Classifier
 
@@ -95,8 +94,13 @@ def save_model(folder: str | Path, method: str, codebook: Codebook, texts: list[
         clf = LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed).fit(x, col)
         coef[j], intercept[j] = clf.coef_[0], clf.intercept_[0]
     arrays = {"coef": coef, "intercept": intercept, "constant": constant}
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    with atomic_folder(folder) as tmp:
+        _write_model(tmp, arrays, vec, method, codebook, texts, seed, dim, cv)
+    return folder
+
+
+def _write_model(tmp: Path, arrays: dict, vec, method: str, codebook: Codebook, texts, seed: int, dim: int,
+                 cv: dict | None) -> None:
     files = {}
     if vec is not None:
         arrays["idf"] = vec.idf_.astype(np.float64)
@@ -118,16 +122,6 @@ def save_model(folder: str | Path, method: str, codebook: Codebook, texts: list[
         manifest["features"] = {"embedding_model": EMBED_MODEL, "embedding_model_sha256": embedding_model_hash(),
                                 "normalize": True}
     (tmp / "model.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    if folder.exists():
-        old = folder.with_name(f".{folder.name}.old")
-        os.replace(folder, old)
-        os.replace(tmp, folder)
-        for p in old.iterdir():
-            p.unlink()
-        old.rmdir()
-    else:
-        os.replace(tmp, folder)
-    return folder
 
 
 def _version(pkg: str) -> str | None:

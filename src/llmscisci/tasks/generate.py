@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rich.console import Console
+from llmscisci.console import console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmscisci.backends.base import Backend, Generation, GenParams
@@ -24,7 +24,7 @@ def progress_bar() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"), transient=False,
-        console=Console(stderr=True),  # stdout carries results only (tables, --json)
+        console=console,  # stdout carries results only (tables, --json)
     )
 
 

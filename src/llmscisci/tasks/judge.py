@@ -31,7 +31,7 @@ from llmscisci.errors import UserError
 from llmscisci.metrics.agreement import agreement_report
 from llmscisci.metrics.judge_audit import JudgedOrder, audit, exact_score
 from llmscisci.prompts import judge as prompts
-from llmscisci.runs import RunFolder, read_jsonl, stable_hash
+from llmscisci.runs import RunFolder, read_jsonl, slug, stable_hash
 from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.judge_parse import parse_judge
 
@@ -254,30 +254,30 @@ def run_judge(
     selected, orders, skipped = prepare(spec, items, candidates)
     config = spec.config(backend, selected, candidates, orders, skipped)
     phash = config["prompt_hash"]
-    from llmscisci.tasks.label import slug
 
     path = Path(run_dir) if run_dir else (
         Path(out) / f"judge_{spec.codebook.task}_{spec.variant}_{slug(spec.model)}_{config['hash'][:8]}")
-    run = RunFolder.create(path, config, resume=True)
-    run.repair_tail()
-    done = {call_key(r) for r in predictions(run) if not r.get("call_failed")}  # no answer: ask again
-    schema = prompts.judge_schema(spec.codebook, len(candidates)) if prompts.is_structured(spec.variant) else None
+    with RunFolder(path).writing():  # one writer per run folder
+        run = RunFolder.create(path, config, resume=True)
+        run.repair_tail()
+        done = {call_key(r) for r in predictions(run) if not r.get("call_failed")}  # no answer: ask again
+        schema = prompts.judge_schema(spec.codebook, len(candidates)) if prompts.is_structured(spec.variant) else None
 
-    entries = []
-    for it in selected:
-        for oid, order in enumerate(orders):
-            names = [candidates[i].name for i in order]
-            if (it.doi, it.task, tuple(names)) in done:
-                continue
-            recs = [candidates[i].records[it.doi] for i in order]
-            shown = [prompts.Shown(r.labels, r.response) for r in recs]
-            entries.append(((it, oid, names, [r.labels for r in recs]),
-                            prompts.build_messages(it.text, it.labels, shown, spec.codebook, spec.variant)))
-    t0 = time.perf_counter()
-    generate_into(run, backend, entries, spec.params,
-                  lambda entry, gen: call_record(*entry, gen, spec.codebook, phash),
-                  f"judge {spec.codebook.task}/{spec.variant}", schema=schema, show_progress=show_progress)
-    finish_judge(run, spec.codebook, wall_seconds=time.perf_counter() - t0, n_resumed=len(done))
+        entries = []
+        for it in selected:
+            for oid, order in enumerate(orders):
+                names = [candidates[i].name for i in order]
+                if (it.doi, it.task, tuple(names)) in done:
+                    continue
+                recs = [candidates[i].records[it.doi] for i in order]
+                shown = [prompts.Shown(r.labels, r.response) for r in recs]
+                entries.append(((it, oid, names, [r.labels for r in recs]),
+                                prompts.build_messages(it.text, it.labels, shown, spec.codebook, spec.variant)))
+        t0 = time.perf_counter()
+        generate_into(run, backend, entries, spec.params,
+                      lambda entry, gen: call_record(*entry, gen, spec.codebook, phash),
+                      f"judge {spec.codebook.task}/{spec.variant}", schema=schema, show_progress=show_progress)
+        finish_judge(run, spec.codebook, wall_seconds=time.perf_counter() - t0, n_resumed=len(done))
     return run
 
 

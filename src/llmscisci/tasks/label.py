@@ -7,7 +7,6 @@ stopped (re-running the same configuration into the same --out folder, or --resu
 from __future__ import annotations
 
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,8 @@ from llmscisci.data.validate import apply_none_rule
 from llmscisci.errors import UserError
 from llmscisci.metrics.distribution import GROUP_KEYS
 from llmscisci.prompts import label as prompts
-from llmscisci.runs import RunFolder, read_jsonl, stable_hash
+from llmscisci.runs import Records, RunFolder, iter_jsonl, slug, stable_hash
+from llmscisci.tasks.finish import completeness, finish_run, planned_items  # noqa: F401 - re-exported
 from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.parse import is_exact_format, parse_answer, render_answer
 
@@ -72,10 +72,6 @@ class LabelSpec:
             # the majority/prior baselines are fitted on the whole train split, whatever --limit selects
             "train_reference": train_reference or [],
         }
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[-40:] or "model"
 
 
 def select_items(items: list[Item], split: str, limit: int | None) -> list[Item]:
@@ -184,67 +180,6 @@ def run_label(
     return run
 
 
-def planned_items(config: dict) -> int | None:
-    """How many items a run set out to label: its item list, or a streamed corpus's count (and --limit)."""
-    items = config.get("items")
-    if isinstance(items, list):
-        return len(items) or None
-    if isinstance(items, dict) and isinstance(items.get("n"), int):
-        limit = config.get("limit")
-        return min(items["n"], limit) if isinstance(limit, int) else items["n"]
-    return None
-
-
-def completeness(n_done: int, planned: int | None, bad_lines: int = 0) -> dict:
-    """How much of the planned run the predictions cover (`partial` when fewer than planned)."""
-    out: dict = {}
-    if planned:
-        out = {"n_planned": planned, "partial": n_done < planned}
-    if bad_lines:
-        out["bad_lines_skipped"] = bad_lines
-    return out
-
-
-def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = None, n_resumed: int = 0,
-               skip_bad: bool = False) -> dict:
-    """Compute metrics from the predictions and write metrics.json and predictions.csv."""
-    from llmscisci.metrics.evaluate import evaluate
-
-    # item order, not completion order: concurrency and resumes must not change any number
-    preds = sorted(run.predictions(skip_bad=skip_bad), key=lambda p: (str(p.get("task")), str(p.get("doi"))))
-    metrics = evaluate(preds, codebook, train_reference=run.config.get("train_reference") or None)
-    metrics |= completeness(len(preds), planned_items(run.config), run.bad_lines)
-    metrics["empty"] = sum(1 for p in preds if p.get("empty"))
-    metrics["exact_format_rate"] = sum(bool(p.get("exact_format")) for p in preds) / max(len(preds), 1)
-    metrics["failed"] = sum(1 for p in preds if p.get("error"))
-    metrics["refusals"] = sum(1 for p in preds if p.get("refusal"))
-    metrics["tokens"] = {
-        "in": sum(p.get("tokens_in") or 0 for p in preds),
-        "out": sum(p.get("tokens_out") or 0 for p in preds),
-    }
-    costs = [p["cost_usd"] for p in preds if p.get("cost_usd") is not None]
-    metrics["cost_usd"] = round(sum(costs), 6) if costs else None
-    metrics["generation_seconds"] = round(sum(p.get("seconds") or 0 for p in preds), 3)
-    prev = run.metrics().get("timing", {})
-    if wall_seconds is not None:
-        metrics["timing"] = {"last_wall_seconds": round(wall_seconds, 3), "resumed_items": n_resumed,
-                             "previous": prev or None}
-    elif prev:  # `llmscisci eval` recomputes scores; the run's timing stays what it was
-        metrics["timing"] = prev
-    versions = sorted({p["model_version"] for p in preds if p.get("model_version")})
-    if versions:
-        metrics["model_versions"] = versions
-    run.write_metrics(metrics)
-    rows = []
-    for p in preds:
-        row = {k: p.get(k) for k in ("doi", "task", "split", "valid", "repaired", "exact_format", "error")}
-        row |= codebook.columns("pred", p.get("labels")) | codebook.columns("ref", p.get("reference"))
-        row["tokens_in"], row["tokens_out"], row["seconds"] = p.get("tokens_in"), p.get("tokens_out"), p.get("seconds")
-        rows.append(row)
-    run.write_csv(rows)
-    return metrics
-
-
 def reevaluate(run_dir: str | Path, reparse: bool = False, skip_bad: bool = False) -> dict:
     """`llmscisci eval`: recompute a run's metrics from its predictions (optionally re-parsing raw output).
 
@@ -257,7 +192,9 @@ def reevaluate(run_dir: str | Path, reparse: bool = False, skip_bad: bool = Fals
 
 def _reevaluate(run: RunFolder, cfg: dict, reparse: bool, skip_bad: bool) -> dict:
     run_dir = run.path
-    read_jsonl(run.predictions_path, skip_bad=skip_bad)  # refuse a damaged file before anything is rewritten
+    checked = Records()  # refuse a damaged file before anything is rewritten (one pass, bounded memory)
+    for _ in iter_jsonl(run.predictions_path, skip_bad=skip_bad, into=checked):
+        pass
     if cfg.get("kind") == "judge":
         from llmscisci.tasks.judge import reevaluate_judge
 
@@ -280,4 +217,12 @@ def _reevaluate(run: RunFolder, cfg: dict, reparse: bool, skip_bad: bool) -> dic
             p["valid"], p["repaired"] = parsed.valid, parsed.repaired
             p["exact_format"] = is_exact_format(p.get("raw") or "", codebook, variant)
         run.rewrite_predictions(preds)
+    if cfg.get("streamed"):  # a corpus run (`label --input`): its own bounded-memory finish
+        from llmscisci.tasks.stream_finish import finish_stream
+
+        metrics = finish_stream(run, codebook)
+        if checked.bad_lines:  # the streamed reader skips them too: say how many
+            metrics["bad_lines_skipped"] = checked.bad_lines
+            run.write_metrics(metrics)
+        return metrics
     return finish_run(run, codebook, skip_bad=skip_bad)

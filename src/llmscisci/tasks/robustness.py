@@ -24,7 +24,7 @@ import numpy as np
 from llmscisci.data.codebook import BUILTIN, Codebook, load_codebook
 from llmscisci.data.labelfiles import load_labels
 from llmscisci.errors import UserError
-from llmscisci.tasks.coding import load_gold
+from llmscisci.coding import load_gold
 
 MAX_DEPTH = 4
 LABEL_KINDS = ("label", "baseline")
@@ -50,8 +50,13 @@ class Configuration:
 
     def describe(self) -> dict:
         n_invalid = sum(v is None for v in self.labels.values())
-        return {"name": self.name, "source": str(self.source), "factors": self.factors, "n_items": len(self.labels),
-                "n_invalid": n_invalid}
+        return {
+            "name": self.name,
+            "source": str(self.source),
+            "factors": self.factors,
+            "n_items": len(self.labels),
+            "n_invalid": n_invalid,
+        }
 
 
 @dataclass
@@ -88,8 +93,9 @@ def _read_config(path: Path) -> dict | None:
 
 def _is_label_run(path: Path) -> bool:
     cfg = _read_config(path)
-    return (cfg is not None and (path / "predictions.jsonl").is_file()
-            and cfg.get("kind", "label") in LABEL_KINDS)
+    return (
+        cfg is not None and (path / "predictions.jsonl").is_file() and cfg.get("kind", "label") in LABEL_KINDS
+    )
 
 
 def run_folders(folder: Path) -> list[Path]:
@@ -108,7 +114,11 @@ def _factors(cfg: dict) -> dict:
     model = str(cfg.get("model") or cfg.get("method") or "?")
     if cfg.get("kind") == "baseline" and not model.startswith("baseline:"):
         model = f"baseline:{cfg.get('method', '?')}"
-    f = {"model": model, "variant": str(cfg.get("variant") or "-"), "paraphrase": str(cfg.get("paraphrase") or 0)}
+    f = {
+        "model": model,
+        "variant": str(cfg.get("variant") or "-"),
+        "paraphrase": str(cfg.get("paraphrase") or 0),
+    }
     if float(params.get("temperature") or 0) > 0:
         f["seed"] = str(params.get("seed"))
     return f
@@ -117,8 +127,15 @@ def _factors(cfg: dict) -> dict:
 def _order(c: Configuration) -> tuple:
     f = c.factors
     para = str(f.get("paraphrase", "0"))
-    return (c.task, f.get("model", ""), f.get("variant", ""), int(para) if para.isdigit() else 0, para,
-            str(f.get("seed", "")), c.name)
+    return (
+        c.task,
+        f.get("model", ""),
+        f.get("variant", ""),
+        int(para) if para.isdigit() else 0,
+        para,
+        str(f.get("seed", "")),
+        c.name,
+    )
 
 
 def codebooks(extra: Codebook | None = None) -> dict[str, Codebook]:
@@ -128,8 +145,9 @@ def codebooks(extra: Codebook | None = None) -> dict[str, Codebook]:
     return books
 
 
-def load_configurations(sources: list[Path], codebook: Codebook | None = None,
-                        skipped: list[tuple[str, str]] | None = None) -> list[Configuration]:
+def load_configurations(
+    sources: list[Path], codebook: Codebook | None = None, skipped: list[tuple[str, str]] | None = None
+) -> list[Configuration]:
     """Every configuration of every task that the sources hold. Unfinished runs (no metrics.json: killed
     or still running) found inside a folder are left out and named in `skipped`; a run folder given
     directly is always used. `skipped` collects (task, note) pairs."""
@@ -141,7 +159,9 @@ def load_configurations(sources: list[Path], codebook: Codebook | None = None,
         if src.is_dir():
             runs = run_folders(src)
             if not runs:
-                raise UserError(f"{src}: no labelling run folder (config.json + predictions.jsonl) in or below it")
+                raise UserError(
+                    f"{src}: no labelling run folder (config.json + predictions.jsonl) in or below it"
+                )
             found: list[Configuration] = []
             for run in runs:
                 if run != src and not (run / "metrics.json").is_file():
@@ -164,16 +184,27 @@ def load_configurations(sources: list[Path], codebook: Codebook | None = None,
                 if not recs:
                     raise UserError(f"{run}: no predictions for task {cb.task!r}")
                 name = run.name if src == run else str(run.relative_to(src))
-                found.append(Configuration(name, run, cb.task, _factors(cfg),
-                                           {d: r.labels for d, r in recs.items()}, cb))
+                found.append(
+                    Configuration(
+                        name, run, cb.task, _factors(cfg), {d: r.labels for d, r in recs.items()}, cb
+                    )
+                )
             out += sorted(found, key=_order)
         else:
             ls = load_labels(src, books)
             tasks = sorted({t for _, t in ls.records})
             for t in tasks:
                 recs = ls.for_task(t)
-                out.append(Configuration(src.stem, src, t, {"model": src.stem, "variant": "-", "paraphrase": "0"},
-                                         {d: r.labels for d, r in recs.items()}, books[t]))
+                out.append(
+                    Configuration(
+                        src.stem,
+                        src,
+                        t,
+                        {"model": src.stem, "variant": "-", "paraphrase": "0"},
+                        {d: r.labels for d, r in recs.items()},
+                        books[t],
+                    )
+                )
     seen: dict[tuple[str, str], int] = {}
     for c in out:  # unique names within a task
         seen[(c.task, c.name)] = seen.get((c.task, c.name), 0) + 1
@@ -228,14 +259,18 @@ def gather(configs: list[Configuration], task: str, gold: Path, groups_of: dict[
     for d, v in g.labels.items():
         y[pos[d]] = v
     if g.outside:
-        notes.append(f"{len(g.outside)} coded items of {gold} are outside the shared corpus and were left out")
+        notes.append(
+            f"{len(g.outside)} coded items of {gold} are outside the shared corpus and were left out"
+        )
     n = len(g.labels)
     if g.pi is not None:
         pi = np.array([g.pi.get(d, 1.0) for d in order])
         design = "sampling probabilities recorded in the coded file"
     else:
         pi = None
-        design = (f"no sampling probabilities in the coded file: a simple random sample ({n} of {len(order)}; "
-                  "within a group, n_g of N_g)")
+        design = (
+            f"no sampling probabilities in the coded file: a simple random sample ({n} of {len(order)}; "
+            "within a group, n_g of N_g)"
+        )
     groups = None if groups_of is None else np.array([groups_of[d] for d in order])
     return Inputs(task, cb, mine, order, groups, y, pi, design, n, notes)

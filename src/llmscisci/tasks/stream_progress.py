@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from rich.console import Console
+from llmscisci.console import console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
@@ -21,7 +21,7 @@ class StreamProgress:
         self._last = 0.0
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
-                            TextColumn("{task.fields[status]}"), console=Console(stderr=True),
+                            TextColumn("{task.fields[status]}"), console=console,
                             disable=not show, transient=False)
         self.task = self.bar.add_task(title, total=total, rate="", status="")
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
+from llmscisci.console import fmt as _fmt
 from llmscisci.runs import write_json
 
 HEADLINE = ("macro_f1", "micro_f1", "hamming_loss", "subset_accuracy")
@@ -72,8 +74,7 @@ def comparison_table(result: dict):
     for col in ("task", "metric", "reference", "policy", "diff"):
         table.add_column(col, justify="right" if col not in ("task", "metric") else "left")
 
-    def fmt(v):
-        return "-" if v is None else f"{v:+.3f}" if isinstance(v, float) and v < 0 else (f"{v:.3f}" if isinstance(v, float) else str(v))
+    fmt = partial(_fmt, none="-", compact=False, thousands=False)
 
     for t, data in result["tasks"].items():
         for m, v in data["metrics"].items():

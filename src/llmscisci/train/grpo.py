@@ -36,7 +36,7 @@ DEFAULTS = {
 
 def cot_rows(cfg: dict) -> tuple[list[dict], list[dict]]:
     """(train, test) chain-of-thought rows: from a `grpo build` folder, else built from the annotators."""
-    from llmscisci.tasks import cot
+    from llmscisci.train import cot
 
     if cfg["data"]["cot"]:
         dd = cot.load_cot(cfg["data"]["cot"])

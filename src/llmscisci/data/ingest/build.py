@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,6 +24,7 @@ from llmscisci.data.ingest.metadata import Metadata, read_metadata
 from llmscisci.data.ingest.sections import FIELDS as TEXT_FIELDS
 from llmscisci.data.ingest.sections import extract_parts
 from llmscisci.errors import UserError
+from llmscisci.runs import atomic_folder
 
 REPORT_COLUMNS = (
     "doi",
@@ -334,9 +332,7 @@ def write_output(
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"output folder {out} exists and is not empty (pass --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out, merge=(REPORTS_FILE, META_FILE, LOG_FILE, SUMMARY_FILE, INFO_FILE)) as tmp:
         _write_csv(tmp / REPORTS_FILE, REPORT_COLUMNS, result.rows)
         _write_csv(tmp / META_FILE, META_COLUMNS, result.meta_rows)
         with (tmp / LOG_FILE).open("w", encoding="utf-8") as fh:
@@ -351,16 +347,4 @@ def write_output(
             **(info or {}),
         }
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            for p in (REPORTS_FILE, META_FILE, LOG_FILE, SUMMARY_FILE, INFO_FILE):
-                if (out / p).exists():
-                    (out / p).unlink()
-            for p in tmp.iterdir():
-                os.replace(p, out / p.name)
-            tmp.rmdir()
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

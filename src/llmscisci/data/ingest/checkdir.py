@@ -19,16 +19,6 @@ from llmscisci.errors import DataError, UserError
 LABEL_SUFFIXES = (".csv", ".jsonl")
 
 
-def _message(exc: DataError) -> str:
-    where = exc.path
-    if exc.row is not None:
-        where += f", row {exc.row}"
-    if exc.column is not None:
-        where += f", column {exc.column!r}"
-    text = str(exc)
-    return text[len(where) + 2 :] if text.startswith(where + ": ") else text
-
-
 def check_directory(path: str | Path) -> tuple[list[Problem], dict]:
     """All problems of a data directory (errors and warnings) and what was checked."""
     root = Path(path)
@@ -54,7 +44,7 @@ def check_directory(path: str | Path) -> tuple[list[Problem], dict]:
         dois = [d for d in reports["doi"] if d]
         checked["reports"] = len(reports)
     except DataError as exc:
-        col.problems.append(Problem(exc.path, _message(exc), exc.row, exc.column))
+        col.problems.append(Problem(exc.path, exc.reason, exc.row, exc.column))
     labels_dir = root / "labels"
     reference = None
     if labels_dir.is_dir():
@@ -67,7 +57,7 @@ def check_directory(path: str | Path) -> tuple[list[Problem], dict]:
                 if p.name == "reference.csv":
                     reference = ls
             except DataError as exc:
-                col.problems.append(Problem(exc.path, _message(exc), exc.row, exc.column))
+                col.problems.append(Problem(exc.path, exc.reason, exc.row, exc.column))
     if reference is not None and dois is not None:
         for task in ("easy", "difficult"):
             have = reference.labels(task)

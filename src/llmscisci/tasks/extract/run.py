@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmscisci.backends.base import Backend, GenParams, Generation
+from llmscisci import runs
 from llmscisci.errors import UserError
 from llmscisci.prompts import extract as prompts
 from llmscisci.runs import RunFolder, atomic_write, stable_hash
@@ -98,7 +98,7 @@ def slug(model: str) -> str:
     """A model name for a folder name: a local model folder by its own name, others as given."""
     p = Path(model).expanduser()
     text = p.name if (os.sep in model and p.exists()) else model
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[-40:] or "model"
+    return runs.slug(text)
 
 
 # ---- units --------------------------------------------------------------------------------------------
@@ -199,17 +199,18 @@ def run_extract(
     phash = config["prompt_hash"]
     name = f"extract_{page.name}_{'baseline' if spec.is_baseline else spec.variant}_{slug(spec.model)}_{config['hash'][:8]}"
     path = Path(run_dir) if run_dir else Path(out) / name
-    run = RunFolder.create(path, config, resume=True)
-    run.repair_tail()
-    done = run.done_keys()
-    pending = [u for u in units if (u.id, "extract") not in done]
+    with RunFolder(path).writing():  # one writer per run folder
+        run = RunFolder.create(path, config, resume=True)
+        run.repair_tail()
+        done = run.done_keys()
+        pending = [u for u in units if (u.id, "extract") not in done]
 
-    t0 = time.perf_counter()
-    if spec.is_baseline:
-        run.append(prediction_record(u, None, truth, None, baseline_extract(u.text)) for u in pending)
-    elif pending:
-        _generate(spec, pending, backend, run, truth, phash, show_progress)
-    finish_run(run, truth, wall_seconds=time.perf_counter() - t0, n_resumed=len(units) - len(pending))
+        t0 = time.perf_counter()
+        if spec.is_baseline:
+            run.append(prediction_record(u, None, truth, None, baseline_extract(u.text)) for u in pending)
+        elif pending:
+            _generate(spec, pending, backend, run, truth, phash, show_progress)
+        finish_run(run, truth, wall_seconds=time.perf_counter() - t0, n_resumed=len(units) - len(pending))
     return run
 
 

@@ -17,15 +17,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import re
-import shutil
-import tempfile
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -34,74 +27,18 @@ from llmscisci.data.codebook import Codebook
 from llmscisci.data.items import Item
 from llmscisci.data.labelfiles import LabelSet
 from llmscisci.errors import UserError
+from llmscisci.runs import atomic_folder
+from llmscisci.prompts.cot import (clean_trace, completion_text, prompt_hash, prompt_messages, system_prompt,
+                                   teacher_messages)
+
+__all__ = ["ANNOTATORS", "FORMATS", "PER_ITEM", "Trace", "annotator_traces", "build_cot", "build_rows",
+           "check_out", "clean_trace", "completion_text", "drop_long", "length_report", "load_cot", "make_row",
+           "prompt_hash", "prompt_messages", "save_cot", "system_prompt", "teacher_messages", "teacher_traces",
+           "to_dataset_dict"]
 
 FORMATS = ("conversational", "standard")
 PER_ITEM = ("one", "all")
 ANNOTATORS = "annotators"
-_TAGS = re.compile(r"</?\s*(think|label|text)\s*>", re.IGNORECASE)
-
-
-# --- prompts ---------------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
-def templates() -> dict:
-    return tomllib.loads(resources.files("llmscisci.prompts").joinpath("grpo.toml").read_text("utf-8"))
-
-
-def vector_text(labels: Sequence[int]) -> str:
-    return "[" + ", ".join(str(int(v)) for v in labels) + "]"
-
-
-def fields(codebook: Codebook) -> dict:
-    none_i = codebook.none_index
-    example = [0] * codebook.n
-    example[0] = 1
-    if codebook.n >= 4:
-        example[2] = 1
-    return {
-        "question": codebook.question or f"Which categories of the task {codebook.task!r} apply?",
-        "title": codebook.title or codebook.task,
-        "rubric": "\n".join(f"{i}. {c.name}" + (f": {c.description}" if c.description else "")
-                            for i, c in enumerate(codebook.categories, start=1)),
-        "n": codebook.n,
-        "order": "[" + ", ".join(codebook.shorts) + "]",
-        "none_number": (none_i + 1) if none_i is not None else "-",
-        "none_name": codebook.categories[none_i].name if none_i is not None else "-",
-        "example": vector_text(example),
-    }
-
-
-def system_prompt() -> str:
-    return templates()["system"].strip()
-
-
-def user_prompt(text: str, codebook: Codebook) -> str:
-    return templates()["user"].format(**fields(codebook), text=text.strip() or "(empty)")
-
-
-def prompt_messages(text: str, codebook: Codebook) -> list[dict]:
-    return [{"role": "system", "content": system_prompt()}, {"role": "user", "content": user_prompt(text, codebook)}]
-
-
-def teacher_messages(text: str, labels: Sequence[int], codebook: Codebook) -> list[dict]:
-    answer = "; ".join(c.name for c, v in zip(codebook.categories, labels) if v) or "(none)"
-    user = templates()["teacher_user"].format(**fields(codebook), text=text.strip() or "(empty)", answer=answer)
-    return [{"role": "system", "content": templates()["teacher_system"].strip()}, {"role": "user", "content": user}]
-
-
-def clean_trace(text: str) -> str:
-    """A trace without the tags that delimit the answer (a trace holding them would break the format)."""
-    return _TAGS.sub("", text or "").strip()
-
-
-def completion_text(trace: str, labels: Sequence[int]) -> str:
-    return f"<think>\n{clean_trace(trace)}\n</think>\n<label>\n{vector_text(labels)}\n</label>"
-
-
-def prompt_hash() -> str:
-    from llmscisci.runs import stable_hash
-
-    t = templates()
-    return stable_hash({k: t[k] for k in ("system", "user", "teacher_system", "teacher_user")})
 
 
 # --- traces ----------------------------------------------------------------------------------------
@@ -326,22 +263,15 @@ def save_cot(rows: list[dict], out: Path, card: dict, force: bool = False) -> di
     card.get("lengths", {}).pop("_lengths", None)
     from datasets import disable_progress_bars, enable_progress_bars, is_progress_bar_enabled
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     bars = is_progress_bar_enabled()
     disable_progress_bars()  # a few hundred rows: the per-shard bars are noise
     try:
-        dd.save_to_disk(str(tmp / "dataset"))
-        for s, ds in dd.items():
-            ds.to_parquet(str(tmp / f"{s}.parquet"))
-        (tmp / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
-        (tmp / "README.md").write_text(_card_markdown(card), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with atomic_folder(out) as tmp:
+            dd.save_to_disk(str(tmp / "dataset"))
+            for s, ds in dd.items():
+                ds.to_parquet(str(tmp / f"{s}.parquet"))
+            (tmp / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
+            (tmp / "README.md").write_text(_card_markdown(card), encoding="utf-8")
     finally:
         if bars:
             enable_progress_bars()
