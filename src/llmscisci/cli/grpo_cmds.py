@@ -10,6 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from llmscisci.backends.settings import BackendSettings
+from llmscisci.cli.backend_flags import backend_flags
 from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, console, emit, out
 from llmscisci.console import fmt
 from llmscisci.cli.tables import print_table
@@ -193,7 +195,9 @@ def score(
     notes.append(f"tokens: {method}; written to {out_path}")
     emit(result, [table, *notes], as_json, json_out)
 
+
 @grpo_app.command("build")
+@backend_flags
 def build(
     task: Annotated[str, typer.Option("--task", help="Comma-separated tasks (codebook names or .toml files).")] = "easy,difficult",
     source: Annotated[str, typer.Option("--source", help="annotators (offline: the annotators' responses) or a teacher model (provider:model or a local model).")] = "annotators",
@@ -207,6 +211,7 @@ def build(
     data_dir: DataDirOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder of the data set.")] = Path("runs/cot"),
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
+    backend: BackendSettings | None = None,
 ) -> None:
     """Build chain-of-thought prompt/completion rows (DatasetDict + parquet + card) with the canonical split."""
     from llmscisci.data.codebook import load_codebook
@@ -231,10 +236,9 @@ def build(
     src = resolve(data_dir)
     teacher = None
     if source != cot.ANNOTATORS:
-        from llmscisci.backends.base import BackendOptions
         from llmscisci.backends.registry import load_backend
 
-        teacher = load_backend(source, BackendOptions())
+        teacher = load_backend(source, backend.options())  # the backend flags apply to the teacher
     tok = None
     if tokenizer.strip().lower() != "whitespace":
         from llmscisci.rewards.tokens import load_tokenizer
