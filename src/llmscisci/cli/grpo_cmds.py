@@ -11,6 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from llmscisci.console import fmt
+from llmscisci.backends.settings import BackendSettings
+from llmscisci.cli.backend_flags import backend_flags
 from llmscisci.cli.common import DataDirOpt, console, out
 from llmscisci.cli.tables import print_table
 from llmscisci.paths import read_toml
@@ -203,6 +205,7 @@ def score(
 
 
 @grpo_app.command("build")
+@backend_flags
 def build(
     task: Annotated[str, typer.Option("--task", help="Comma-separated tasks (codebook names or .toml files).")] = "easy,difficult",
     source: Annotated[str, typer.Option("--source", help="annotators (offline: the annotators' responses) or a teacher model (provider:model or a local model).")] = "annotators",
@@ -216,6 +219,7 @@ def build(
     data_dir: DataDirOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder of the data set.")] = Path("runs/cot"),
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
+    backend: BackendSettings | None = None,
 ) -> None:
     """Build chain-of-thought prompt/completion rows (DatasetDict + parquet + card) with the canonical split."""
     from llmscisci.data.codebook import load_codebook
@@ -240,10 +244,9 @@ def build(
     src = resolve(data_dir)
     teacher = None
     if source != cot.ANNOTATORS:
-        from llmscisci.backends.base import BackendOptions
         from llmscisci.backends.registry import load_backend
 
-        teacher = load_backend(source, BackendOptions())
+        teacher = load_backend(source, backend.options())  # the backend flags apply to the teacher
     tok = None
     if tokenizer.strip().lower() != "whitespace":
         from llmscisci.rewards.tokens import load_tokenizer
