@@ -28,8 +28,11 @@ from llmscisci.backends.registry import load_backend  # noqa: E402
 
 
 def label_conversations(n: int) -> tuple[list[list[dict]], str]:
-    """n labelling prompts built from the shared data (easy and difficult texts), else synthetic ones."""
-    data = Path(os.environ.get("LLMSCISCI_DATA") or ROOT.parent / "shared" / "data")
+    """n labelling prompts built from the data folder ($LLMSCISCI_DATA, else the bundled dataset: easy and
+    difficult texts), else synthetic ones. The result names the data as `bundled` or its folder's name."""
+    from llmscisci.paths import data_dir, data_label
+
+    data = data_dir(None)
     try:
         from llmscisci.data.codebook import load_codebook
         from llmscisci.data.items import load_items
@@ -40,7 +43,7 @@ def label_conversations(n: int) -> tuple[list[list[dict]], str]:
             cb = load_codebook(task)
             convs += [build_messages(it.text, cb, "guidelines") for it in load_items(cb, data_dir=data)]
         if len(convs) >= n:
-            return convs[:n], f"label prompts (guidelines variant) from {data}"
+            return convs[:n], f"label prompts (guidelines variant) from {data_label(data)}"
     except Exception as exc:  # noqa: BLE001 - the benchmark also runs without the data
         print(f"(data not usable: {exc}; using synthetic prompts)", file=sys.stderr)
     return ([[{"role": "user", "content": f"Passage {i}: the code was easy to run."}] for i in range(n)],

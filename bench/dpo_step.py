@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("LLMSCISCI_DATA", ROOT.parent / "shared" / "data"))
 
 
 def rss_mb() -> float:
@@ -60,8 +59,11 @@ def build_prefs(dest: Path, n: int) -> None:
     from llmscisci.train import preferences as P
 
     cb = load_codebook("difficult")
-    items = load_items(cb, data_dir=DATA)
-    sets = [load_labels(f) for f in sorted((DATA / "labels").glob("annotator_*.jsonl"))]
+    from llmscisci.paths import data_dir
+
+    data = data_dir(None)  # $LLMSCISCI_DATA, else the bundled dataset
+    items = load_items(cb, data_dir=data)
+    sets = [load_labels(f) for f in sorted((data / "labels").glob("annotator_*.jsonl"))]
     rows = P.by_correctness(items, cb, "guidelines", sets)
     if len(rows) < n:  # the annotators rarely disagree: pad with rendered reference vs an all-none answer
         from llmscisci.tasks.parse import render_answer

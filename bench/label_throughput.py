@@ -47,8 +47,10 @@ DEFAULT_MAX_NEW = {"icl": 48, "guidelines": 32, "structured": 64}
 
 
 def data_dir() -> Path:
-    env = os.environ.get("LLMSCISCI_DATA")
-    return Path(env) if env else ROOT.parent / "shared" / "data"
+    """$LLMSCISCI_DATA, else the dataset bundled with the package."""
+    from llmscisci.paths import data_dir as resolve
+
+    return resolve(None)
 
 
 def messages_builder():

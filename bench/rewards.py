@@ -48,8 +48,10 @@ BATCH = 64  # completions per reward call (a TRL generation batch: prompts x num
 
 
 def data_dir() -> Path:
-    env = os.environ.get("LLMSCISCI_DATA")
-    return Path(env) if env else ROOT.parent / "shared" / "data"
+    """$LLMSCISCI_DATA, else the dataset bundled with the package."""
+    from llmscisci.paths import data_dir as resolve
+
+    return resolve(None)
 
 
 # --- the seed-style implementation --------------------------------------------------------------

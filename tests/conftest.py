@@ -1,4 +1,5 @@
-"""Shared fixtures. The shared data folder is read in place (never copied into the repository)."""
+"""Shared fixtures. Tests read the dataset bundled with the package (`data_dir`) and, for what the package
+does not ship (real LaTeX sources, the seed study's file formats), tests/fixtures/data."""
 
 from __future__ import annotations
 
@@ -8,19 +9,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _shared_data() -> Path:
-    env = os.environ.get("LLMSCISCI_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+FIXTURE_DATA = REPO / "tests" / "fixtures" / "data"
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    path = _shared_data()
-    if not (path / "mlrc_reports.csv").is_file():
-        pytest.fail(f"shared data not found at {path}; set LLMSCISCI_DATA")
-    return path
+    """The bundled dataset (reports, labels, extraction pages), as the package finds it."""
+    from llmscisci.paths import bundled_data_dir
+
+    return bundled_data_dir()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -409,3 +409,29 @@ class FakeGeminiBatch(BatchMixin, FakeGemini):
 
 
 BATCH_SERVERS = {"openai": FakeOpenAIBatch, "anthropic": FakeAnthropicBatch, "gemini": FakeGeminiBatch}
+
+
+def main() -> None:  # pragma: no cover - manual use (the docs' examples)
+    import argparse
+
+    ap = argparse.ArgumentParser(description="A fake provider batch server on 127.0.0.1 (prints its base URL).")
+    ap.add_argument("provider", choices=sorted(BATCH_SERVERS))
+    ap.add_argument("--polls", type=int, default=1)
+    ap.add_argument("--row-error-rate", type=float, default=0.0)
+    ap.add_argument("--expire", type=int, action="append", default=[], help="batch number that expires")
+    ap.add_argument("--fail", type=int, action="append", default=[], help="batch number that fails validation")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    plan = BatchPlan(polls=args.polls, row_error_rate=args.row_error_rate, expire=set(args.expire),
+                     fail_validation=set(args.fail), seed=args.seed)
+    srv = BATCH_SERVERS[args.provider](plan=plan).start()
+    print(srv.base_url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        srv.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

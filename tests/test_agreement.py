@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 
 import numpy as np
@@ -19,6 +21,8 @@ from llmscisci.metrics.agreement import (
     hamming_loss,
     krippendorff_alpha,
 )
+
+FIXTURE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"  # sources and seed formats
 
 # Fleiss (1971)-style textbook table (as on Wikipedia, "Fleiss' kappa", worked example):
 # 10 subjects, 14 raters each, 5 categories; kappa = 0.210.
@@ -189,7 +193,7 @@ def test_agree_humans_and_errors(data_dir, tmp_path):
 
 
 def test_agree_reads_study_formats(data_dir):
-    seed = data_dir / "seed_formats"
+    seed = FIXTURE_DATA / "seed_formats"
     files = [str(seed / "gpt4_effortly_labels_beta.sample.csv"), str(seed / "gemini_effortly_labels_gamma.sample.csv"),
              str(seed / "ReScience_JCDL-23.sample.csv")]
     res = CliRunner().invoke(app, ["agree", *files], env={"COLUMNS": "200"})

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from fake_batch import BATCH_SERVERS, BatchPlan, synth
 from fakeservers import KEY_ENV, TEST_KEYS
 
@@ -59,7 +60,8 @@ def stable_preds(run_dir: Path) -> list[dict]:
                   key=lambda p: p["doi"])
 
 
-def test_kill_after_submit_rerun_collects_the_same_batches(tmp_path):
+@pytest.mark.parametrize("how", ["rerun", "collect"])
+def test_kill_after_submit_rerun_collects_the_same_batches(tmp_path, how):
     csv = items(tmp_path, 30)
     hold = threading.Event()
     with BATCH_SERVERS["openai"](plan=BatchPlan(hold=hold), expect_key=TEST_KEYS["openai"]) as srv:
@@ -79,7 +81,10 @@ def test_kill_after_submit_rerun_collects_the_same_batches(tmp_path):
         assert st["summary"]["by_state"] == {"submitted": 30} and [b["id"] for b in st["batches"]] == ids
         assert {f.name: f.stat().st_mtime_ns for f in run_dir.iterdir()} == before
         hold.set()
-        res = run(cmd, tmp_path)  # the same command again
+        if how == "rerun":
+            res = run(cmd, tmp_path)  # the same command again
+        else:
+            res = run([CLI, "batch", "collect", str(run_dir), "--poll-interval", "0.05", "--no-cache"], tmp_path)
         assert srv.batch_creates == 1 and srv.rows_submitted == 30 and srv.paid_twice == 0
     state = json.loads((run_dir / "batches.json").read_text())
     assert [b["id"] for b in state["batches"]] == ids and state["summary"]["by_state"] == {"done": 30}

@@ -44,5 +44,17 @@ def test_missing_data_dir(tmp_path):
     import os
 
     env = {k: v for k, v in os.environ.items() if k != "LLMSCISCI_DATA"}
-    proc = run("label", "--task", "easy", env=env)
-    assert proc.returncode == 2 and "--data-dir" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("label", "--task", "easy", "--data-dir", str(tmp_path / "nope"), env=env)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_label_defaults_to_the_bundled_dataset(tmp_path):
+    """With no --data-dir and no LLMSCISCI_DATA the study's data is the bundled copy: a dry run plans all
+    70 easy items (an API model's dry run: nothing is sent, no key needed)."""
+    import json
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("LLMSCISCI_DATA", "OPENAI_API_KEY")}
+    proc = run("label", "--task", "easy", "--model", "openai:gpt-4o-mini", "--dry-run", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["dry_run"]["n_items"] == 70

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 import shutil
 
@@ -10,6 +12,8 @@ import pytest
 from llmscisci.data import (Collector, LabelError, apply_none_rule, canonical_split, check_shape, grouped_folds,
                             load_codebook, load_items, load_labels, load_reports, to_dataset_dict, validate)
 from llmscisci.errors import DataError, UserError
+
+FIXTURE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"  # sources and seed formats
 
 
 @pytest.fixture
@@ -62,7 +66,7 @@ def test_validator_policy():
 
 
 def test_study_formats_map_by_name(data_dir):
-    seed = data_dir / "seed_formats"
+    seed = FIXTURE_DATA / "seed_formats"
     study = load_labels(seed / "ReScience_JCDL-23.sample.csv")
     gpt = load_labels(seed / "gpt4_effortly_labels_beta.sample.csv")
     # difficulty numbers "3, 4" in the study's own scheme are math + nuance
@@ -161,12 +165,22 @@ def test_user_codebook_and_csv(tmp_path):
         load_codebook(tmp_path / "missing.toml")
 
 
-def test_missing_data_dir_message(monkeypatch):
-    from llmscisci.paths import data_dir
+def test_default_data_dir_is_the_bundled_dataset(monkeypatch, tmp_path):
+    """No --data-dir and no LLMSCISCI_DATA: the dataset inside the package (it used to be an error)."""
+    from importlib import resources
+
+    from llmscisci.paths import data_dir, data_label
 
     monkeypatch.delenv("LLMSCISCI_DATA", raising=False)
-    with pytest.raises(UserError, match="--data-dir"):
-        data_dir(None)
+    default = data_dir(None)
+    assert default == data_dir("bundled") and (default / "mlrc_reports.csv").is_file()
+    assert default == Path(str(resources.files("llmscisci").joinpath("data", "bundled")))
+    assert data_label(default) == "bundled" and data_label(tmp_path) == str(tmp_path)
+    assert len(load_items(load_codebook("easy"), data_dir=default)) == 70
+    monkeypatch.setenv("LLMSCISCI_DATA", str(tmp_path))
+    assert data_dir(None) == tmp_path
+    with pytest.raises(UserError, match="does not exist"):
+        data_dir(tmp_path / "missing")
 
 
 def test_dataset_dict_export(data_dir):

@@ -23,6 +23,8 @@ from llmscisci.data.labelfiles import load_labels
 from llmscisci.data.reports import load_reports
 from llmscisci.errors import UserError
 
+FIXTURE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"  # sources and seed formats
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "latex" / "mlrc"
 
@@ -35,7 +37,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "latex" / "mlrc"
 def test_build_real_sources(data_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "data"
     code, stdout, _ = run(
-        ["data", "build", "--mlrc", data_dir / "mlrc_sources", "--out", out], capsys, monkeypatch
+        ["data", "build", "--mlrc", FIXTURE_DATA / "mlrc_sources", "--out", out], capsys, monkeypatch
     )
     assert code == 0
     assert "rows written: 5" in stdout and "merged: 5" in stdout
@@ -59,17 +61,17 @@ def test_build_real_sources(data_dir, tmp_path, capsys, monkeypatch):
     assert code == 0 and "0 error(s), 3 warning(s)" in stdout and stderr.count("empty text") == 3
     # existing output is not overwritten without --overwrite; bad input is a one-line error
     code, _, stderr = run(
-        ["data", "build", "--mlrc", data_dir / "mlrc_sources", "--out", out], capsys, monkeypatch
+        ["data", "build", "--mlrc", FIXTURE_DATA / "mlrc_sources", "--out", out], capsys, monkeypatch
     )
     assert code == 2 and stderr.startswith("error:") and "--overwrite" in stderr
     code, _, stderr = run(
-        ["data", "build", "--mlrc", data_dir / "mlrc_sources", "--years", "2019", "--out", tmp_path / "x"],
+        ["data", "build", "--mlrc", FIXTURE_DATA / "mlrc_sources", "--years", "2019", "--out", tmp_path / "x"],
         capsys,
         monkeypatch,
     )
     assert code == 2 and "no edition folder" in stderr and not (tmp_path / "x").exists()
     code, _, stderr = run(
-        ["data", "build", "--mlrc", data_dir / "mlrc_sources", "--merged", "guess", "--out", tmp_path / "y"],
+        ["data", "build", "--mlrc", FIXTURE_DATA / "mlrc_sources", "--merged", "guess", "--out", tmp_path / "y"],
         capsys,
         monkeypatch,
     )
@@ -165,7 +167,7 @@ def test_validate_not_a_data_folder(tmp_path, capsys, monkeypatch):
 
 
 def test_import_seed(data_dir, tmp_path, capsys, monkeypatch):
-    seed = sorted((data_dir / "seed_formats").glob("*.csv"))
+    seed = sorted((FIXTURE_DATA / "seed_formats").glob("*.csv"))
     out = tmp_path / "seed"
     code, stdout, _ = run(["data", "import-seed", *seed, "--out", out], capsys, monkeypatch)
     assert code == 0
@@ -199,7 +201,7 @@ def test_import_seed_refuses_inputs_inside_the_output_folder(data_dir, tmp_path,
     out = tmp_path / "seed"
     out.mkdir()
     study = out / "ReScience_JCDL-23.csv"
-    shutil.copy(data_dir / "seed_formats" / "ReScience_JCDL-23.sample.csv", study)
+    shutil.copy(FIXTURE_DATA / "seed_formats" / "ReScience_JCDL-23.sample.csv", study)
     before = sorted(p.name for p in out.iterdir())
     code, _, stderr = run(["data", "import-seed", study, "--out", out, "--overwrite"], capsys, monkeypatch)
     assert code == 2 and len(stderr.strip().splitlines()) == 1
@@ -214,7 +216,7 @@ def test_import_seed_refuses_inputs_inside_the_output_folder(data_dir, tmp_path,
 
 
 def test_import_seed_lecture_scheme_maps_by_name(data_dir, tmp_path, capsys, monkeypatch):
-    study = data_dir / "seed_formats" / "ReScience_JCDL-23.sample.csv"
+    study = FIXTURE_DATA / "seed_formats" / "ReScience_JCDL-23.sample.csv"
     code, stdout, _ = run(
         ["data", "import-seed", study, "--out", tmp_path / "o", "--scheme", "lecture"], capsys, monkeypatch
     )
@@ -230,13 +232,13 @@ def test_import_seed_lecture_scheme_maps_by_name(data_dir, tmp_path, capsys, mon
 
 def test_import_seed_bad_input_writes_nothing(data_dir, tmp_path, capsys, monkeypatch):
     bad = tmp_path / "gpt4_effortly_labels_x.csv"
-    df = pd.read_csv(data_dir / "seed_formats" / "gpt4_effortly_labels_beta.sample.csv", dtype=str)
+    df = pd.read_csv(FIXTURE_DATA / "seed_formats" / "gpt4_effortly_labels_beta.sample.csv", dtype=str)
     df.loc[1, "y_easy_gpt4"] = "[1, 0]"
     df.loc[2, "doi"] = "10.5281/zenodo.1234567"
     df.to_csv(bad, index=False)
     other = tmp_path / "table.csv"
     other.write_text("x,y\n1,2\n")
-    study = data_dir / "seed_formats" / "ReScience_JCDL-23.sample.csv"
+    study = FIXTURE_DATA / "seed_formats" / "ReScience_JCDL-23.sample.csv"
     out = tmp_path / "out"
     code, _, stderr = run(["data", "import-seed", study, bad, other, "--out", out], capsys, monkeypatch)
     assert code == 1 and not out.exists()
@@ -346,7 +348,7 @@ def test_build_without_checkout_says_what_to_do(tmp_path, capsys, monkeypatch):
 def test_compare_script(data_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "data"
     assert (
-        run(["data", "build", "--mlrc", data_dir / "mlrc_sources", "--out", out], capsys, monkeypatch)[0] == 0
+        run(["data", "build", "--mlrc", FIXTURE_DATA / "mlrc_sources", "--out", out], capsys, monkeypatch)[0] == 0
     )
     proc = subprocess.run(
         [

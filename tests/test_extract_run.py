@@ -229,9 +229,9 @@ def test_cli_missing_inputs(data_dir, tmp_path, capsys, monkeypatch):
     code, _, err = cli(["extract", data_dir / "rescience" / SNAP22, "--model", "baseline", "--bib",
                         tmp_path / "x.bib"], capsys, monkeypatch)
     assert code == 2 and "bibliography" in err and "not found" in err
-    monkeypatch.delenv("LLMSCISCI_DATA", raising=False)
-    code, _, err = cli(["extract", data_dir / "rescience" / SNAP22, "--model", "baseline"], capsys, monkeypatch)
-    assert code == 2 and "--data-dir" in err
+    code, _, err = cli(["extract", data_dir / "rescience" / SNAP22, "--model", "baseline", "--data-dir", tmp_path],
+                       capsys, monkeypatch)  # a data folder without rescience/published.bib
+    assert code == 2 and "--data-dir" in err and "bibliography" in err
 
 
 def test_run_extract_needs_a_backend(page22, truth, tmp_path):

@@ -1,5 +1,5 @@
-"""The ingestion on the five real ReScience MLRC reports in ../shared/data/mlrc_sources, against their
-rows in ../shared/data/mlrc_reports.csv.
+"""The ingestion on the five real ReScience MLRC reports in tests/fixtures/data/mlrc_sources, against their
+rows in the bundled mlrc_reports.csv.
 
 Compared after normalisation (ingest/compare.py): the CSV keeps some LaTeX (`\\begin{itemize}`,
 `\\&`, `train\\_classifier.py`, `6{DoF}`) that the ingestion turns into text, and drops final full
@@ -8,6 +8,8 @@ differently from the CSV (kirca2022: the CSV copies the merged paragraph into bo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -15,6 +17,8 @@ from llmscisci.data.ingest import log as L
 from llmscisci.data.ingest.build import build
 from llmscisci.data.ingest.compare import compare, normalise
 from llmscisci.data.reports import load_reports
+
+FIXTURE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"  # sources and seed formats
 
 ALBANIS, VERHOEF, ANKIT, EIJKELBOOM, KIRCA = (
     "10.5281/zenodo.4833219",
@@ -27,7 +31,7 @@ ALBANIS, VERHOEF, ANKIT, EIJKELBOOM, KIRCA = (
 
 @pytest.fixture(scope="module")
 def real(data_dir):
-    return build(data_dir / "mlrc_sources")
+    return build(FIXTURE_DATA / "mlrc_sources")
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +107,7 @@ def test_text_is_readable(real):
 
 
 def test_both_policy_reproduces_kirca_row(data_dir, reference):
-    res = build(data_dir / "mlrc_sources", years=["2021"], merged_policy="both")
+    res = build(FIXTURE_DATA / "mlrc_sources", years=["2021"], merged_policy="both")
     built = pd.DataFrame(res.rows)
     cmp = compare(built, reference, dois=[KIRCA])
     assert not cmp.differences

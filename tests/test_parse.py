@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import csv
 import json
 
@@ -12,6 +14,8 @@ from hypothesis import strategies as st
 from llmscisci.data.codebook import Category, Codebook, load_codebook
 from llmscisci.data.validate import is_valid
 from llmscisci.tasks.parse import VARIANTS, Parsed, is_exact_format, parse_answer, render_answer
+
+FIXTURE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"  # sources and seed formats
 
 EASY = load_codebook("easy")
 DIFF = load_codebook("difficult")
@@ -211,7 +215,7 @@ def test_annotator_responses_recovered(data_dir):
 
 def test_seed_format_responses(data_dir):
     checked = 0
-    for path in sorted((data_dir / "seed_formats").glob("*_effortly_labels_*.csv")):
+    for path in sorted((FIXTURE_DATA / "seed_formats").glob("*_effortly_labels_*.csv")):
         with path.open(encoding="utf-8", newline="") as fh:
             rows = list(csv.DictReader(fh))
         cols = rows[0].keys()

@@ -11,6 +11,7 @@ import pytest
 from llmscisci.train.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+FIXTURE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"  # sources and seed formats
 
 
 def test_seed_grpo_config_pins_the_trl_defaults_of_its_time():
@@ -35,7 +36,7 @@ def test_seed_grpo_config_pins_the_trl_defaults_of_its_time():
 def test_truth_labels_replace_the_reference(data_dir):
     from llmscisci.train.grpo import truth_from_labels
 
-    gpt4 = data_dir / "seed_formats" / "gpt4_effortly_labels_beta.sample.csv"
+    gpt4 = FIXTURE_DATA / "seed_formats" / "gpt4_effortly_labels_beta.sample.csv"
     rows = [{"doi": "10.5281/zenodo.9000001", "task": "easy", "labels": [0, 0, 0, 0, 1], "prompt": "p"},
             {"doi": "10.5281/zenodo.9000002", "task": "difficult", "labels": [0, 0, 0, 0, 1], "prompt": "q"},
             {"doi": "10.5281/zenodo.0000000", "task": "easy", "labels": [1, 0, 0, 0, 0], "prompt": "r"}]
@@ -100,3 +101,18 @@ def test_dpo_reference_copy_loads_with_the_policys_settings(monkeypatch, setting
     assert ref is not None and peft_config is None
     assert calls[0] == calls[1] == ("some/model", "auto", "bfloat16", True, True)
     assert (model == ("peft", policy)) is (setting == "separate_reference")
+
+
+def test_grpo_rows_take_their_truth_from_the_configured_label_file(data_dir):
+    import copy
+
+    from llmscisci.data.labelfiles import load_labels
+    from llmscisci.train.grpo import DEFAULTS, cot_rows
+
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["data"]["data_dir"] = str(data_dir)
+    cfg["data"]["truth_labels"] = str(data_dir / "labels" / "annotator_b.jsonl")
+    train, test = cot_rows(cfg)
+    theirs = load_labels(data_dir / "labels" / "annotator_b.jsonl").records
+    assert train and all(r["labels"] == list(theirs[(r["doi"], r["task"])].labels) for r in train + test)
+    assert {r["split"] for r in train} == {"train"} and {r["split"] for r in test} == {"test"}

@@ -1,28 +1,60 @@
-"""Where things live: the data directory and the user cache directory; reading a user's TOML file."""
+"""Where things live: the data directory (the bundled dataset by default) and the user cache directory;
+reading a user's TOML file."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import tomllib
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
 from llmscisci.errors import UserError
 
 DATA_ENV = "LLMSCISCI_DATA"
+BUNDLED = "bundled"  # the name a run records (and --data-dir accepts) for the dataset inside the package
+
+
+@cache
+def bundled_data_dir() -> Path:
+    """The dataset that ships inside the package (llmscisci/data/bundled), found through importlib.resources.
+
+    From a zipped install it is extracted once to a temporary folder, removed at exit.
+    """
+    ref = resources.files("llmscisci").joinpath("data", BUNDLED)
+    if isinstance(ref, Path):
+        return ref
+    stack = contextlib.ExitStack()
+    atexit.register(stack.close)
+    return Path(stack.enter_context(resources.as_file(ref)))
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """Resolve the data directory: explicit option, else $LLMSCISCI_DATA, else a clear error."""
+    """Resolve the data directory: explicit option, else $LLMSCISCI_DATA, else the bundled dataset.
+
+    `bundled` (as an option value or as a run's recorded data source) names the bundled dataset."""
     raw = explicit or os.environ.get(DATA_ENV)
-    if not raw:
-        raise UserError(
-            f"no data directory given: pass --data-dir DIR or set {DATA_ENV}=DIR "
-            "(a folder holding mlrc_reports.csv and labels/, e.g. ../shared/data)"
-        )
+    if not raw or str(raw) == BUNDLED:
+        return bundled_data_dir()
     path = Path(raw).expanduser()
     if not path.is_dir():
         raise UserError(f"data directory {path} does not exist or is not a folder")
     return path
+
+
+def data_label(path: str | os.PathLike | None) -> str:
+    """How results name a data folder: `bundled` for the packaged dataset, else the path as given."""
+    if path is None or str(path) == "":
+        return ""
+    p = Path(path)
+    try:
+        if p.resolve() == bundled_data_dir().resolve():
+            return BUNDLED
+    except OSError:
+        pass
+    return str(path)
 
 
 def cache_dir() -> Path:

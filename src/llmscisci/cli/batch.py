@@ -29,7 +29,7 @@ FallbackOpt = Annotated[str, typer.Option(
 
 # `batch collect` / `batch import` re-enter a task command with options the command line cannot carry
 _OVERRIDE: contextvars.ContextVar = contextvars.ContextVar("batch_override", default=None)
-# run kind -> the command that resumes a run folder of that kind: fn(run_dir, cache, prices, base_url).
+# run kind -> the command that resumes a run folder of that kind: fn(run_dir, cache, no_cache, prices, base_url).
 # A task command registers itself (cli/label.py), so this module imports no command module.
 RESUMERS: dict[str, Callable[..., None]] = {}
 
@@ -61,7 +61,7 @@ def load_run_backend(model: str, opts, batch):
         return load_backend(model, opts)
     from llmscisci.backends.batch import make_batch_backend
 
-    return make_batch_backend(model, opts, batch, report=lambda line: console.print(line, highlight=False))
+    return make_batch_backend(model, opts, batch, report=lambda line: console.print(line, highlight=False, markup=False))
 
 
 def pending_result(task: str, exc) -> tuple[dict, str]:
@@ -108,7 +108,8 @@ def status(run_dir: RunDirArg,
         out.print(t)
 
 
-def _reenter(run_dir: Path, batch_opts, cache: Path | None, prices: Path | None, base_url: str | None) -> None:
+def _reenter(run_dir: Path, batch_opts, cache: Path | None, prices: Path | None, base_url: str | None,
+             no_cache: bool = False) -> None:
     """Run the run folder's own command again (resume) in batch mode: answers come from the batches."""
     from llmscisci.backends.batch.state import read_state
     from llmscisci.errors import UserError
@@ -123,7 +124,7 @@ def _reenter(run_dir: Path, batch_opts, cache: Path | None, prices: Path | None,
         if resume is None:
             raise UserError(f"{run_dir}: batch collect/import handles label runs; re-run the {kind} command "
                             "with --batch (it picks up the recorded batches)")
-        resume(run_dir, cache=cache, prices=prices, base_url=base_url)
+        resume(run_dir, cache=cache, no_cache=no_cache, prices=prices, base_url=base_url)
     finally:
         _OVERRIDE.reset(token)
 
@@ -134,13 +135,14 @@ def collect(run_dir: RunDirArg, poll_interval: PollOpt = 60.0, batch_attempts: B
             base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL "
                                                              "(default: the one recorded).")] = None,
             cache: Annotated[Optional[Path], typer.Option("--cache", help="API response cache file.")] = None,
+            no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not store the answers in the response cache.")] = False,
             prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML.")] = None) -> None:
     """Wait for the run's submitted batches, collect their results and finish the run folder."""
     from llmscisci.backends.batch import BatchOptions
 
     opts = BatchOptions(poll_interval=poll_interval, attempts=batch_attempts, fallback=batch_fallback)
     opts.check()
-    _reenter(run_dir, opts, cache, prices, base_url)
+    _reenter(run_dir, opts, cache, prices, base_url, no_cache)
 
 
 @app.command("cancel")
@@ -173,6 +175,7 @@ def cancel(run_dir: RunDirArg,
 def import_(run_dir: RunDirArg,
             results: Annotated[Path, typer.Argument(help="OpenAI-format batch output JSONL (OpenAI, vllm run-batch).")],
             cache: Annotated[Optional[Path], typer.Option("--cache", help="API response cache file.")] = None,
+            no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not store the answers in the response cache.")] = False,
             prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML.")] = None) -> None:
     """Read a results file for a --batch-file run and finish the run folder (unknown ids are an error)."""
     from llmscisci.backends.batch import BatchOptions
@@ -181,7 +184,8 @@ def import_(run_dir: RunDirArg,
     state = _state_or_error(run_dir)
     rows = read_results(results, set(state.get("requests", {})))
     model = (state.get("file") or {}).get("model")
-    _reenter(run_dir, BatchOptions(imported=rows, import_source=str(results), file_model=model), cache, prices, None)
+    _reenter(run_dir, BatchOptions(imported=rows, import_source=str(results), file_model=model), cache, prices, None,
+             no_cache)
 
 
 def _state_or_error(run_dir: Path) -> dict:

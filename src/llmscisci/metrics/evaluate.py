@@ -142,7 +142,7 @@ def format_table(metrics: dict) -> Table:
     maj, pri = base.get("majority") or {}, base.get("prior") or {}
     partial = completeness_note(metrics)
     title = "Labelling metrics" + (f" — {partial}" if partial else "")
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", caption_justify="left")
     table.add_column("metric", no_wrap=True)
     for head in ("all", "test", "maj.\nall", "maj.\ntest", "prior\nall", "prior\ntest"):
         table.add_column(head, justify="right", no_wrap=True, min_width=5)
