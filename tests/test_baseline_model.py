@@ -152,3 +152,31 @@ def test_coded_sample_with_label_file(data_dir, tmp_path, capsys, monkeypatch):
     code, _, err = run_console(["baseline", "--task", "easy,difficult", "--method", "tfidf-logreg",
                                 "--data-dir", data_dir, "--save", tmp_path / "m2"], capsys, monkeypatch)
     assert code == 2 and "--save needs one --task and one --method" in err
+
+
+@pytest.mark.slow
+def test_embed_logreg_names_its_embedding_model(data_dir, tmp_path, capsys, monkeypatch):
+    from llmscisci.tasks.baseline import fit_predict
+
+    code, _, err = run_console(["baseline", "--task", "easy", "--method", "embed-logreg", "--folds", "2",
+                                "--data-dir", data_dir, "--out", tmp_path / "runs", "--save", tmp_path / "m"],
+                               capsys, monkeypatch)
+    assert code == 0, err
+    m = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert m["features"]["embedding_model"].endswith("all-MiniLM-L6-v2") and len(m["features"]["embedding_model_sha256"]) == 64
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {"model.json", "arrays.npz"}  # no weights
+    csv = tmp_path / "new.csv"
+    csv.write_text("id,easy\n" + "".join(f"n{i},\"{t}\"\n" for i, t in enumerate(NEW_TEXTS[:4])), encoding="utf-8")
+    code, _, err = run_console(["label", "--task", "easy", "--model", f"baseline:{tmp_path / 'm'}", "--input", csv,
+                                "--out", tmp_path / "out"], capsys, monkeypatch)
+    assert code == 0, err
+    preds = {p["doi"]: p["labels"] for p in read_jsonl(next((tmp_path / "out").iterdir()) / "predictions.jsonl")}
+    cb = load_codebook("easy")
+    items = [it for it in load_items(cb, data_dir=data_dir) if it.labels is not None]
+    expect = fit_predict("embed-logreg", [it.text for it in items], np.array([it.labels for it in items]),
+                         NEW_TEXTS[:4], cb, seed=2025)
+    assert [preds[f"n{i}"] for i in range(4)] == expect.tolist()
+    _set(tmp_path / "m", "features", {**m["features"], "embedding_model_sha256": "0" * 64})
+    code, _, err = run_console(["label", "--task", "easy", "--model", f"baseline:{tmp_path / 'm'}", "--input", csv,
+                                "--out", tmp_path / "out2"], capsys, monkeypatch)
+    assert code == 2 and "is not the one it was fitted with" in err

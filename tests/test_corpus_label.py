@@ -69,6 +69,17 @@ def test_openalex_end_to_end(server, tmp_path, capsys, monkeypatch):
     assert metrics["cost_usd"] > 0 and metrics["empty"] == 18
     assert "label distribution" in stdout and "type=article" in stdout
 
+    code, stdout, err = run_console(["eval", run], capsys, monkeypatch)  # recomputed the same way
+    assert code == 0, err
+    again = json.loads((run / "metrics.json").read_text())
+    assert again["distribution"] == metrics["distribution"] and "type=article" in stdout
+
+    code, _, err = run_console(["code", "export", run, "--n", "20", "--edition", "publication_year",
+                                "--out", tmp_path / "sample.csv"], capsys, monkeypatch)  # the corpus re-read
+    assert code == 0, err
+    sheet = pd.read_csv(tmp_path / "sample.csv", encoding="utf-8-sig")
+    assert len(sheet) == 20 and set(sheet["doi"]) <= {p["doi"] for p in preds}
+
     pq = tmp_path / "labels.parquet"
     code, _, err = run_console(["export", run, "--format", "parquet", "--out", pq], capsys, monkeypatch)
     assert code == 0, err
@@ -149,7 +160,7 @@ class CountingBackend(Backend):
         return 10
 
 
-def test_killed_mid_chunk_resumes_to_one_prediction_each(tmp_path):
+def test_killed_mid_chunk_resumes_to_one_prediction_each(tmp_path, monkeypatch):
     from llmscisci.backends.base import GenParams
     from llmscisci.tasks.label import LabelSpec
     from llmscisci.tasks.label_stream import run_label_stream
@@ -165,6 +176,7 @@ def test_killed_mid_chunk_resumes_to_one_prediction_each(tmp_path):
     partial = read_jsonl(run_dir / "predictions.jsonl")
     assert 100 < len(partial) < 200
     again = CountingBackend()
+    monkeypatch.setattr("llmscisci.tasks.stream_finish.PARQUET_FROM", 150)  # a "large" run here
     run_label_stream(spec, plan, again, tmp_path, chunk_size=50, show_progress=False)
     preds = read_jsonl(run_dir / "predictions.jsonl")
     assert len(preds) == 200 and len({p["doi"] for p in preds}) == 200
@@ -172,3 +184,5 @@ def test_killed_mid_chunk_resumes_to_one_prediction_each(tmp_path):
     called = 200 - 18 - sum(1 for p in partial if not p.get("empty"))
     assert again.answered == called  # nothing asked twice
     assert {p["doi"] for p in preds} >= done_before
+    table = pd.read_parquet(run_dir / "predictions.parquet")
+    assert len(table) == 200 and table["id"].is_unique and str(table["none"].dtype) == "int8"

@@ -35,18 +35,19 @@ class LoadedRun:
 def _data_source(cfg: dict, data_dir: str | Path | None) -> Path | None:
     """--data-dir, else the run's recorded data source, else $LLMSCISCI_DATA.
 
-    A run on the user's own CSV (its data source a file) looks for that file in a --data-dir folder,
-    never for the study's reports table."""
+    A run on the user's own corpus (its data source a file: CSV, JSONL, Parquet...) looks for that file
+    in a --data-dir folder, never for the study's reports table."""
     src = cfg.get("data_source")
     if data_dir is not None:
         given = Path(data_dir)
         if not given.exists():
             raise UserError(f"--data-dir {data_dir}: no such folder or file")
-        if given.is_dir() and src and Path(src).suffix.lower() in (".csv", ".tsv", ".txt"):
+        own_file = cfg.get("streamed") or Path(src or "").suffix.lower() in (".csv", ".tsv")
+        if given.is_dir() and src and src != BUNDLED and own_file:
             own = given / Path(src).name
             if not own.is_file():
-                raise UserError(f"--data-dir {data_dir}: the run labelled the CSV file {Path(src).name}, which is "
-                                "not in this folder; give the CSV itself or its folder")
+                raise UserError(f"--data-dir {data_dir}: the run labelled the file {Path(src).name}, which is "
+                                "not in this folder; give the file itself or its folder")
             return own
         return given
     if src == BUNDLED:
@@ -85,7 +86,14 @@ def load_run(run_dir: str | Path, data_dir: str | Path | None = None, *, need_it
         if need_items:
             raise UserError(f"{path}: its data source {cfg.get('data_source')!r} is not found; pass --data-dir")
         return run
-    if source.is_file():
+    if cfg.get("streamed"):  # a corpus run (`label --input`): read the corpus as that run did
+        from llmscisci.data.corpus import load_corpus_items
+
+        inp, text = cfg.get("input") or {}, (cfg.get("items") or {}).get("text") or None
+        items = load_corpus_items(source, codebook, id_column=inp.get("id_column"),
+                                  text_column=None if text and "{" in text else text,
+                                  template=text if text and "{" in text else None)
+    elif source.is_file():
         items = load_items(codebook, input_csv=source)
     else:
         items = load_items(codebook, data_dir=source)

@@ -52,7 +52,7 @@ def classifier_record(item: Item, labels: list[int], phash: str) -> dict:
             "cost_usd": None}
 
 
-def stream_config(spec: LabelSpec, plan: CorpusPlan, describe: dict) -> dict:
+def stream_config(spec: LabelSpec, plan: CorpusPlan, describe: dict, by: str | None = None) -> dict:
     """The run's config: the labelling spec with the corpus's id fingerprint in place of an id list."""
     shots: list = []
     prompt_hash = prompts.prompt_hash(spec.codebook, spec.variant, shots, spec.paraphrase)
@@ -67,7 +67,7 @@ def stream_config(spec: LabelSpec, plan: CorpusPlan, describe: dict) -> dict:
             "backend": describe, "structured": prompts.is_structured(spec.variant),
             "system_prompt": prompts.system_prompt(spec.codebook, spec.variant, spec.paraphrase),
             "paraphrase": spec.paraphrase, "seed": spec.params.seed, "shot_examples": [], "train_reference": [],
-            "streamed": True}
+            "streamed": True, "by": by}
 
 
 def _read_from(path: Path, offset: int) -> Iterator[dict]:
@@ -138,7 +138,7 @@ def run_label_stream(
     prompts.check_paraphrase(spec.variant, spec.paraphrase)
     if spec.shots:
         raise UserError("--shots needs the study's data (--data-dir); with --input, label without examples")
-    config = stream_config(spec, plan, labeller.describe())
+    config = stream_config(spec, plan, labeller.describe(), by)
     para = f"_p{spec.paraphrase}" if spec.paraphrase else ""
     path = Path(run_dir) if run_dir else (
         Path(out) / f"label_{spec.codebook.task}_{spec.variant}{para}_{slug(spec.model)}_{config['hash'][:8]}")

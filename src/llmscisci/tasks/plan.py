@@ -68,16 +68,20 @@ def backend_counter(backend: Backend) -> Callable[[list[dict]], tuple[int, str]]
 
 
 def probe_eta(plan: Plan, backend: Backend, params: GenParams, conversations: list[list[dict]], schema=None) -> None:
-    """Time up to three items on a local model; the ETA of all calls at that pace."""
+    """Time three items on a local model, after one untimed warm-up item (first-call costs: compiled
+    kernels, the shared prompt prefix); the ETA of all calls at that pace."""
     probe = conversations[:3]
     if not probe:
         return
+    backend.generate(probe[:1], params, schema=schema)  # warm-up, not timed
     t0 = time.perf_counter()
-    backend.generate(probe, params, schema=schema)
+    for conv in probe:  # one at a time: a run's batches are usually faster, so this errs long
+        backend.generate([conv], params, schema=schema)
     per = (time.perf_counter() - t0) / len(probe)
     plan.probe_seconds_per_item = round(per, 3)
     plan.eta_seconds = round(per * (plan.n_items - plan.skipped_empty), 1)
-    plan.notes.append(f"ETA from a {len(probe)}-item timing probe, one at a time (batching is faster)")
+    plan.notes.append(f"ETA from a {len(probe)}-item timing probe after one warm-up item, one item at a time "
+                      "(a run batches items: usually faster)")
 
 
 def format_plan(plan: Plan, what: str = "items") -> str:

@@ -64,11 +64,20 @@ class Distribution:
                 g[j + 1] += int(v)
 
     def _table(self, n: int, counts: list[int]) -> dict:
-        return {"n": n, **{s: {"count": c, "share": round(c / n, 4) if n else None}
-                           for s, c in zip(self.cb.shorts, counts)}}
+        """n and, per category, count, share and its 95% Wilson interval (about the model's labels)."""
+        from statsmodels.stats.proportion import proportion_confint
+
+        out: dict = {"n": n}
+        for s, c in zip(self.cb.shorts, counts):
+            lo, hi = proportion_confint(c, n, alpha=0.05, method="wilson") if n else (None, None)
+            out[s] = {"count": c, "share": round(c / n, 4) if n else None,
+                      "low": None if lo is None else round(float(lo), 4),
+                      "high": None if hi is None else round(float(hi), 4)}
+        return out
 
     def as_dict(self) -> dict:
-        out = {"note": "predicted labels of the valid predictions; shares are of those items",
+        out = {"note": "predicted labels of the valid predictions; shares are of those items, with 95% Wilson "
+                       "intervals (about the model's labels, not the truth: see `llmscisci prevalence`)",
                "all": self._table(self.n, self.counts)}
         if self.by:
             out["by"] = self.by
@@ -84,11 +93,16 @@ def csv_row(rec: dict, cb: Codebook) -> dict:
     return row
 
 
-def finish_stream(run: RunFolder, codebook: Codebook, plan: CorpusPlan, by: str | None = None,
+def finish_stream(run: RunFolder, codebook: Codebook, plan: CorpusPlan | None = None, by: str | None = None,
                   wall_seconds: float | None = None) -> dict:
+    """metrics.json, predictions.csv (and .parquet when large) of a streamed run; `plan` None: from the
+    run's config (`llmscisci eval`), keeping the `--by` grouping the run was made with."""
+    cfg = run.config
+    references = plan.has_references if plan is not None else bool((cfg.get("input") or {}).get("references"))
+    by = by if plan is not None else cfg.get("by")
     dist = Distribution(codebook, by)
-    if plan.has_references:
-        from llmscisci.tasks.label import finish_run
+    if references:
+        from llmscisci.tasks.finish import finish_run
 
         metrics = finish_run(run, codebook, wall_seconds=wall_seconds)
         for rec in iter_predictions(run):
@@ -126,7 +140,7 @@ def finish_stream(run: RunFolder, codebook: Codebook, plan: CorpusPlan, by: str 
     metrics = {"n": n, "references": False, "distribution": dist.as_dict(), "invalid": invalid,
                "failed": failed, "refusals": refusals, "empty": empty, "tokens": {"in": tok_in, "out": tok_out},
                "cost_usd": round(cost, 6) if cost is not None else None, "generation_seconds": round(seconds, 3)}
-    from llmscisci.tasks.label import completeness, planned_items
+    from llmscisci.tasks.finish import completeness, planned_items
 
     metrics |= completeness(n, planned_items(run.config))  # `partial` when the run was interrupted
     if wall_seconds is not None:
