@@ -127,3 +127,25 @@ def test_report_shows_the_label_distribution(corpus_run, tmp_path, capsys, monke
     assert f"{len(valid)} valid of {len(preds)} answers" in md
     assert "group journals" in md and "group preprints" in md  # per group of items
     assert "Output validity" in md
+
+
+def test_prevalence_by_group_of_a_jsonl_corpus(tmp_path, capsys, monkeypatch):
+    book = tmp_path / "topics.toml"
+    book.write_text(BOOK, "utf-8")
+    corpus = tmp_path / "corpus" / "abstracts.jsonl"
+    corpus.parent.mkdir()
+    corpus.write_text("".join(json.dumps({"id": f"a{i}", "abstract": f"citation study {i}" if i % 3 == 0 else
+                                          f"tweets {i}", "group": "A" if i < 6 else "B"}) + "\n"
+                              for i in range(12)), "utf-8")
+    monkeypatch.setattr(registry, "load_backend", lambda name, options=None: TopicBackend())
+    code, out, err = run_console(["label", "--task", book, "--input", corpus, "--out", tmp_path / "runs"],
+                                 capsys, monkeypatch)
+    assert code == 0, err
+    (run,) = (tmp_path / "runs").iterdir()
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps({"doi": f"a{i}", "task": "topic", "labels": [int(i % 3 == 0), int(i % 3 != 0), 0]})
+                            + "\n" for i in range(0, 12, 2)), "utf-8")
+    code, out, err = run_console(["prevalence", run, "--gold", gold, "--by", "group", "--data-dir", corpus.parent,
+                                  "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "mlrc_reports" not in err and json.loads(out)["groups"] == ["A", "B"]

@@ -434,7 +434,7 @@ def test_paraphrase_enters_the_run_hash_and_config(data_dir):
 
     cb = load_codebook("easy")
     items = load_items(cb, data_dir=data_dir)[:3]
-    stub = G._Unloaded()
+    stub = None  # no backend: the hash never includes the backend's description
     base = LabelSpec(codebook=cb, variant="guidelines", model="m").config(stub, items, [])
     zero = LabelSpec(codebook=cb, variant="guidelines", model="m", paraphrase=0).config(stub, items, [])
     one = LabelSpec(codebook=cb, variant="guidelines", model="m", paraphrase=1).config(stub, items, [])

@@ -283,3 +283,21 @@ def test_data_warnings_are_about_the_task_being_run(data_dir):
         warned[task] = [str(p) for p in col.warnings]
     assert not any("'difficult'" in w for w in warned["easy"])  # the data has two empty difficult texts
     assert sum("column 'difficult': empty text" in w for w in warned["difficult"]) == 2
+
+
+def test_corrupt_line_in_a_corpus_run(tmp_path, capsys, monkeypatch, fake):
+    csv = tmp_path / "mine.csv"
+    csv.write_text("id,easy\n" + "".join(f"a{i},Text number {i}.\n" for i in range(4)), "utf-8")
+    code, out, err = run_console(["label", "--task", "easy", "--input", csv, "--out", tmp_path / "runs"],
+                                 capsys, monkeypatch)
+    assert code == 0, err
+    (run,) = (tmp_path / "runs").iterdir()
+    preds = run / "predictions.jsonl"
+    lines = preds.read_text("utf-8").splitlines(keepends=True)
+    lines[0] = "{broken\n"
+    preds.write_text("".join(lines), "utf-8")
+    code, out, err = run_console(["eval", run], capsys, monkeypatch)
+    assert code == 2 and "line 1" in _error_line(err)
+    code, out, err = run_console(["eval", run, "--skip-bad-lines"], capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text("utf-8"))["bad_lines_skipped"] == 1

@@ -48,3 +48,53 @@ def test_wrong_explicit_encoding_and_unknown_name(tmp_path):
         check_encoding("no-such-codec")
     with pytest.raises(DataError, match="file not found"):
         read_text(tmp_path / "missing.csv")
+
+
+LATIN = "id,easy\nr1,The code by Müller was available.\nr2,Plain text.\n"
+
+
+def test_cli_label_input_needs_utf8_or_encoding(tmp_path, capsys, monkeypatch):
+    """End to end: a Latin-1 --input is a one-line error (exit 2); --encoding latin-1 reads it unchanged."""
+    from console import run_console
+
+    csv = tmp_path / "latin.csv"
+    csv.write_bytes(LATIN.encode("latin-1"))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    args = ["label", "--task", "easy", "--input", csv, "--model", "openai:gpt-4o-mini", "--dry-run", "--json"]
+    code, out, err = run_console(args, capsys, monkeypatch)
+    lines = [x for x in err.strip().splitlines() if x.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "line 2" in lines[0] and "not UTF-8" in lines[0], err
+    code, out, err = run_console([*args, "--encoding", "latin-1"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "Müller" in out and "MÃ¼ller" not in out
+    code, _, err = run_console([*args, "--encoding", "klingon"], capsys, monkeypatch)
+    assert code == 2 and "unknown encoding" in err
+
+
+def test_cli_agree_label_file_in_latin1(tmp_path, capsys, monkeypatch):
+    from console import run_console
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    rows = "doi,task,labels,response\n10.5281/zenodo.4833219,easy,\"[1, 0, 1, 0, 0]\",Müller\n"
+    a.write_bytes(rows.encode("latin-1"))
+    b.write_bytes(rows.encode("utf-8"))
+    code, _, err = run_console(["agree", a, b, "--task", "easy"], capsys, monkeypatch)
+    assert code == 2 and "a.csv, line 2" in err and "not UTF-8" in err
+    code, _, err = run_console(["agree", a, a, "--task", "easy", "--encoding", "cp1252"], capsys, monkeypatch)
+    assert code == 0, err
+
+
+def test_toolkit_files_stay_utf8_under_encoding(tmp_path):
+    """--encoding is about the user's files: a run's predictions.jsonl is always read as UTF-8."""
+    from llmscisci.data.textio import use_encoding
+
+    pred = tmp_path / "predictions.jsonl"
+    pred.write_text('{"text": "Müller"}\n', encoding="utf-8")
+    try:
+        use_encoding("latin-1")
+        assert "Müller" in read_text(pred)
+        other = tmp_path / "user.csv"
+        other.write_bytes("Müller".encode("latin-1"))
+        assert read_text(other) == "Müller"
+    finally:
+        use_encoding(None)

@@ -23,12 +23,12 @@ class DataError(UserError):
 
     @property
     def where(self) -> str:
-        """"FILE, line L, row R, column 'C'": the location part of the message."""
+        """"FILE, row R, line L, column 'C'": the location part of the message."""
         where = self.path
-        if self.line is not None:
-            where += f", line {self.line}"
         if self.row is not None:
             where += f", row {self.row}"
+        if self.line is not None:
+            where += f", line {self.line}"
         if self.column is not None:
             where += f", column {self.column!r}"
         return where

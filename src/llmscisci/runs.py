@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -112,35 +112,39 @@ class Records(list):
     torn_tail: bool = False
 
 
-def read_jsonl(path: Path, *, skip_bad: bool = True) -> Records:
-    """Read a JSONL file. A torn last line (no newline: a killed run's last write) is always skipped.
-
-    Any other unreadable line is skipped and counted when `skip_bad`, else a `BadLinesError` names the
-    file and line: results must never be computed silently from fewer records than were written.
-    """
-    out = Records()
+def iter_jsonl(path: Path, *, skip_bad: bool = True, into: Records | None = None) -> Iterator[dict]:
+    """The records of a JSONL file one at a time (bounded memory). A torn last line (no newline: a
+    killed run's last write) is always skipped. Any other unreadable line is skipped and counted in
+    `into.bad_lines` when `skip_bad`, else a `BadLinesError` names the file and line: results must
+    never be computed silently from fewer records than were written."""
     if not path.is_file():
-        return out
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    last = len(lines) - 1  # the part after the last newline (empty unless the tail is torn)
-    for no, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            rec = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            if no - 1 == last:
-                out.torn_tail = True
+        return
+    with path.open("rb") as fh:
+        for no, raw in enumerate(fh, start=1):
+            if not raw.strip():
                 continue
-            if not skip_bad:
-                raise BadLinesError(
-                    f"{path}, line {no}: unreadable JSON (not a torn last line); the file is damaged: "
-                    "pass --skip-bad-lines to use the readable lines and count the others"
-                ) from None
-            out.bad_lines += 1
-            continue
-        out.append(rec)
+            try:
+                rec = json.loads(raw)
+            except ValueError:  # JSON and UTF-8 decoding errors
+                if not raw.endswith(b"\n"):  # only the last line can lack its newline
+                    if into is not None:
+                        into.torn_tail = True
+                    continue
+                if not skip_bad:
+                    raise BadLinesError(
+                        f"{path}, line {no}: unreadable JSON (not a torn last line); the file is damaged: "
+                        "pass --skip-bad-lines to use the readable lines and count the others"
+                    ) from None
+                if into is not None:
+                    into.bad_lines += 1
+                continue
+            yield rec
+
+
+def read_jsonl(path: Path, *, skip_bad: bool = True) -> Records:
+    """All records of a JSONL file (see `iter_jsonl` for torn and unreadable lines)."""
+    out = Records()
+    out.extend(iter_jsonl(path, skip_bad=skip_bad, into=out))
     return out
 
 

@@ -39,6 +39,9 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    from llmscisci.data.textio import use_encoding
+
+    use_encoding(None)  # user files are UTF-8 unless this command's --encoding says otherwise
     try:
         app()
     except UserError as exc:

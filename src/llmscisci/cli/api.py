@@ -10,12 +10,13 @@ skipped. Each answer is printed with tokens in/out, seconds, tokens per second a
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.common import ModelOpt, StructuredModeOpt, console, out
+from llmscisci.backends.settings import BackendSettings
+from llmscisci.cli.backend_flags import backend_flags
+from llmscisci.cli.common import ModelOpt, console, out
 
 
 def variants(prompt: str, guidelines: str | None, schema) -> list[tuple[str, list[dict], object]]:
@@ -46,6 +47,7 @@ def _fmt_cost(cost) -> str:
     return "n/a (no price)" if cost is None else f"${cost:.6f}"
 
 
+@backend_flags
 def ask(
     prompt: Annotated[str, typer.Argument(help="The prompt (user message).")],
     model: ModelOpt = "smollm2-135m",
@@ -55,35 +57,21 @@ def ask(
     temperature: Annotated[float, typer.Option("--temperature", help="0 = greedy")] = 0.0,
     seed: Annotated[int, typer.Option("--seed")] = 2025,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a report.")] = False,
-    device: Annotated[str, typer.Option("--device", help="Local models: auto | cpu | cuda | mps")] = "auto",
-    dtype: Annotated[str, typer.Option("--dtype", help="Local models: auto | float32 | bfloat16 | float16")] = "auto",
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="API request timeout, seconds.")] = 60.0,
-    max_attempts: Annotated[int, typer.Option("--max-attempts", help="API attempts per request.")] = 6,
-    cache: Annotated[Optional[Path], typer.Option("--cache", help="API response cache file.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Ignore cached answers, store fresh ones.")] = False,
-    prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML overriding the built-in one.")] = None,
-    gemini_safety_off: Annotated[bool, typer.Option("--gemini-safety-off", help="Seed's Gemini safety settings (block none).")] = False,
-    structured_mode: StructuredModeOpt = "auto",
+    backend: BackendSettings | None = None,
 ) -> None:
     """Ask one prompt in three variants (plain, guidelines, structured) and show each answer's tokenomics."""
-    from llmscisci.backends.base import BackendOptions, GenParams
+    from llmscisci.backends.base import GenParams
     from llmscisci.backends.registry import load_backend
     from llmscisci.errors import UserError
-    from llmscisci.backends.structured import check_mode
     from llmscisci.prompts.schema_spec import parse_schema_spec
 
     if not prompt.strip():
         raise UserError("the prompt is empty")
     if max_new_tokens < 1:
         raise UserError("--max-new-tokens must be at least 1")
-    check_mode(structured_mode)
     model_schema = parse_schema_spec(schema) if schema is not None else None  # bad schema: error, no work
-    opts = BackendOptions(device=device, dtype=dtype, base_url=base_url, concurrency=1, timeout=timeout,
-                          max_attempts=max_attempts, cache_path=str(cache) if cache else None,
-                          use_cache=not no_cache, refresh=refresh, prices_path=str(prices) if prices else None,
-                          gemini_safety_off=gemini_safety_off, structured_mode=structured_mode)
+    opts = backend.options()
+    opts.concurrency = 1  # one request at a time: the three variants are shown in turn
     backend = load_backend(model, opts)
     params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     results = []

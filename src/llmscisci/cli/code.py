@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from llmscisci.cli.common import DataDirOpt, JsonOpt, console, emit, out
+from llmscisci.cli.common import DataDirOpt, EncodingOpt, JsonOpt, console, emit, out
 from llmscisci.errors import UserError
 
 
@@ -77,6 +77,7 @@ def import_(
                       "OUT-stem.CODER.jsonl.")] = None,
     data_dir: DataDirOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing label files.")] = False,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Read a coded sheet or a Label Studio export back, validate every code (one-line errors naming file,
     row and column) and store it as a label file, one per coder, usable wherever a label file is."""
@@ -162,6 +163,7 @@ def prevalence(
         "--json-out", help="Where to write the estimates as JSON (default RUN_DIR/prevalence.json).")] = None,
     as_json: JsonOpt = False,
     data_dir: DataDirOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """The share of each category in the corpus, three ways side by side: naive (the model's labels as
     truth), prediction-powered inference (Angelopoulos et al. 2023) and design-based supervised learning

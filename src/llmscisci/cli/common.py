@@ -8,6 +8,18 @@ from typing import Annotated, Optional
 import typer
 from llmscisci.console import console, out
 
+def _use_encoding(value: Optional[str]) -> Optional[str]:
+    from llmscisci.data.textio import use_encoding
+
+    return use_encoding(value)  # an unknown name is a one-line error before anything loads
+
+
+EncodingOpt = Annotated[
+    Optional[str],
+    typer.Option("--encoding", help="Encoding of the input files you give (CSV, label files), when not UTF-8: "
+                 "e.g. cp1252, latin-1. Default UTF-8, with or without BOM; any other byte is an error.",
+                 callback=_use_encoding, show_default=False),
+]
 DataDirOpt = Annotated[
     Optional[Path],
     typer.Option("--data-dir", help="Data folder (mlrc_reports.csv, labels/); else $LLMSCISCI_DATA.",

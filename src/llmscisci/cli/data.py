@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, track
 
-from llmscisci.cli.common import console, out
+from llmscisci.cli.common import EncodingOpt, console, out
 from llmscisci.errors import UserError
 from llmscisci.paths import cache_dir
 
@@ -188,6 +188,7 @@ def import_seed_cmd(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing output folder.")
     ] = False,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Convert the JCDL 2023 study's files into the toolkit's layout, numbering mapped by name."""
     from llmscisci.data.importseed import SCHEMES, check_inputs_outside, plan_import, report_lines, write_import
@@ -210,6 +211,7 @@ def import_seed_cmd(
 
 def validate_cmd(
     directory: Annotated[Path, typer.Argument(help="Data folder (mlrc_reports.csv, labels/).")],
+    encoding: EncodingOpt = None,
 ) -> None:
     """Check a data folder with every check of the data layer; print all problems; exit 1 on errors."""
     from llmscisci.data.ingest.checkdir import check_directory

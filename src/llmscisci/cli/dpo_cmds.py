@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from llmscisci.backends.settings import BackendSettings
+from llmscisci.cli.backend_flags import backend_flags
 from llmscisci.cli.common import DataDirOpt, out
 from llmscisci.cli.tables import print_table
 
@@ -15,6 +17,7 @@ dpo_app = typer.Typer(help="Study 2: DPO preference tuning (preference sets, LoR
 
 
 @dpo_app.command("build")
+@backend_flags
 def build(
     strategy: Annotated[str, typer.Option("--strategy", help="self | by-correctness | by-source")] = "self",
     task: Annotated[str, typer.Option("--task", help="Comma-separated tasks.")] = "easy,difficult",
@@ -29,6 +32,7 @@ def build(
     seed: Annotated[int, typer.Option("--seed")] = 2025,
     data_dir: DataDirOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder of the preference set.")] = Path("runs/prefs"),
+    backend: BackendSettings | None = None,
 ) -> None:
     """Build a preference set (prompt / chosen / rejected) with the canonical split."""
     from llmscisci.data.codebook import load_codebook
@@ -66,7 +70,7 @@ def build(
             rows += P.by_correctness(items, cb, variant, sets, use_response)
         else:
             samp = P.sample_answers(items, cb, variant, model, samples, seed, temperature,
-                                    cache_file=cache_dir() / "dpo_samples.jsonl")
+                                    cache_file=cache_dir() / "dpo_samples.jsonl", options=backend.options())
             rows += P.self_pairs(items, cb, variant, samp)
     tok = load_tokenizer(model)
     rows, lengths = P.length_filter(rows, tok, quantile)

@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from llmscisci.cli.batch import BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt
-from llmscisci.cli.common import DataDirOpt, OutOpt, StructuredModeOpt, out
+from llmscisci.backends.settings import BackendSettings
+from llmscisci.cli.backend_flags import backend_flags
+from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, OutOpt, emit
 from llmscisci.console import fmt
 from llmscisci.errors import UserError
 
@@ -22,6 +24,7 @@ def register(app: typer.Typer) -> None:
     app.command("extract", help=HELP)(extract)
 
 
+@backend_flags(batch_size=4)
 def extract(
     pages: Annotated[list[str], typer.Argument(
         help="HTML files, folders of them (*.html, *.htm) or http(s) URLs; each page gets its own run folder.",
@@ -50,13 +53,8 @@ def extract(
     temperature: Annotated[float, typer.Option("--temperature", help="0 = greedy.")] = 0.0,
     seed: Annotated[int, typer.Option("--seed")] = 2025,
     bins: Annotated[int, typer.Option("--bins", help="Confidence bins for calibration.")] = 5,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps (local models).")] = "auto",
-    dtype: Annotated[str, typer.Option("--dtype", help="auto, float32, bfloat16 or float16.")] = "auto",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Units per batch (local models).")] = 4,
-    timeout: Annotated[float, typer.Option("--fetch-timeout", help="Seconds to wait for a URL.")] = 30.0,
+    fetch_timeout: Annotated[float, typer.Option("--fetch-timeout", help="Seconds to wait for a URL.")] = 30.0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
-    prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML overriding the built-in one.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (units, first prompt, tokens, cost or ETA); write nothing.")] = False,
     batch: BatchOpt = False,
     batch_file: BatchFileOpt = None,
@@ -64,9 +62,11 @@ def extract(
     poll_interval: PollOpt = 60.0,
     batch_attempts: BatchAttemptsOpt = 2,
     batch_fallback: FallbackOpt = "none",
-    structured_mode: StructuredModeOpt = "auto",
+    backend: BackendSettings | None = None,
+    as_json: JsonOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
-    from llmscisci.backends.base import BackendOptions, GenParams
+    from llmscisci.backends.base import GenParams
     from llmscisci.paths import data_dir as resolve_data_dir
     from llmscisci.prompts.extract import VARIANTS
     from llmscisci.tasks.extract.html import UNITS, split_blocks
@@ -79,9 +79,7 @@ def extract(
 
     # validate everything before loading a model or creating a folder
     batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
-    from llmscisci.backends.structured import check_mode
 
-    check_mode(structured_mode)
     is_baseline = model == BASELINE
     if is_baseline and batch_opts is not None:
         raise UserError("--batch and --batch-file need a model, not the baseline")
@@ -112,10 +110,9 @@ def extract(
                        params=params, bins=bins)
     sources = []
     for page in page_list:
-        src = read_page(page, timeout=timeout)
+        src = read_page(page, timeout=fetch_timeout)
         sources.append((src, split_blocks(src.text, src.origin)))  # a page without records fails here
-    opts = BackendOptions(device=device, dtype=dtype, batch_size=batch_size, base_url=base_url,
-                          prices_path=str(prices) if prices else None, structured_mode=structured_mode)
+    opts = backend.options()
     if dry_run:
         from llmscisci.cli.dryrun import emit_text, plan_conversations
         from llmscisci.prompts import extract as extract_prompts
@@ -131,14 +128,20 @@ def extract(
     backend = None
     if not is_baseline:
         backend = load_run_backend(model, opts, batch_opts)
+    results, tables = [], []
     for src, blocks in sources:
         try:
             run = run_extract(spec, src, truth, backend, out_dir, run_dir=run_dir, show_progress=not quiet,
                               blocks=blocks)
         except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
-            out.print(pending_result("extract", exc)[1])
+            res, line = pending_result("extract", exc)
+            results.append(res)
+            tables.append(line)
             continue
-        print_summary(run.metrics(), run.path, out)
+        metrics = run.metrics()
+        results.append({"page": str(src), "run_dir": str(run.path), "metrics": metrics})
+        tables += summary(metrics, run.path)
+    emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
 
 
 def expand_pages(pages: list[str]) -> list[str]:
@@ -156,7 +159,8 @@ def expand_pages(pages: list[str]) -> list[str]:
     return found
 
 
-def print_summary(metrics: dict, path: Path, where) -> None:
+def summary(metrics: dict, path: Path) -> list:
+    """The extraction scores as a table and a line (printed by `emit`)."""
     from rich.table import Table
 
     t = Table(title=f"extraction: {metrics.get('model_name')} ({metrics.get('variant') or 'baseline'}, "
@@ -171,9 +175,8 @@ def print_summary(metrics: dict, path: Path, where) -> None:
         g = metrics.get("gap", {}).get(key)
         t.add_row(key, _fmt(m), _fmt(b), _fmt(g))
     mm = metrics.get("model", {})
-    where.print(t)
-    where.print(f"{mm.get('matched_records')} of {mm.get('truth_records')} truth records found, "
-                f"{mm.get('predicted_records')} predicted; run folder: {path}")
+    return [t, f"{mm.get('matched_records')} of {mm.get('truth_records')} truth records found, "
+               f"{mm.get('predicted_records')} predicted; run folder: {path}"]
 
 
 _fmt = partial(fmt, none="-", compact=False, thousands=False)

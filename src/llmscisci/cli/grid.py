@@ -33,11 +33,13 @@ def report(
     from llmscisci.errors import UserError
     from llmscisci.metrics.stats import METHODS
     from llmscisci.report import write_report
+    from llmscisci.tasks import registry
 
     if adjust not in METHODS:
         raise UserError(f"--adjust {adjust!r}: choose one of {', '.join(METHODS)}")
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such folder")
+    registry.kinds()  # every kind declares how the report reads its run folders
     w = write_report(run_dir, out_dir, n_boot=n_boot, seed=seed, level=level, adjust=adjust, title=title,
                      progress=True, skip_bad=skip_bad_lines)
     console.print(f"report: {w.n_label_runs} labelling run(s), {w.n_train_runs} training folder(s), "
@@ -176,31 +178,26 @@ def grid(
                         f"(see {inputs.out / GRID_FILE})")
 
 
-RESULT_COLUMNS = {
-    # kind -> (title, [(column, headline key)])
-    "label": ("labelling (all evaluated items)", [("micro F1", "micro_f1"), ("macro F1", "macro_f1"),
-                                                  ("subset", "subset_accuracy"), ("Hamming", "hamming_loss"),
-                                                  ("invalid", "invalid_rate")]),
-    "judge": ("judge", [("valid answers", "valid_rate"), ("score = exact", "exact_agreement")]),
-    "extract": ("extraction", [("record F1", "record.f1"), ("field acc.", "mean_field_accuracy"),
-                               ("valid", "valid_rate")]),
-}
-
-
 def _result_tables(g) -> list:
-    """The grid's results: one table per kind of task (baselines sit with the labelling cells)."""
+    """The grid's results: one table per kind of task, in registry order (a kind may share another's
+    table: baselines sit with the labelling cells); the kind names its title and headline columns."""
     from rich.table import Table
 
+    from llmscisci.tasks import registry
+
+    groups: dict[str, list] = {}
+    for c in g.cells:
+        k = registry.get(c.kind)
+        groups.setdefault(k.results_with or k.name, []).append(c)
     tables = []
-    for kind, (title, cols) in RESULT_COLUMNS.items():
-        cells = [c for c in g.cells if (c.kind == "baseline" and kind == "label") or c.kind == kind]
-        if not cells:
-            continue
+    for name in [n for n in registry.KINDS if n in groups]:
+        kind, cells = registry.get(name), groups[name]
+        title, cols = kind.results_title or name, kind.headline_columns
         t = Table(title=f"grid {g.spec.name}: {title}", title_justify="left")
-        t.add_column("task" if kind != "extract" else "unit", no_wrap=True)
+        t.add_column(kind.task_column, no_wrap=True)
         t.add_column("model", overflow="fold", min_width=min(24, max(len(c.model) for c in cells)))
         t.add_column("variant", no_wrap=True)
-        t.add_column("items" if kind != "judge" else "calls", justify="right", no_wrap=True)
+        t.add_column(kind.items_column, justify="right", no_wrap=True)
         for col, _key in cols:
             t.add_column(col, justify="right", no_wrap=True)
         t.add_column("s", justify="right", no_wrap=True)
@@ -217,7 +214,7 @@ def _result_tables(g) -> list:
             else:
                 vals = [c.status] + [""] * (len(cols) - 1)
             secs = f"{c.seconds:.0f}" if c.seconds is not None else "-"
-            t.add_row(c.task if kind != "extract" else g.spec.extract.unit, c.model, variant, str(c.n_items),
+            t.add_row(kind.task_of(c, g.spec), c.model, variant, str(c.n_items),
                       *vals, secs)
         tables.append(t)
     return tables

@@ -11,13 +11,15 @@ import typer
 from rich.table import Table
 
 from llmscisci.cli.batch import BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt
+from llmscisci.backends.settings import BackendSettings
+from llmscisci.cli.backend_flags import backend_flags
 from llmscisci.cli.common import (
     DataDirOpt,
+    EncodingOpt,
     JsonOpt,
     JsonOutOpt,
     ModelOpt,
     OutOpt,
-    StructuredModeOpt,
     console,
     emit,
     out,
@@ -144,6 +146,7 @@ def judge_tables(metrics: dict) -> list[Table]:
 
 
 # --- commands ------------------------------------------------------------------------------------
+@backend_flags
 def judge(
     task: Annotated[str, typer.Option("--task", help="easy, difficult, or a codebook .toml file.")] = "easy",
     variant: Annotated[str, typer.Option("--variant", help="icl | guidelines | structured")] = "structured",
@@ -166,15 +169,6 @@ def judge(
     max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens")] = None,
     temperature: Annotated[float, typer.Option("--temperature", help="0 = greedy")] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="Generation seed and the seed of sampled orders.")] = 2025,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Local models: prompts per batch.")] = 8,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps")] = "auto",
-    dtype: Annotated[str, typer.Option("--dtype", help="auto | float32 | bfloat16 | float16")] = "auto",
-    chat_template: Annotated[str | None, typer.Option("--chat-template", help="Override: llama3 | gemma")] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="API models: requests in flight.")] = 8,
-    rpm: Annotated[float | None, typer.Option("--rpm", help="API rate limit, requests per minute.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="API models: do not use the response cache.")] = False,
-    structured_mode: StructuredModeOpt = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (calls, first prompt, tokens, cost or ETA); write nothing.")] = False,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
@@ -184,6 +178,8 @@ def judge(
     poll_interval: PollOpt = 60.0,
     batch_attempts: BatchAttemptsOpt = 2,
     batch_fallback: FallbackOpt = "none",
+    encoding: EncodingOpt = None,
+    backend: BackendSettings | None = None,
 ) -> None:
     """An LLM judges K candidate LLMs' labels against the ground truth, in every candidate order, and
     the run audits the judge: its scores against the exact ones (categories matched out of n),
@@ -191,7 +187,6 @@ def judge(
     from llmscisci.backends.base import GenParams
     from llmscisci.backends.batch import BatchPending
     from llmscisci.cli.batch import batch_options, load_run_backend, pending_result
-    from llmscisci.cli.label import backend_options
     from llmscisci.data.codebook import BUILTIN, load_codebook
     from llmscisci.data.items import load_items
     from llmscisci.data.labelfiles import load_labels
@@ -250,9 +245,7 @@ def judge(
     selected, order_list, _ = prepare(spec, items, candidates)  # validate before loading a model
     console.print(f"judging {len(selected)} items x {len(order_list)} orders of {len(candidates)} candidates: "
                   + ", ".join(c.name for c in candidates))
-    opts = backend_options(batch_size=batch_size, device=device, dtype=dtype, chat_template=chat_template,
-                           base_url=base_url, concurrency=concurrency, rpm=rpm, no_cache=no_cache,
-                           structured_mode=structured_mode)
+    opts = backend.options()
     if dry_run:
         from llmscisci.cli.dryrun import emit_text, plan_conversations
         from llmscisci.prompts import judge as judge_prompts
@@ -290,6 +283,7 @@ def agree(
                         "more, human-human agreement is shown as the ceiling next to model-human.")] = None,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Agreement between label files (annotators, models, people): Cohen's kappa per label and pair,
     Fleiss' kappa and Krippendorff's alpha per label, exact-match and Hamming agreement per pair."""

@@ -9,14 +9,16 @@ import typer
 
 from llmscisci.cli.batch import (RESUMERS, BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt,
                                  batch_options, load_run_backend, pending_result)
+from llmscisci.backends.settings import BackendSettings
+from llmscisci.cli.backend_flags import backend_flags
 from llmscisci.cli.common import (
     DataDirOpt,
+    EncodingOpt,
     JsonOpt,
     JsonOutOpt,
     ModelOpt,
     OutOpt,
     SkipBadLinesOpt,
-    StructuredModeOpt,
     console,
     emit,
 )
@@ -68,31 +70,7 @@ def resume_conflicts(ctx: typer.Context | None, given: dict, cfg: dict) -> None:
                             f"run's {stored[name]!r}; drop {flag} or start a new run")
 
 
-def backend_options(
-    batch_size: int = 8, device: str = "auto", dtype: str = "auto", chat_template: str | None = None,
-    trust_remote_code: bool = False, base_url: str | None = None, concurrency: int = 8,
-    rpm: float | None = None, tpm: float | None = None, timeout: float = 60.0, max_attempts: int = 6,
-    cache: Path | None = None, no_cache: bool = False, refresh: bool = False, prices: Path | None = None,
-    gemini_safety_off: bool = False, structured_mode: str = "auto",
-):
-    from llmscisci.backends.base import BackendOptions
-    from llmscisci.backends.structured import check_mode
-    from llmscisci.errors import UserError
-
-    if batch_size < 1 or concurrency < 1:
-        raise UserError("--batch-size and --concurrency must be at least 1")
-    if chat_template not in (None, "llama3", "gemma"):
-        raise UserError(f"unknown --chat-template {chat_template!r}: use llama3 or gemma")
-    check_mode(structured_mode)
-    return BackendOptions(
-        device=device, dtype=dtype, batch_size=batch_size, chat_template=chat_template,
-        trust_remote_code=trust_remote_code, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
-        timeout=timeout, max_attempts=max_attempts, cache_path=str(cache) if cache else None,
-        use_cache=not no_cache, refresh=refresh, prices_path=str(prices) if prices else None,
-        gemini_safety_off=gemini_safety_off, structured_mode=structured_mode,
-    )
-
-
+@backend_flags
 def label(
     ctx: typer.Context,
     task: Annotated[str, typer.Option("--task", help="easy, difficult, a codebook .toml, or several joined by commas.")] = "easy,difficult",
@@ -114,23 +92,6 @@ def label(
     max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens")] = None,
     temperature: Annotated[float, typer.Option("--temperature", help="0 = greedy")] = 0.0,
     seed: Annotated[int, typer.Option("--seed")] = 2025,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Local models: prompts per batch.")] = 8,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps")] = "auto",
-    dtype: Annotated[str, typer.Option("--dtype", help="auto | float32 | bfloat16 | float16")] = "auto",
-    chat_template: Annotated[Optional[str], typer.Option("--chat-template", help="Override: llama3 | gemma")] = None,
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code")] = False,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="API models: requests in flight.")] = 8,
-    rpm: Annotated[Optional[float], typer.Option("--rpm", help="API rate limit, requests per minute.")] = None,
-    tpm: Annotated[Optional[float], typer.Option("--tpm", help="API rate limit, tokens per minute.")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="API request timeout, seconds.")] = 60.0,
-    max_attempts: Annotated[int, typer.Option("--max-attempts", help="API attempts per item.")] = 6,
-    cache: Annotated[Optional[Path], typer.Option("--cache", help="API response cache file.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Ignore cached answers, store fresh ones.")] = False,
-    prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML overriding the built-in one.")] = None,
-    gemini_safety_off: Annotated[bool, typer.Option("--gemini-safety-off", help="Seed's Gemini safety settings (block none).")] = False,
-    structured_mode: StructuredModeOpt = "auto",
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
     batch: BatchOpt = False,
@@ -139,6 +100,8 @@ def label(
     poll_interval: PollOpt = 60.0,
     batch_attempts: BatchAttemptsOpt = 2,
     batch_fallback: FallbackOpt = "none",
+    encoding: EncodingOpt = None,
+    backend: BackendSettings | None = None,
 ) -> None:
     """Label texts with an LLM under one of three prompt variants; write a run folder with metrics."""
     from llmscisci.backends.base import GenParams
@@ -158,9 +121,7 @@ def label(
     batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
     if chunk_size < 1:
         raise UserError(f"--chunk-size {chunk_size}: must be at least 1")
-    opts = backend_options(batch_size, device, dtype, chat_template, trust_remote_code, base_url, concurrency,
-                           rpm, tpm, timeout, max_attempts, cache, no_cache, refresh, prices, gemini_safety_off,
-                           structured_mode)
+    opts = backend.options()
     paraphrase = 0
     if (id_column or text_column or text_template or by) and input_csv is None and resume is None:
         raise UserError("--id-column, --text-column, --text and --by apply to --input")
@@ -247,11 +208,12 @@ def eval_cmd(
     skip_bad_lines: SkipBadLinesOpt = False,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Recompute a run's metrics from its predictions (label, SFT/DPO/GRPO evaluation runs)."""
     from llmscisci.errors import UserError
     from llmscisci.metrics.evaluate import format_table
-    from llmscisci.tasks.label import reevaluate
+    from llmscisci.tasks.registry import reevaluate
 
     if not (run_dir / "predictions.jsonl").is_file():
         raise UserError(f"{run_dir}: no predictions.jsonl (not a run folder)")

@@ -59,7 +59,8 @@ def _is_label(col: Column) -> bool:
 def _copy(table: Table, title, caption) -> Table:
     return Table(title=title, caption=caption, title_justify=table.title_justify,
                  caption_justify=table.caption_justify, show_lines=table.show_lines, box=table.box,
-                 show_header=table.show_header)
+                 show_header=table.show_header, show_edge=table.show_edge, pad_edge=table.pad_edge,
+                 header_style=table.header_style, row_styles=table.row_styles)
 
 
 def fit_table(table: Table, width: int = 80) -> list[Table]:

@@ -35,18 +35,19 @@ class LoadedRun:
 def _data_source(cfg: dict, data_dir: str | Path | None) -> Path | None:
     """--data-dir, else the run's recorded data source, else $LLMSCISCI_DATA.
 
-    A run on the user's own CSV (its data source a file) looks for that file in a --data-dir folder,
-    never for the study's reports table."""
+    A run on the user's own corpus (its data source a file: CSV, JSONL, Parquet...) looks for that file
+    in a --data-dir folder, never for the study's reports table."""
     src = cfg.get("data_source")
     if data_dir is not None:
         given = Path(data_dir)
         if not given.exists():
             raise UserError(f"--data-dir {data_dir}: no such folder or file")
-        if given.is_dir() and src and Path(src).suffix.lower() in (".csv", ".tsv", ".txt"):
+        own_file = cfg.get("streamed") or Path(src or "").suffix.lower() in (".csv", ".tsv")
+        if given.is_dir() and src and src != BUNDLED and own_file:
             own = given / Path(src).name
             if not own.is_file():
-                raise UserError(f"--data-dir {data_dir}: the run labelled the CSV file {Path(src).name}, which is "
-                                "not in this folder; give the CSV itself or its folder")
+                raise UserError(f"--data-dir {data_dir}: the run labelled the file {Path(src).name}, which is "
+                                "not in this folder; give the file itself or its folder")
             return own
         return given
     if src == BUNDLED:

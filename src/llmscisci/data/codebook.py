@@ -1,14 +1,17 @@
-"""Codebooks: a labelling task as data (TOML): text column, ordered categories, the exclusive `none`."""
+"""Codebooks: a labelling task as data (TOML): text column, ordered categories, the exclusive `none`,
+and optionally the system prompt's domain and persona. Unknown keys are errors (with a did-you-mean)."""
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_serializer, model_validator
 
+from llmscisci.data.textio import read_text
 from llmscisci.errors import UserError
 
 BUILTIN = ("easy", "difficult")
@@ -20,6 +23,8 @@ class Category(BaseModel):
     description: str = ""
     keywords: list[str] = []
 
+    model_config = {"extra": "forbid"}
+
 
 class Codebook(BaseModel):
     task: str
@@ -29,9 +34,23 @@ class Codebook(BaseModel):
     none: str | None = "none"
     categories: list[Category]
     numbering: dict[str, list[str]] = Field(default_factory=dict)
+    # The system prompt's framing: `domain` names the kind of text ("machine-learning reproducibility
+    # reports"), `persona` is the prompt's opening sentence. Unset: the study's for the built-in tasks, a
+    # neutral one naming the codebook's title for any other (prompts/label.py).
+    domain: str = ""
+    persona: str = ""
     source: str = "builtin"
 
-    model_config = {"frozen": True, "arbitrary_types_allowed": True}
+    model_config = {"frozen": True, "arbitrary_types_allowed": True, "extra": "forbid"}
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        """Unset framing fields are left out, so a run's recorded codebook (and its hash) stays as before."""
+        out = handler(self)
+        for key in ("domain", "persona"):
+            if isinstance(out, dict) and not out.get(key):
+                out.pop(key, None)
+        return out
 
     @model_validator(mode="after")
     def _check(self) -> "Codebook":
@@ -90,7 +109,7 @@ class Codebook(BaseModel):
 
 
 def load_codebook(spec: str | Path) -> Codebook:
-    """A built-in codebook by name (`easy`, `difficult`) or a TOML file path."""
+    """A built-in codebook by name (`easy`, `difficult`) or a TOML file path (TOML files are UTF-8)."""
     spec_s = str(spec)
     if spec_s in BUILTIN:
         text = resources.files("llmscisci.data").joinpath("codebooks", f"{spec_s}.toml").read_text("utf-8")
@@ -99,15 +118,29 @@ def load_codebook(spec: str | Path) -> Codebook:
         path = Path(spec_s)
         if not path.is_file():
             raise UserError(f"unknown task {spec_s!r}: use one of {', '.join(BUILTIN)} or a codebook .toml file")
-        text = path.read_text("utf-8")
+        text = read_text(path, hint="a codebook is TOML, which must be UTF-8: save the file as UTF-8")
         source = str(path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"codebook {spec_s}: invalid TOML ({exc})") from None
+    if "source" in raw:
+        raise UserError(f"codebook {spec_s}: 'source' is set by the toolkit (where the codebook was read from); "
+                        "remove it")
     try:
         return Codebook(**raw, source=source)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise UserError(f"codebook {spec_s}: {loc}: {first['msg']}") from None
+        raise UserError(f"codebook {spec_s}: {_explain(exc.errors()[0])}") from None
+
+
+def _explain(error: dict) -> str:
+    """One validation error as `location: message`; an unknown key names its closest known key."""
+    loc = [str(x) for x in error["loc"]]
+    where = ".".join(loc)
+    if error["type"] != "extra_forbidden":
+        return f"{where}: {error['msg']}"
+    model = Category if len(loc) >= 3 and loc[0] == "categories" else Codebook
+    known = [k for k in model.model_fields if k != "source"]
+    close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
+    return f"unknown key {loc[-1]!r}" + (f" in {'.'.join(loc[:-1])}" if len(loc) > 1 else "") + hint

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmscisci.data.openalex import is_work, work_record
+from llmscisci.data.textio import decode, decode_line
 from llmscisci.errors import DataError
 
 HEAD_BYTES = 64 * 1024
@@ -102,16 +103,11 @@ def open_corpus(path: str | Path) -> Source:
 
 
 def _decoded_lines(src: Source, counter: list[int]) -> Iterator[str]:
-    """The file's lines decoded strictly as UTF-8; `counter[0]` = records yielded so far (for messages)."""
+    """The file's lines decoded strictly (UTF-8, or the command's --encoding; textio names the first bad
+    line); `counter[0]` = records yielded so far."""
     with _open_binary(src) as fh:
         for lineno, raw in enumerate(fh, start=1):
-            try:
-                yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                bad = raw[exc.start:exc.start + 1].hex()
-                raise DataError(src.path, f"bytes that are not UTF-8 (0x{bad} at line {lineno}, byte "
-                                          f"{exc.start + 1}); re-save the file as UTF-8",
-                                row=counter[0] + 1) from None
+            yield decode_line(raw, src.path, lineno, row=counter[0] + 1)
 
 
 def _delimited(src: Source) -> Iterator[tuple[int, dict]]:
@@ -165,9 +161,7 @@ def _json_doc(src: Source) -> Iterator[tuple[int, dict]]:
     with _open_binary(src) as fh:
         raw = fh.read()
     try:
-        doc = json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise DataError(src.path, f"bytes that are not UTF-8 (at byte {exc.start}); re-save the file as UTF-8") from None
+        doc = json.loads(decode(raw, src.path))
     except json.JSONDecodeError as exc:
         raise DataError(src.path, f"not valid JSON ({exc.msg}, line {exc.lineno})") from None
     if isinstance(doc, dict):

@@ -22,6 +22,7 @@ from pathlib import Path
 from llmscisci.data.codebook import Codebook, load_codebook
 from llmscisci.data.problems import Collector
 from llmscisci.data.reports import is_study_format, read_csv
+from llmscisci.data.textio import read_lines
 from llmscisci.data.validate import LabelError, apply_none_rule, check_shape
 from llmscisci.errors import DataError
 
@@ -118,28 +119,27 @@ def load_labels(
         out.records[key] = LabelRecord(doi, task, vec, response)
 
     if p.suffix == ".jsonl":
-        with p.open(encoding="utf-8") as fh:
-            for i, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    col.error(p, "not a JSON line", row=i)
-                    continue
-                if not isinstance(rec, dict):
-                    col.error(p, "a line must be a JSON object", row=i)
-                    continue
-                for key in ("doi", "task"):
-                    if key not in rec:
-                        col.error(p, "missing field", row=i, column=key)
-                if "doi" not in rec or "task" not in rec:
-                    continue
-                labels = rec.get("labels")
-                if "valid" in rec and not rec.get("valid"):
-                    labels = None  # a run's unparseable output
-                response = rec.get("response", rec.get("raw"))
-                add(str(rec["doi"]).strip(), str(rec["task"]).strip(), labels, response, i, "labels")
+        for i, line in read_lines(p):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                col.error(p, "not a JSON line", row=i)
+                continue
+            if not isinstance(rec, dict):
+                col.error(p, "a line must be a JSON object", row=i)
+                continue
+            for key in ("doi", "task"):
+                if key not in rec:
+                    col.error(p, "missing field", row=i, column=key)
+            if "doi" not in rec or "task" not in rec:
+                continue
+            labels = rec.get("labels")
+            if "valid" in rec and not rec.get("valid"):
+                labels = None  # a run's unparseable output
+            response = rec.get("response", rec.get("raw"))
+            add(str(rec["doi"]).strip(), str(rec["task"]).strip(), labels, response, i, "labels")
         return out
 
     df = read_csv(p)

@@ -16,9 +16,28 @@ VARIANTS = ("icl", "guidelines", "structured")
 
 
 @lru_cache(maxsize=None)
+def _label_toml() -> dict:
+    return tomllib.loads(resources.files("llmscisci.prompts").joinpath("label.toml").read_text("utf-8"))
+
+
 def templates() -> dict:
-    text = resources.files("llmscisci.prompts").joinpath("label.toml").read_text("utf-8")
-    return tomllib.loads(text)["variants"]
+    return _label_toml()["variants"]
+
+
+def framing(codebook: Codebook) -> tuple[str, str]:
+    """(domain, persona) of a codebook's system prompt: its own, else the study's for a built-in task,
+    else a neutral one naming its title."""
+    f = _label_toml()["framing"]
+    title = codebook.title or codebook.task
+    builtin = codebook.source == "builtin"
+    domain = codebook.domain or (f["builtin_domain"] if builtin else f["domain"].format(title=title))
+    if codebook.persona:
+        persona = codebook.persona
+    elif codebook.domain or builtin:
+        persona = f["persona"].format(domain=domain)
+    else:
+        persona = f["neutral_persona"].format(title=title)
+    return domain, persona
 
 
 def check_variant(variant: str) -> dict:
@@ -59,7 +78,10 @@ def _fields(codebook: Codebook) -> dict:
     none_i = codebook.none_index
     example = [1, 3] if codebook.n >= 3 else [1]
     obj = {s: (i + 1 in example) for i, s in enumerate(codebook.shorts)}
+    domain, persona = framing(codebook)
     return {
+        "domain": domain,
+        "persona": persona,
         "question": codebook.question or f"Which categories of the task {codebook.task!r} apply?",
         "title": codebook.title or codebook.task,
         "rubric": rubric(codebook),

@@ -26,6 +26,15 @@ from llmscisci.errors import UserError
 from llmscisci.runs import read_jsonl
 
 PARAPHRASE_KEYS = ("paraphrase", "paraphrase_id", "paraphrase_index")
+# run kinds read as labelling runs (predictions with label vectors); the task registry declares each kind
+# here (tasks/registry.py), so this layer needs no import of the tasks. A folder without a kind is an old
+# labelling run; any other declared kind is shown flat from its metrics.json.
+LABEL_KINDS = {"label", "baseline"}
+
+
+def declare_kind(name: str, *, label_like: bool) -> None:
+    """How a run kind's folders are read: as labelling runs or as other runs."""
+    (LABEL_KINDS.add if label_like else LABEL_KINDS.discard)(name)
 SKIP_DIRS = {"__pycache__", ".git", ".venv", "node_modules"}
 MAX_DEPTH = 8
 
@@ -204,8 +213,8 @@ def _load_label_run(path: Path, config: dict, skip_bad: bool = False) -> LabelRu
     lines = read_jsonl(path / "predictions.jsonl", skip_bad=skip_bad)
     by_key = {(r.get("doi"), r.get("task")): r for r in lines}  # last wins
     records = list(by_key.values())
-    if not records or not _is_label_records(records):
-        return None
+    if not records or ("kind" not in config and not _is_label_records(records)):
+        return None  # an old folder without a declared kind is a labelling run only if its records are
     task = str(config.get("task") or records[0].get("task") or "?")
     shorts = _shorts(config, records, task)
     n = len(shorts)
@@ -218,7 +227,7 @@ def _load_label_run(path: Path, config: dict, skip_bad: bool = False) -> LabelRu
     run = LabelRun(path, config, clean, metrics if isinstance(metrics, dict) else {}, shorts,
                    bad_lines=lines.bad_lines)
     canonical = path / "canonical_predictions.jsonl"
-    if config.get("kind") == "baseline" and canonical.is_file():
+    if canonical.is_file():  # a baseline's train-split fit, scored on the test split
         run.split_records["test"] = [r for r in read_jsonl(canonical)
                                      if isinstance(r.get("labels"), list) and len(r["labels"]) == n]
     return run
@@ -335,7 +344,7 @@ def collect(root: str | Path, *, exclude: Path | None = None, skip_bad: bool = F
         config = _read_json(d / "config.json")
         if not isinstance(config, dict):
             continue  # not ours (or unreadable): keep looking below
-        if "predictions.jsonl" in files and config.get("kind", "label") in ("label", "baseline"):
+        if "predictions.jsonl" in files and config.get("kind", "label") in LABEL_KINDS:
             run = _load_label_run(d, config, skip_bad)
             if run is not None:
                 run.rel = run.name = _rel(d, root)

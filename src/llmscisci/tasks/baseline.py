@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,31 @@ def fit_predict(method: str, train_x: list[str], train_y: np.ndarray, test_x: li
     return np.array([apply_none_rule(list(map(int, row)), codebook.none_index).labels for row in pred])
 
 
+@dataclass
+class BaselineSpec:
+    """Everything that defines a classical baseline run (and so its hash), except where its output goes."""
+
+    codebook: Codebook
+    method: str
+    folds: int = 5
+    seed: int = 2025
+    data_source: str = ""
+
+    def core(self, items: list[Item]) -> dict:
+        """What defines the experiment (the labelled items only): its stable hash names the run."""
+        return {"kind": "baseline", "task": self.codebook.task, "method": self.method,
+                "model": f"baseline:{self.method}", "variant": "-", "folds": self.folds, "seed": self.seed,
+                "codebook": self.codebook.model_dump(), "items": [it.doi for it in items if it.labels is not None]}
+
+    def hash(self, items: list[Item]) -> str:
+        return stable_hash(self.core(items))
+
+    def config(self, items: list[Item]) -> dict:
+        core = self.core(items)
+        return {**core, "hash": stable_hash(core), "split": SPLIT_INFO, "data_source": self.data_source,
+                "cv": {"grouped_by": "doi", "k": self.folds, "seed": self.seed}}
+
+
 def run_baseline(codebook: Codebook, items: list[Item], method: str, out: str | Path, k: int = 5,
                  seed: int = 2025, data_source: str = "", cache_dir: Path | None = None) -> RunFolder:
     from llmscisci.metrics.evaluate import evaluate
@@ -114,11 +140,7 @@ def run_baseline(codebook: Codebook, items: list[Item], method: str, out: str | 
     items = [it for it in items if it.labels is not None]
     if len(items) < k or k < 2:
         raise UserError(f"need at least k={max(k, 2)} labelled items for {k}-fold cross-validation")
-    core = {"kind": "baseline", "task": codebook.task, "method": method, "model": f"baseline:{method}",
-            "variant": "-", "folds": k, "seed": seed, "codebook": codebook.model_dump(),
-            "items": [it.doi for it in items]}
-    config = {**core, "hash": stable_hash(core), "split": SPLIT_INFO, "data_source": data_source,
-              "cv": {"grouped_by": "doi", "k": k, "seed": seed}}
+    config = BaselineSpec(codebook, method, k, seed, data_source).config(items)
     run = RunFolder.create(Path(out) / f"baseline_{codebook.task}_{method}_{config['hash'][:8]}", config)
     cache_file = (cache_dir / "embeddings.npz") if cache_dir else None
     texts = [it.text for it in items]

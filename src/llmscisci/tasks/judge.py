@@ -143,10 +143,10 @@ class JudgeSpec:
     split: str = "all"
     data_source: str = ""
 
-    def config(self, backend: Backend, items: list[Item], candidates: list[Candidate],
-               orders: list[tuple[int, ...]], skipped: dict) -> dict:
+    def core(self, items: list[Item], candidates: list[Candidate], orders: list[tuple[int, ...]]) -> dict:
+        """What defines the experiment: its stable hash names the run (and finds it again to resume)."""
         k = len(candidates)
-        core = {
+        return {
             "kind": "judge",
             "task": self.codebook.task,
             "variant": self.variant,
@@ -161,13 +161,22 @@ class JudgeSpec:
             "codebook": self.codebook.model_dump(),
             "items": [it.doi for it in items],
         }
+
+    def hash(self, items: list[Item], candidates: list[Candidate], orders: list[tuple[int, ...]]) -> str:
+        return stable_hash(self.core(items, candidates, orders))
+
+    def config(self, backend: Backend | None, items: list[Item], candidates: list[Candidate],
+               orders: list[tuple[int, ...]], skipped: dict) -> dict:
+        """The record written to config.json: the core, its hash, and what describes the run."""
+        k = len(candidates)
+        core = self.core(items, candidates, orders)
         return {
             **core,
             "hash": stable_hash(core),
             "split": SPLIT_INFO,
             "seed": self.params.seed,
             "data_source": self.data_source,
-            "backend": backend.describe(),
+            "backend": backend.describe() if backend is not None else {},
             "structured": prompts.is_structured(self.variant),
             "score_scale": f"number of the {self.codebook.n} categories on which a candidate agrees with the truth",
             "skipped_items": skipped,

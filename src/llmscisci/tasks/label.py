@@ -19,7 +19,8 @@ from llmscisci.data.validate import apply_none_rule
 from llmscisci.errors import UserError
 from llmscisci.metrics.distribution import GROUP_KEYS
 from llmscisci.prompts import label as prompts
-from llmscisci.runs import RunFolder, read_jsonl, slug, stable_hash
+from llmscisci.runs import Records, RunFolder, iter_jsonl, slug, stable_hash
+from llmscisci.tasks.finish import completeness, finish_run, planned_items  # noqa: F401 - re-exported
 from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.parse import is_exact_format, parse_answer, render_answer
 
@@ -40,8 +41,8 @@ class LabelSpec:
     data_source: str = ""
     paraphrase: int = 0  # wording of the system prompt: 0 = label.toml's, k = label_paraphrases.toml's k-th
 
-    def config(self, backend: Backend, items: list[Item], shots: list[tuple[str, str]],
-               train_reference: list[list[int]] | None = None) -> dict:
+    def core(self, items: list[Item], shots: list[tuple[str, str]]) -> dict:
+        """What defines the experiment: its stable hash names the run (and finds it again to resume)."""
         core = {
             "kind": "label",
             "task": self.codebook.task,
@@ -57,13 +58,22 @@ class LabelSpec:
         }
         if self.paraphrase:  # the original wording keeps the hashes of runs made before paraphrases existed
             core["paraphrase"] = self.paraphrase
+        return core
+
+    def hash(self, items: list[Item], shots: list[tuple[str, str]]) -> str:
+        return stable_hash(self.core(items, shots))
+
+    def config(self, backend: Backend | None, items: list[Item], shots: list[tuple[str, str]],
+               train_reference: list[list[int]] | None = None) -> dict:
+        """The record written to config.json: the core, its hash, and what describes the run."""
+        core = self.core(items, shots)
         return {
             **core,
             "hash": stable_hash(core),
             "split": SPLIT_INFO,
             "seed": self.params.seed,
             "data_source": self.data_source,
-            "backend": backend.describe(),
+            "backend": backend.describe() if backend is not None else {},
             "structured": prompts.is_structured(self.variant),
             "system_prompt": prompts.system_prompt(self.codebook, self.variant, self.paraphrase),
             "paraphrase": self.paraphrase,
@@ -179,69 +189,9 @@ def run_label(
     return run
 
 
-def planned_items(config: dict) -> int | None:
-    """How many items a run set out to label: its item list, or a streamed corpus's count (and --limit)."""
-    items = config.get("items")
-    if isinstance(items, list):
-        return len(items) or None
-    if isinstance(items, dict) and isinstance(items.get("n"), int):
-        limit = config.get("limit")
-        return min(items["n"], limit) if isinstance(limit, int) else items["n"]
-    return None
-
-
-def completeness(n_done: int, planned: int | None, bad_lines: int = 0) -> dict:
-    """How much of the planned run the predictions cover (`partial` when fewer than planned)."""
-    out: dict = {}
-    if planned:
-        out = {"n_planned": planned, "partial": n_done < planned}
-    if bad_lines:
-        out["bad_lines_skipped"] = bad_lines
-    return out
-
-
-def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = None, n_resumed: int = 0,
-               skip_bad: bool = False) -> dict:
-    """Compute metrics from the predictions and write metrics.json and predictions.csv."""
-    from llmscisci.metrics.evaluate import evaluate
-
-    # item order, not completion order: concurrency and resumes must not change any number
-    preds = sorted(run.predictions(skip_bad=skip_bad), key=lambda p: (str(p.get("task")), str(p.get("doi"))))
-    metrics = evaluate(preds, codebook, train_reference=run.config.get("train_reference") or None)
-    metrics |= completeness(len(preds), planned_items(run.config), run.bad_lines)
-    metrics["empty"] = sum(1 for p in preds if p.get("empty"))
-    metrics["exact_format_rate"] = sum(bool(p.get("exact_format")) for p in preds) / max(len(preds), 1)
-    metrics["failed"] = sum(1 for p in preds if p.get("error"))
-    metrics["refusals"] = sum(1 for p in preds if p.get("refusal"))
-    metrics["tokens"] = {
-        "in": sum(p.get("tokens_in") or 0 for p in preds),
-        "out": sum(p.get("tokens_out") or 0 for p in preds),
-    }
-    costs = [p["cost_usd"] for p in preds if p.get("cost_usd") is not None]
-    metrics["cost_usd"] = round(sum(costs), 6) if costs else None
-    metrics["generation_seconds"] = round(sum(p.get("seconds") or 0 for p in preds), 3)
-    prev = run.metrics().get("timing", {})
-    if wall_seconds is not None:
-        metrics["timing"] = {"last_wall_seconds": round(wall_seconds, 3), "resumed_items": n_resumed,
-                             "previous": prev or None}
-    elif prev:  # `llmscisci eval` recomputes scores; the run's timing stays what it was
-        metrics["timing"] = prev
-    versions = sorted({p["model_version"] for p in preds if p.get("model_version")})
-    if versions:
-        metrics["model_versions"] = versions
-    run.write_metrics(metrics)
-    rows = []
-    for p in preds:
-        row = {k: p.get(k) for k in ("doi", "task", "split", "valid", "repaired", "exact_format", "error")}
-        row |= codebook.columns("pred", p.get("labels")) | codebook.columns("ref", p.get("reference"))
-        row["tokens_in"], row["tokens_out"], row["seconds"] = p.get("tokens_in"), p.get("tokens_out"), p.get("seconds")
-        rows.append(row)
-    run.write_csv(rows)
-    return metrics
-
-
 def reevaluate(run_dir: str | Path, reparse: bool = False, skip_bad: bool = False) -> dict:
-    """`llmscisci eval`: recompute a run's metrics from its predictions (optionally re-parsing raw output).
+    """Recompute a labelling run's metrics from its predictions (optionally re-parsing raw output).
+    `llmscisci eval` reaches it through the task registry, which picks the runner by the run's kind.
 
     An unreadable predictions line other than a torn last one is an error unless `skip_bad`."""
     run = RunFolder(run_dir)
@@ -252,15 +202,9 @@ def reevaluate(run_dir: str | Path, reparse: bool = False, skip_bad: bool = Fals
 
 def _reevaluate(run: RunFolder, cfg: dict, reparse: bool, skip_bad: bool) -> dict:
     run_dir = run.path
-    read_jsonl(run.predictions_path, skip_bad=skip_bad)  # refuse a damaged file before anything is rewritten
-    if cfg.get("kind") == "judge":
-        from llmscisci.tasks.judge import reevaluate_judge
-
-        return reevaluate_judge(run_dir, reparse=reparse)
-    if cfg.get("kind") == "extract":
-        from llmscisci.tasks.extract.run import reevaluate as reevaluate_extract
-
-        return reevaluate_extract(run_dir, reparse=reparse)
+    checked = Records()  # refuse a damaged file before anything is rewritten (one pass, bounded memory)
+    for _ in iter_jsonl(run.predictions_path, skip_bad=skip_bad, into=checked):
+        pass
     if "codebook" not in cfg:
         raise UserError(f"{run_dir}: config.json has no codebook; not a labelling-style run")
     codebook = Codebook(**cfg["codebook"])
@@ -278,5 +222,9 @@ def _reevaluate(run: RunFolder, cfg: dict, reparse: bool, skip_bad: bool) -> dic
     if cfg.get("streamed"):  # a corpus run (`label --input`): its own bounded-memory finish
         from llmscisci.tasks.stream_finish import finish_stream
 
-        return finish_stream(run, codebook)
+        metrics = finish_stream(run, codebook)
+        if checked.bad_lines:  # the streamed reader skips them too: say how many
+            metrics["bad_lines_skipped"] = checked.bad_lines
+            run.write_metrics(metrics)
+        return metrics
     return finish_run(run, codebook, skip_bad=skip_bad)

@@ -102,7 +102,7 @@ def finish_stream(run: RunFolder, codebook: Codebook, plan: CorpusPlan | None = 
     by = by if plan is not None else cfg.get("by")
     dist = Distribution(codebook, by)
     if references:
-        from llmscisci.tasks.label import finish_run
+        from llmscisci.tasks.finish import finish_run
 
         metrics = finish_run(run, codebook, wall_seconds=wall_seconds)
         for rec in iter_predictions(run):
@@ -140,7 +140,7 @@ def finish_stream(run: RunFolder, codebook: Codebook, plan: CorpusPlan | None = 
     metrics = {"n": n, "references": False, "distribution": dist.as_dict(), "invalid": invalid,
                "failed": failed, "refusals": refusals, "empty": empty, "tokens": {"in": tok_in, "out": tok_out},
                "cost_usd": round(cost, 6) if cost is not None else None, "generation_seconds": round(seconds, 3)}
-    from llmscisci.tasks.label import completeness, planned_items
+    from llmscisci.tasks.finish import completeness, planned_items
 
     metrics |= completeness(n, planned_items(run.config))  # `partial` when the run was interrupted
     if wall_seconds is not None:

@@ -128,7 +128,8 @@ def self_pairs(items: list[Item], codebook: Codebook, variant: str, samples: dic
 
 
 def sample_answers(items: list[Item], codebook: Codebook, variant: str, model: str, k: int, seed: int,
-                   temperature: float = 0.9, max_new_tokens: int = 48, cache_file: Path | None = None) -> dict[str, list[str]]:
+                   temperature: float = 0.9, max_new_tokens: int = 48, cache_file: Path | None = None,
+                   options=None) -> dict[str, list[str]]:
     """k sampled answers of the target model per item, cached in a JSONL file keyed by model/prompt/seed."""
     from llmscisci.backends.base import GenParams
     from llmscisci.backends.registry import load_backend
@@ -147,7 +148,7 @@ def sample_answers(items: list[Item], codebook: Codebook, variant: str, model: s
         else:
             todo.append((it, key))
     if todo:
-        backend = load_backend(model)
+        backend = load_backend(model, options)
         convs = [build_messages(it.text, codebook, variant) for it, _ in todo for _ in range(k)]
         gens = backend.generate(convs, GenParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed))
         for n, (it, key) in enumerate(todo):

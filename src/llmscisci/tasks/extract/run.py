@@ -65,9 +65,9 @@ class ExtractSpec:
     def is_baseline(self) -> bool:
         return self.model == BASELINE
 
-    def config(self, page: Page, truth: TruthIndex, units: list[Unit], n_blocks: int,
-               backend: Backend | None) -> dict:
-        core = {
+    def core(self, page: Page, units: list[Unit]) -> dict:
+        """What defines the experiment: its stable hash names the run (and finds it again to resume)."""
+        return {
             "kind": "extract",
             "task": "extract",
             "source_sha256": page.sha256,
@@ -80,6 +80,14 @@ class ExtractSpec:
             "prompt_hash": None if self.is_baseline else prompts.prompt_hash(self.variant),
             "units": [u.id for u in units],
         }
+
+    def hash(self, page: Page, units: list[Unit]) -> str:
+        return stable_hash(self.core(page, units))
+
+    def config(self, page: Page, truth: TruthIndex, units: list[Unit], n_blocks: int,
+               backend: Backend | None) -> dict:
+        """The record written to config.json: the core, its hash, and what describes the run."""
+        core = self.core(page, units)
         return {
             **core,
             "hash": stable_hash(core),

@@ -1,0 +1,92 @@
+"""The labelling task kind: one codebook x language model x prompt variant x paraphrase x seed."""
+
+from __future__ import annotations
+
+from llmscisci.backends.base import GenParams
+from llmscisci.runs import RunFolder
+from llmscisci.tasks.base import TaskKind
+from llmscisci.tasks.grid.cells import Cell, GridContext
+from llmscisci.tasks.grid.spec import GridSpec, model_kind
+
+
+def label_spec(ctx: GridContext, cell: Cell):
+    """The cell's LabelSpec (the grid's settings, the model entry's max_new_tokens override)."""
+    from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec
+
+    spec: GridSpec = ctx.spec
+    mnt = cell.max_new_tokens or spec.max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(cell.variant, 64)
+    return LabelSpec(codebook=cell.codebook, variant=cell.variant, model=cell.model,
+                     params=GenParams(max_new_tokens=mnt, temperature=spec.temperature, seed=cell.seed),
+                     shots=spec.shots, limit=spec.limit, split=spec.split,
+                     data_source=str(ctx.inputs.data_dir), paraphrase=cell.paraphrase or 0)
+
+
+class Label(TaskKind):
+    name = "label"
+    prompts = "label"
+    label_like = True
+    results_title = "labelling (all evaluated items)"
+    headline_columns = [("micro F1", "micro_f1"), ("macro F1", "macro_f1"), ("subset", "subset_accuracy"),
+                        ("Hamming", "hamming_loss"), ("invalid", "invalid_rate")]
+
+    def accepts(self, model: str) -> bool:
+        return model_kind(model) != "baseline"
+
+    def codebook_cells(self, exp, codebook, model):
+        from llmscisci.prompts.label import paraphrases
+
+        spec = exp.spec
+        cells = []
+        for v in exp.variants(self.name):
+            n_para = len(paraphrases(v))
+            if spec.paraphrases > n_para:
+                exp.missing_paraphrases.add(f"{v} ({n_para})")
+            for p in range(min(spec.paraphrases, n_para) + 1):
+                for s in spec.seeds:
+                    cells.append(Cell(self.name, codebook.task, model.name, v, s, paraphrase=p, codebook=codebook,
+                                      max_new_tokens=model.max_new_tokens))
+        return cells
+
+    def plan(self, ctx, cell):
+        from llmscisci.prompts import label as prompts
+        from llmscisci.tasks.label import draw_shots, select_items
+
+        spec = label_spec(ctx, cell)
+        items = ctx.inputs.items_of(cell.codebook)
+        selected = select_items(items, spec.split, spec.limit)
+        shots = draw_shots(items, spec.codebook, spec.variant, spec.shots, spec.params.seed)
+        cell.hash, cell.n_items = spec.hash(selected, shots), len(selected)
+        run_dir = ctx.index.get(cell.hash)
+        keys = {it.key for it in selected}
+        done = (RunFolder(run_dir).done_keys() & keys) if run_dir else set()
+        ctx.state(cell, run_dir, len(done))
+        pending = [it for it in selected if it.key not in done] if cell.status != "done" else []
+        cell.calls = len(pending)
+        if ctx.est is not None:
+            convs = [prompts.build_messages(it.text, spec.codebook, spec.variant, shots, spec.paraphrase)
+                     for it in pending]
+            ctx.estimate(cell, convs, spec.params.max_new_tokens)
+
+    def run(self, ctx, cell, backend, show_progress=True):
+        from llmscisci.tasks.label import run_label
+
+        return run_label(label_spec(ctx, cell), ctx.inputs.items_of(cell.codebook), backend, ctx.out,
+                         run_dir=ctx.run_dir(cell), show_progress=show_progress)
+
+    def finish(self, ctx, cell):
+        from llmscisci.tasks.label import finish_run
+
+        run = RunFolder(ctx.out / cell.dir)
+        finish_run(run, cell.codebook)
+        return run
+
+    def headline(self, metrics):
+        a = metrics.get("all") or {}
+        h = {k: a.get(k) for k in ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss")}
+        h["invalid_rate"] = metrics.get("invalid_rate", 0.0)
+        return h
+
+    def reevaluate(self, run_dir, reparse=False, skip_bad=False):
+        from llmscisci.tasks.label import reevaluate
+
+        return reevaluate(run_dir, reparse=reparse, skip_bad=skip_bad)
