@@ -45,8 +45,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(python: str, gguf: Path, port: int, threads: int, n_ctx: int) -> subprocess.Popen:
-    cmd = [python, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2",
+# llama.cpp's extra buffer types (weight repacking, AMX on recent Xeons) off: with llama-cpp-python
+# 0.3.36 built for the native CPU they crashed (segmentation fault) on the first multi-token prompt here
+NO_EXTRA_BUFTS = """
+import runpy, llama_cpp.llama_cpp as C
+_orig = C.llama_model_default_params
+def _params():
+    p = _orig()
+    p.use_extra_bufts = False
+    return p
+C.llama_model_default_params = _params
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
+
+
+def start_server(python: str, gguf: Path, port: int, threads: int, n_ctx: int,
+                 extra_bufts: bool = False) -> subprocess.Popen:
+    launch = ["-m", "llama_cpp.server"] if extra_bufts else ["-c", NO_EXTRA_BUFTS]
+    cmd = [python, *launch, "--model", str(gguf), "--model_alias", "smollm2",
            "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads),
            "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -73,6 +89,8 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk", type=int, default=5)
     ap.add_argument("--variants", default="guidelines,structured")
     ap.add_argument("--quick", action="store_true", help="8 items")
+    ap.add_argument("--extra-bufts", action="store_true",
+                    help="keep llama.cpp's extra buffer types (weight repacking; off by default, see NO_EXTRA_BUFTS)")
     args = ap.parse_args(argv)
     if not args.server_python:
         print("skipped: no --server-python with llama-cpp-python (see the docstring)", file=sys.stderr)
@@ -96,7 +114,7 @@ def main(argv=None) -> int:
     items = [it for it in load_items(cb, data_dir=data) if it.text.strip()][:limit]
     load_before = load()
     port = free_port()
-    server = start_server(args.server_python, gguf_path(), port, args.threads, 2048)
+    server = start_server(args.server_python, gguf_path(), port, args.threads, 2048, args.extra_bufts)
     results: dict = {}
     try:
         builtin = LocalBackend("smollm2-135m", BackendOptions(device="cpu", dtype="float32", batch_size=8))
@@ -143,6 +161,7 @@ def main(argv=None) -> int:
         "what": "llama-cpp-python server (GGUF Q4_1, via --base-url) vs the built-in local backend "
                 "(float32, batch 8), same items and prompts",
         "threads": args.threads, "load_before": load_before, "load_after": load(),
+        "llama_cpp_extra_buffer_types": args.extra_bufts,
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
         "llama_cpp_python": subprocess.run([args.server_python, "-c", "import llama_cpp; print(llama_cpp.__version__)"],
                                            capture_output=True, text=True).stdout.strip(),

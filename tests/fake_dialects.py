@@ -15,7 +15,9 @@ with the real server's status code and error body (from the servers' sources, do
   "response_format type must be one of \"text\" or \"json_object\", but got: json_schema".
 - llama-cpp-python: text and json_object (+ schema); json_schema fails pydantic validation and the
   server's error route turns it into a 500 internal_server_error carrying the validation message; a
-  long prompt 400 context_length_exceeded; a wrong key 401 `{"detail": "Invalid API key"}`.
+  long prompt 400 context_length_exceeded; a wrong key 401 `{"detail": "Invalid API key"}` (these
+  four checked against llama-cpp-python 0.3.36's server). With one model it answers any model name;
+  the 400 model_not_found is its error for a model path that does not exist.
 - lmstudio: json_schema and text; json_object is a 400 `{"error": "'response_format.type' must be
   'json_schema' or 'text'"}`.
 - no-format (a proxy without response_format support): any response_format is a 400 "Unrecognized
@@ -104,7 +106,9 @@ class DialectServer(FakeOpenAI):
                "Please reduce the length of the messages or completion.")
         if self.dialect == "vllm":
             return 400, self.error(400, msg, "BadRequestError")
-        return 400, self.error(400, msg, "invalid_request_error", "context_length_exceeded")
+        body = self.error(400, msg, "invalid_request_error", "context_length_exceeded")
+        body["error"]["param"] = "messages"
+        return 400, body
 
     def format_error(self, rtype: str | None) -> tuple[int, dict]:
         d = self.dialect
@@ -115,7 +119,9 @@ class DialectServer(FakeOpenAI):
             detail = [{"type": "literal_error", "loc": ("body", "response_format", "type"),
                        "msg": "Input should be 'text' or 'json_object'", "input": rtype,
                        "ctx": {"expected": "'text' or 'json_object'"}}]
-            return 500, self.error(500, str(detail), "internal_server_error")
+            message = (f"1 validation error:\n  {detail[0]}\n\n  File \"llama_cpp/server/app.py\", line 376, "
+                       "in create_chat_completion\n    POST /v1/chat/completions")
+            return 500, self.error(500, message, "internal_server_error")
         if d == "lmstudio":
             return 400, self.error(400, "'response_format.type' must be 'json_schema' or 'text'", "")
         if d == "no-format":

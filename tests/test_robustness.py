@@ -480,3 +480,26 @@ def test_seed_is_a_factor_only_when_sampling():
     sampled = _factors({"model": "m", "variant": "icl", "paraphrase": 2, "params": {"temperature": 0.7, "seed": 1}})
     assert "seed" not in greedy and greedy["paraphrase"] == "0"
     assert sampled["seed"] == "1" and sampled["paraphrase"] == "2"
+
+
+def test_recorded_sampling_probabilities_weight_each_group():
+    from llmscisci.metrics.prevalence import PrevalenceData, dsl_share, ppi_share
+
+    rng = np.random.default_rng(3)
+    n = 300
+    truth = (rng.random(n) < 0.4).astype(float)
+    yhat = np.where(rng.random(n) < 0.8, truth, 1 - truth)
+    groups = np.repeat(["a", "b"], n // 2)
+    pi = np.where(yhat == 1, 0.5, 0.2)  # unequal: items the model calls 1 drawn more often
+    coded = rng.random(n) < pi
+    y = np.where(coded, truth, np.nan)
+    pts = robustness(Corpus(y[:, None], ("cat",), groups, pi), [{"name": "m"}], [(yhat[:, None], np.ones(n, bool))])
+    est = {(e["kind"], e["what"]): e["per_configuration"][0] for e in pts.to_dict()["estimands"]}
+    for g in ("a", "b"):
+        m = groups == g
+        d = PrevalenceData(yhat[m], np.ones(m.sum(), bool), coded[m], y[m], pi[m])
+        assert est[("prevalence", g)]["dsl"]["estimate"] == pytest.approx(dsl_share(d).estimate)
+        assert est[("prevalence", g)]["ppi"]["estimate"] == pytest.approx(ppi_share(d).estimate)
+    diff = est[("contrast", "b - a")]["dsl"]
+    assert diff["estimate"] == pytest.approx(est[("prevalence", "b")]["dsl"]["estimate"]
+                                             - est[("prevalence", "a")]["dsl"]["estimate"])

@@ -101,3 +101,18 @@ def test_dpo_reference_copy_loads_with_the_policys_settings(monkeypatch, setting
     assert ref is not None and peft_config is None
     assert calls[0] == calls[1] == ("some/model", "auto", "bfloat16", True, True)
     assert (model == ("peft", policy)) is (setting == "separate_reference")
+
+
+def test_grpo_rows_take_their_truth_from_the_configured_label_file(data_dir):
+    import copy
+
+    from llmscisci.data.labelfiles import load_labels
+    from llmscisci.train.grpo import DEFAULTS, cot_rows
+
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["data"]["data_dir"] = str(data_dir)
+    cfg["data"]["truth_labels"] = str(data_dir / "labels" / "annotator_b.jsonl")
+    train, test = cot_rows(cfg)
+    theirs = load_labels(data_dir / "labels" / "annotator_b.jsonl").records
+    assert train and all(r["labels"] == list(theirs[(r["doi"], r["task"])].labels) for r in train + test)
+    assert {r["split"] for r in train} == {"train"} and {r["split"] for r in test} == {"test"}

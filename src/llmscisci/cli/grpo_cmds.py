@@ -10,10 +10,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.console import fmt
 from llmscisci.backends.settings import BackendSettings
 from llmscisci.cli.backend_flags import backend_flags
-from llmscisci.cli.common import DataDirOpt, console, out
+from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, console, emit, out
+from llmscisci.console import fmt
 from llmscisci.cli.tables import print_table
 from llmscisci.paths import read_toml
 
@@ -143,8 +143,8 @@ def score(
     out_path: Annotated[Path, typer.Option("--out", help="Output JSONL: the input rows in order, with one field per reward and `total`.", show_default=False)] = ...,
     task: Annotated[str, typer.Option("--task", help="Tasks whose train-split prevalences `balanced` uses (comma-separated); rows carry `task` when there are several.")] = "easy,difficult",
     data_dir: DataDirOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout (nothing else on stdout).")] = False,
-    json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Also write the summary as JSON to this file.")] = None,
+    as_json: JsonOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
     """Score your completions with a reward mix: every reward per row, plus a summary of what it pays.
 
@@ -183,13 +183,6 @@ def score(
         raise UserError(str(exc)) from None
     write_rows(out_path, scored)
     result = {"input": str(input_path), "out": str(out_path), "tokens": method, **summary.to_dict()}
-    if json_out is not None:
-        from llmscisci.runs import write_json
-
-        write_json(json_out, result)
-    if as_json:
-        print(json.dumps(result, ensure_ascii=False, default=str))
-        return
     table = Table(title=f"{summary.rows} rows scored ({summary.without_format} without the format)")
     table.add_column("reward")
     table.add_column("weight", justify="right")
@@ -198,10 +191,9 @@ def score(
     for t in mix.terms:
         table.add_row(t.name, _fmt(t.weight), _fmt(summary.mean[t.name]), str(summary.paid_without_format[t.name]))
     table.add_row("total", "", _fmt(summary.mean["total"]), str(summary.paid_without_format["total"]))
-    out.print(table)
-    if summary.overwritten:
-        out.print(f"replaced input fields: {', '.join(summary.overwritten)}")
-    out.print(f"tokens: {method}; written to {out_path}")
+    notes = [f"replaced input fields: {', '.join(summary.overwritten)}"] if summary.overwritten else []
+    notes.append(f"tokens: {method}; written to {out_path}")
+    emit(result, [table, *notes], as_json, json_out)
 
 
 @grpo_app.command("build")

@@ -10,6 +10,7 @@ and how many rows it paid > 0 although the completion does not match the format.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,8 +103,6 @@ def score_rows(rows: Sequence[dict], mix: RewardMix) -> tuple[list[dict], ScoreS
 
 def write_rows(path: Path, rows: Sequence[dict]) -> None:
     """All rows at once, through a temporary file: an interrupted write leaves no half file."""
-    import os
-
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", encoding="utf-8", newline="\n") as fh:
         for r in rows:
