@@ -185,12 +185,25 @@ def test_packages_export_their_public_names(package):
 
 
 def test_help_loads_no_torch():
-    code = ("import sys\nfrom llmscisci.cli import app\nimport typer.testing\n"
-            "r = typer.testing.CliRunner().invoke(app, ['--help'])\nassert r.exit_code == 0, r.output\n"
-            "heavy = sorted(m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets') if m in sys.modules)\n"
-            "print(','.join(heavy))\n")
-    env_path = str(SRC)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**__import__("os").environ, "PYTHONPATH": env_path})
+    """`llmscisci --help` and every subcommand's --help import no torch/transformers (options are checked,
+    and help shown, before anything heavy loads)."""
+    code = (
+        "import sys, typer.main\n"
+        "from typer.testing import CliRunner\n"
+        "from llmscisci.cli import app\n"
+        "def walk(cmd, path):\n"
+        "    yield path\n"
+        "    for name, sub in getattr(cmd, 'commands', {}).items():\n"
+        "        yield from walk(sub, path + [name])\n"
+        "paths = list(walk(typer.main.get_command(app), []))\n"
+        "for path in paths:\n"
+        "    r = CliRunner().invoke(app, [*path, '--help'])\n"
+        "    assert r.exit_code == 0, (path, r.output)\n"
+        "assert len(paths) > 20, paths\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "PYTHONPATH": str(SRC)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
