@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     quick = args.quick or os.environ.get("BENCH_QUICK") == "1"
     sizes = (100, 1_000, 10_000) if quick else (1_000, 10_000, 100_000)
     server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fakeservers.py"), "openai"],
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # resets on kill
     try:
         url = server.stdout.readline().strip()
         with tempfile.TemporaryDirectory(prefix="llmscisci-corpus-scale-") as tmp:

@@ -157,3 +157,15 @@ def test_batch_needs_an_api_model_and_checks_options(tmp_path):
     assert "--batch-model goes with --batch-file" in err.stderr
     err = run([CLI, "batch", "status", str(tmp_path)], tmp_path, code=2)
     assert "batches.json" in err.stderr
+
+
+def test_batch_file_for_openai_needs_no_key(tmp_path):
+    csv = items(tmp_path, 4)
+    env = {k: v for k, v in env_for(tmp_path).items() if not k.endswith("_API_KEY")}
+    req = tmp_path / "r.jsonl"
+    res = subprocess.run([CLI, "label", "--task", "easy", "--model", "openai:gpt-4o-mini", "--input", str(csv),
+                          "--out", str(tmp_path / "o"), "--batch-file", str(req)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = [json.loads(line) for line in req.read_text().splitlines()]
+    assert len(rows) == 4 and all("max_completion_tokens" in r["body"] for r in rows)  # OpenAI's own dialect

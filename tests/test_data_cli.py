@@ -104,6 +104,12 @@ def test_validate_shared_data_passes(data_dir, capsys, monkeypatch):
     assert "reference.csv (140)" in stdout and "annotator_a.jsonl (140)" in stdout
 
 
+def test_validate_defaults_to_the_bundled_dataset(capsys, monkeypatch):
+    monkeypatch.delenv("LLMSCISCI_DATA", raising=False)
+    code, stdout, _ = run(["data", "validate"], capsys, monkeypatch)
+    assert code == 0 and "checked bundled: 70 reports" in stdout and "0 error(s)" in stdout
+
+
 def _broken_copy(data_dir: Path, dest: Path) -> Path:
     shutil.copy(data_dir / "mlrc_reports.csv", dest / "mlrc_reports.csv")
     shutil.copytree(data_dir / "labels", dest / "labels")

@@ -192,6 +192,13 @@ def test_cli_baseline(data_dir, tmp_path, capsys, monkeypatch):
     (run_dir,) = tmp_path.iterdir()
     assert run_dir.name.startswith("extract_read_index_2025-03-04_baseline_baseline_")
     assert "5 of 5 truth records found" in out.replace("\n", " ")
+    # --json: the scores alone on stdout, the table on stderr
+    code, out, err = cli(["extract", data_dir / "rescience" / SNAP25, "--model", "baseline", "--limit", "5",
+                          "--data-dir", data_dir, "--out", tmp_path, "--quiet", "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["run_dir"] == str(run_dir) and result["metrics"]["model"]["matched_records"] == 5
+    assert "5 of 5 truth records found" in err.replace("\n", " ")
 
 
 @pytest.mark.parametrize("args, msg", [

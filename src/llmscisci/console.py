@@ -50,6 +50,8 @@ def fmt_p(p: float | None) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def pct(x) -> str:
-    """A share as a percentage with one decimal."""
-    return DASH if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
+def pct(x, digits: int = 1, *, none: str = DASH, sign: bool = True) -> str:
+    """A share as a percentage (`digits` decimals; `sign`: with the % sign)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return none
+    return f"{100 * x:.{digits}f}" + ("%" if sign else "")

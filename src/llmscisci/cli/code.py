@@ -169,49 +169,17 @@ def prevalence(
     truth), prediction-powered inference (Angelopoulos et al. 2023) and design-based supervised learning
     (Egami et al. 2023); the last two correct the model's errors with the human-coded sample and give
     valid confidence intervals. Also the human codes alone, for comparison."""
-    import numpy as np
-
-    from llmscisci.metrics.prevalence import prevalence as estimate
-    from llmscisci.metrics.stats import as_prediction_matrix
+    from llmscisci.coding.prevalence import corpus_prevalence
     from llmscisci.runs import write_json
-    from llmscisci.coding import load_gold, load_run
 
     if not 0 < level < 1:
         raise UserError(f"--level {level}: must be between 0 and 1 (e.g. 0.95)")
     target = json_out or (run_dir / "prevalence.json")
     if json_out is not None and not json_out.parent.is_dir():
         raise UserError(f"--json-out {json_out}: folder {json_out.parent} does not exist")
-    run = load_run(run_dir, data_dir, need_items=by is not None)
-    cb = run.codebook
-    g = load_gold(gold, cb, run.dois)
-    dois = run.dois
-    groups = None
-    if by is not None:
-        if by == "split":
-            groups = [run.items[d].split for d in dois]
-        else:
-            have = sorted({k for it in run.items.values() for k in it.meta} | {"split"})
-            if by not in have:
-                raise UserError(f"--by {by!r}: not an item column (available: {', '.join(have)})")
-            groups = [str(run.items[d].meta.get(by, "")) or "(none)" for d in dois]
-    preds = [run.predictions[d] for d in dois]
-    yhat = as_prediction_matrix(preds, cb.n)
-    valid = np.array([p is not None for p in preds])
-    y = np.full((len(dois), cb.n), np.nan)
-    for i, d in enumerate(dois):
-        if d in g.labels:
-            y[i] = g.labels[d]
-    n_coded = len(g.labels)
-    if g.pi is not None:
-        pi = np.array([g.pi.get(d, np.nan) for d in dois])
-        design = "sampling probabilities recorded in the gold file"
-    else:
-        pi = np.full(len(dois), n_coded / len(dois))
-        design = f"no sampling probabilities in the gold file: taken as a simple random sample ({n_coded}/{len(dois)})"
-    result = estimate(yhat, y, pi, cb.shorts, valid=valid, groups=groups, by=by, level=level).to_dict()
-    payload = {"run": str(run_dir), "gold": str(gold), "task": cb.task, "model": run.config.get("model"),
-               "variant": run.config.get("variant"), "n_items": len(dois), "n_invalid": int((~valid).sum()),
-               "n_coded": n_coded, "coded_outside_run": len(g.outside), "design": design, **result}
+    est = corpus_prevalence(run_dir, gold, by=by, level=level, data_dir=data_dir)
+    payload, result, cb, run, g = est.payload, est.result, est.codebook, est.run, est.gold
+    dois, valid, n_coded, design = run.dois, est.valid, len(g.labels), est.design
     emit(payload, prevalence_tables(result, cb), as_json, None)
     _say(f"{len(dois)} items labelled by {run.config.get('model', '?')} ({cb.task}, {run.config.get('variant', '?')}), "
          f"{int((~valid).sum())} invalid outputs; {n_coded} coded by people; {design}.", as_json)

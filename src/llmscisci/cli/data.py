@@ -210,11 +210,16 @@ def import_seed_cmd(
 
 
 def validate_cmd(
-    directory: Annotated[Path, typer.Argument(help="Data folder (mlrc_reports.csv, labels/).")],
+    directory: Annotated[Optional[Path], typer.Argument(
+        help="Data folder (mlrc_reports.csv, labels/); default $LLMSCISCI_DATA, else the bundled dataset.",
+        show_default=False)] = None,
     encoding: EncodingOpt = None,
 ) -> None:
     """Check a data folder with every check of the data layer; print all problems; exit 1 on errors."""
     from llmscisci.data.ingest.checkdir import check_directory
+    from llmscisci.paths import data_dir, data_label
+
+    directory = data_dir(directory)
 
     with _quiet_loaders():
         problems, checked = check_directory(directory)
@@ -223,7 +228,7 @@ def validate_cmd(
     errors = [p for p in problems if p.level == "error"]
     warnings = len(problems) - len(errors)
     files = ", ".join(f"{k} ({v})" for k, v in checked["label_files"].items()) or "none"
-    _say(f"checked {directory}: {checked['reports']} reports; label files: {files}")
+    _say(f"checked {data_label(directory)}: {checked['reports']} reports; label files: {files}")
     _say(f"{len(errors)} error(s), {warnings} warning(s)")
     if errors:
         raise typer.Exit(1)

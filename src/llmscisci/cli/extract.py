@@ -11,7 +11,7 @@ import typer
 from llmscisci.cli.batch import BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt
 from llmscisci.backends.settings import BackendSettings
 from llmscisci.cli.backend_flags import backend_flags
-from llmscisci.cli.common import DataDirOpt, OutOpt, out
+from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, OutOpt, emit
 from llmscisci.console import fmt
 from llmscisci.errors import UserError
 
@@ -63,6 +63,8 @@ def extract(
     batch_attempts: BatchAttemptsOpt = 2,
     batch_fallback: FallbackOpt = "none",
     backend: BackendSettings | None = None,
+    as_json: JsonOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
     from llmscisci.backends.base import GenParams
     from llmscisci.paths import data_dir as resolve_data_dir
@@ -126,14 +128,20 @@ def extract(
     backend = None
     if not is_baseline:
         backend = load_run_backend(model, opts, batch_opts)
+    results, tables = [], []
     for src, blocks in sources:
         try:
             run = run_extract(spec, src, truth, backend, out_dir, run_dir=run_dir, show_progress=not quiet,
                               blocks=blocks)
         except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
-            out.print(pending_result("extract", exc)[1])
+            res, line = pending_result("extract", exc)
+            results.append(res)
+            tables.append(line)
             continue
-        print_summary(run.metrics(), run.path, out)
+        metrics = run.metrics()
+        results.append({"page": str(src), "run_dir": str(run.path), "metrics": metrics})
+        tables += summary(metrics, run.path)
+    emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
 
 
 def expand_pages(pages: list[str]) -> list[str]:
@@ -151,7 +159,8 @@ def expand_pages(pages: list[str]) -> list[str]:
     return found
 
 
-def print_summary(metrics: dict, path: Path, where) -> None:
+def summary(metrics: dict, path: Path) -> list:
+    """The extraction scores as a table and a line (printed by `emit`)."""
     from rich.table import Table
 
     t = Table(title=f"extraction: {metrics.get('model_name')} ({metrics.get('variant') or 'baseline'}, "
@@ -166,9 +175,8 @@ def print_summary(metrics: dict, path: Path, where) -> None:
         g = metrics.get("gap", {}).get(key)
         t.add_row(key, _fmt(m), _fmt(b), _fmt(g))
     mm = metrics.get("model", {})
-    where.print(t)
-    where.print(f"{mm.get('matched_records')} of {mm.get('truth_records')} truth records found, "
-                f"{mm.get('predicted_records')} predicted; run folder: {path}")
+    return [t, f"{mm.get('matched_records')} of {mm.get('truth_records')} truth records found, "
+               f"{mm.get('predicted_records')} predicted; run folder: {path}"]
 
 
 _fmt = partial(fmt, none="-", compact=False, thousands=False)

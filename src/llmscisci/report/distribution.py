@@ -3,13 +3,15 @@ per category, the share of valid answers with a Wilson interval, overall and per
 
 from __future__ import annotations
 
+from functools import partial
+
+from llmscisci.console import pct
 from llmscisci.metrics.distribution import label_distribution
 from llmscisci.report.collect import LabelRun
 from llmscisci.report.document import Section, Table, Text
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}"
+_pct = partial(pct, none="–", sign=False)
 
 
 def distribution_section(runs: list[LabelRun], level: float) -> Section | None:

@@ -6,7 +6,9 @@ configuration, naive and corrected (PPI, DSL) side by side, the coded sample's o
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
+from llmscisci.console import pct
 from llmscisci.report import plots
 from llmscisci.report.document import Figure, Section, Table, Text
 
@@ -15,8 +17,7 @@ TITLES = {"naive": "naive", "ppi": "PPI", "dsl": "DSL"}
 OFFSET = {"naive": 0.22, "ppi": 0.0, "dsl": -0.22}
 
 
-def _pct(x) -> str:
-    return "—" if x is None else f"{100 * x:.0f}%"
+_pct = partial(pct, digits=0)
 
 
 def _rates(methods: dict, key: str) -> str:

@@ -31,6 +31,7 @@ from llmscisci.errors import UserError
 from llmscisci.metrics.agreement import agreement_report
 from llmscisci.metrics.judge_audit import JudgedOrder, audit, exact_score
 from llmscisci.prompts import judge as prompts
+from llmscisci.records import JudgeCall
 from llmscisci.runs import RunFolder, read_jsonl, slug, stable_hash
 from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.judge_parse import parse_judge
@@ -191,7 +192,7 @@ def call_record(item: Item, order_id: int, names: list[str], labels: list, gen: 
     parsed = parse_judge(gen.text, len(names), codebook, labels, truth) if gen.error is None else None
     scores = parsed.scores if parsed else [None] * len(names)
     final = list(parsed.final) if parsed and parsed.final is not None else None
-    return {
+    return JudgeCall(**{
         "doi": item.doi,
         "task": item.task,
         "split": item.split,
@@ -218,18 +219,20 @@ def call_record(item: Item, order_id: int, names: list[str], labels: list, gen: 
         "cached": gen.cached,
         "model_version": gen.model_version,
         "cost_usd": gen.cost_usd,
-    }
+    }).to_json()
 
 
-def call_key(rec: dict) -> tuple:
-    return (rec.get("doi"), rec.get("task"), tuple(rec.get("order") or ()))
+def call_key(rec: JudgeCall | dict) -> tuple:
+    """(doi, task, order): one call per item and candidate order."""
+    return (rec if isinstance(rec, JudgeCall) else JudgeCall.read(rec)).key
 
 
-def predictions(run: RunFolder) -> list[dict]:
+def predictions(run: RunFolder) -> list[JudgeCall]:
     """A judge run's calls, one per (item, order) (the last wins if a call was written twice)."""
-    seen: dict[tuple, dict] = {}
+    seen: dict[tuple, JudgeCall] = {}
     for rec in read_jsonl(run.predictions_path):
-        seen[call_key(rec)] = rec
+        call = JudgeCall.read(rec)
+        seen[call.key] = call
     return list(seen.values())
 
 
@@ -269,7 +272,7 @@ def run_judge(
     with RunFolder(path).writing():  # one writer per run folder
         run = RunFolder.create(path, config, resume=True)
         run.repair_tail()
-        done = {call_key(r) for r in predictions(run) if not r.get("call_failed")}  # no answer: ask again
+        done = {r.key for r in predictions(run) if not r.call_failed}  # no answer: ask again
         schema = prompts.judge_schema(spec.codebook, len(candidates)) if prompts.is_structured(spec.variant) else None
 
         entries = []
@@ -293,8 +296,8 @@ def run_judge(
 def cases(preds: list[dict]) -> list[JudgedOrder]:
     """The audit's view of a run's calls (failed calls have no scores and are skipped)."""
     return [
-        JudgedOrder(f"{p['doi']}|{p['task']}", tuple(p["order"]), p["judge_scores"], p["exact_scores"])
-        for p in preds if not p.get("error")
+        JudgedOrder(f"{p.doi}|{p.task}", tuple(p.order), p.judge_scores, p.exact_scores)
+        for p in preds if not p.error
     ]
 
 
@@ -302,61 +305,60 @@ def _rate(xs: list[bool]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def final_quality(preds: list[dict]) -> dict:
+def final_quality(preds: list[JudgeCall]) -> dict:
     """The judge's final classification against the truth and against the truly best candidate."""
-    got = [p for p in preds if p.get("final_labels") is not None]
+    got = [p for p in preds if p.final_labels is not None]
     best = []
     for p in got:
-        top = max(p["exact_scores"].values())
-        best.append(any(p["llm_labels"][nm] == p["final_labels"]
-                        for nm, s in p["exact_scores"].items() if s == top))
+        top = max(p.exact_scores.values())
+        best.append(any(p.llm_labels[nm] == p.final_labels for nm, s in p.exact_scores.items() if s == top))
     return {
         "n": len(got),
-        "matches_truth": _rate([p["final_labels"] == p["truth"] for p in got]),
+        "matches_truth": _rate([p.final_labels == p.truth for p in got]),
         "matches_a_best_llm": _rate(best),
-        "repaired_rate": _rate([bool(p.get("final_repaired")) for p in got]),
-        "sources": {s: sum(1 for p in got if (p.get("final_source") or "").split(":")[0] == s)
-                    for s in sorted({(p.get("final_source") or "").split(":")[0] for p in got})},
+        "repaired_rate": _rate([bool(p.final_repaired) for p in got]),
+        "sources": {s: sum(1 for p in got if (p.final_source or "").split(":")[0] == s)
+                    for s in sorted({(p.final_source or "").split(":")[0] for p in got})},
     }
 
 
-def inputs_agreement(preds: list[dict], codebook: Codebook) -> dict:
+def inputs_agreement(preds: list[JudgeCall], codebook: Codebook) -> dict:
     """Agreement among the candidates (and with the truth) on the judged items."""
-    names = {nm for p in preds for nm in p["llm_labels"]}
+    names = {nm for p in preds for nm in p.llm_labels}
     truth_name = "truth" if "truth" not in names else "(truth)"
     coders: dict[str, dict] = {truth_name: {}}
     for p in preds:
-        key = f"{p['doi']}|{p['task']}"
-        coders[truth_name][key] = tuple(p["truth"])
-        for nm, lab in p["llm_labels"].items():
+        key = f"{p.doi}|{p.task}"
+        coders[truth_name][key] = tuple(p.truth)
+        for nm, lab in p.llm_labels.items():
             coders.setdefault(nm, {})
             if lab is not None:
                 coders[nm][key] = tuple(lab)
     return agreement_report(coders, codebook.shorts).to_dict()
 
 
-def judge_metrics(preds: list[dict], codebook: Codebook) -> dict:
-    ok = [p for p in preds if not p.get("error")]
+def judge_metrics(preds: list[JudgeCall], codebook: Codebook) -> dict:
+    ok = [p for p in preds if not p.error]
     metrics = {
         "kind": "judge",
         "calls": len(preds),
-        "items": len({(p["doi"], p["task"]) for p in preds}),
-        "orders": len({tuple(p["order"]) for p in preds}),
+        "items": len({(p.doi, p.task) for p in preds}),
+        "orders": len({tuple(p.order) for p in preds}),
         "failed": len(preds) - len(ok),
-        "valid_rate": _rate([bool(p.get("valid")) for p in preds]),
-        "scores_parsed_rate": _rate([bool(p.get("scores_valid")) for p in preds]),
-        "final_parsed_rate": _rate([bool(p.get("final_valid")) for p in preds]),
+        "valid_rate": _rate([bool(p.valid) for p in preds]),
+        "scores_parsed_rate": _rate([bool(p.scores_valid) for p in preds]),
+        "final_parsed_rate": _rate([bool(p.final_valid) for p in preds]),
         "audit": audit(cases(preds)),
-        "audit_test": audit(cases([p for p in preds if p.get("split") == "test"])),
+        "audit_test": audit(cases([p for p in preds if p.split == "test"])),
         "final": final_quality(ok),
         "inputs_agreement": inputs_agreement(preds, codebook),
     }
-    metrics["refusals"] = sum(1 for p in preds if p.get("refusal"))
-    metrics["tokens"] = {"in": sum(p.get("tokens_in") or 0 for p in preds),
-                         "out": sum(p.get("tokens_out") or 0 for p in preds)}
-    costs = [p["cost_usd"] for p in preds if p.get("cost_usd") is not None]
+    metrics["refusals"] = sum(1 for p in preds if p.refusal)
+    metrics["tokens"] = {"in": sum(p.tokens_in or 0 for p in preds),
+                         "out": sum(p.tokens_out or 0 for p in preds)}
+    costs = [p.cost_usd for p in preds if p.cost_usd is not None]
     metrics["cost_usd"] = round(sum(costs), 6) if costs else None
-    metrics["generation_seconds"] = round(sum(p.get("seconds") or 0 for p in preds), 3)
+    metrics["generation_seconds"] = round(sum(p.seconds or 0 for p in preds), 3)
     return metrics
 
 
@@ -371,13 +373,13 @@ def finish_judge(run: RunFolder, codebook: Codebook, wall_seconds: float | None 
     run.write_metrics(metrics)
     rows = []
     for p in preds:
-        row = {k: p.get(k) for k in ("doi", "task", "split", "order_id", "valid", "error")}
-        row["order"] = " > ".join(p["order"])
-        for nm in sorted(p["exact_scores"]):
-            row[f"judge_{nm}"] = p["judge_scores"].get(nm)
-            row[f"exact_{nm}"] = p["exact_scores"][nm]
-        row |= codebook.columns("final", p.get("final_labels")) | codebook.columns("truth", p["truth"])
-        row["tokens_in"], row["tokens_out"], row["seconds"] = p.get("tokens_in"), p.get("tokens_out"), p.get("seconds")
+        row = {k: getattr(p, k) for k in ("doi", "task", "split", "order_id", "valid", "error")}
+        row["order"] = " > ".join(p.order)
+        for nm in sorted(p.exact_scores):
+            row[f"judge_{nm}"] = p.judge_scores.get(nm)
+            row[f"exact_{nm}"] = p.exact_scores[nm]
+        row |= codebook.columns("final", p.final_labels) | codebook.columns("truth", p.truth)
+        row["tokens_in"], row["tokens_out"], row["seconds"] = p.tokens_in, p.tokens_out, p.seconds
         rows.append(row)
     run.write_csv(rows)
     return metrics
@@ -393,15 +395,14 @@ def reevaluate_judge(run_dir: str | Path, reparse: bool = False) -> dict:
     if reparse:
         preds = predictions(run)
         for p in preds:
-            if p.get("error"):
+            if p.error:
                 continue
-            names = p["order"]
-            labels = [p["llm_labels"][nm] for nm in names]
-            parsed = parse_judge(p.get("raw") or "", len(names), codebook, labels, p["truth"])
-            p["judge_scores"] = dict(zip(names, parsed.scores))
-            p["final_labels"] = list(parsed.final) if parsed.final is not None else None
-            p["valid"], p["scores_valid"], p["final_valid"] = parsed.valid, parsed.scores_valid, parsed.final_valid
-            p["final_repaired"], p["final_source"], p["problems"] = (parsed.final_repaired, parsed.final_source,
-                                                                     parsed.problems)
-        run.rewrite_predictions(preds)
+            names = p.order
+            labels = [p.llm_labels[nm] for nm in names]
+            parsed = parse_judge(p.raw or "", len(names), codebook, labels, p.truth)
+            p.judge_scores = dict(zip(names, parsed.scores))
+            p.final_labels = list(parsed.final) if parsed.final is not None else None
+            p.valid, p.scores_valid, p.final_valid = parsed.valid, parsed.scores_valid, parsed.final_valid
+            p.final_repaired, p.final_source, p.problems = parsed.final_repaired, parsed.final_source, parsed.problems
+        run.rewrite_predictions([p.to_json() for p in preds])
     return finish_judge(run, codebook)

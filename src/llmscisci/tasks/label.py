@@ -19,6 +19,7 @@ from llmscisci.data.validate import apply_none_rule
 from llmscisci.errors import UserError
 from llmscisci.metrics.distribution import GROUP_KEYS
 from llmscisci.prompts import label as prompts
+from llmscisci.records import LabelPrediction
 from llmscisci.runs import Records, RunFolder, iter_jsonl, slug, stable_hash
 from llmscisci.tasks.finish import completeness, finish_run, planned_items  # noqa: F401 - re-exported
 from llmscisci.tasks.generate import generate_into
@@ -109,7 +110,7 @@ def draw_shots(items: list[Item], codebook: Codebook, variant: str, k: int, seed
 
 def prediction_record(item: Item, gen: Generation, codebook: Codebook, variant: str, phash: str) -> dict:
     parsed = parse_answer(gen.text, codebook) if gen.error is None else None
-    return {
+    return LabelPrediction(**{
         "doi": item.doi,
         "task": item.task,
         "split": item.split,
@@ -130,7 +131,7 @@ def prediction_record(item: Item, gen: Generation, codebook: Codebook, variant: 
         "cost_usd": gen.cost_usd,
         # the item's grouping columns, for the label distribution per group of a run without references
         **({"meta": meta} if (meta := {k: item.meta[k] for k in GROUP_KEYS if item.meta.get(k)}) else {}),
-    }
+    }).to_json()
 
 
 def is_empty(item: Item) -> bool:

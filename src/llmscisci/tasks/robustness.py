@@ -27,7 +27,6 @@ from llmscisci.errors import UserError
 from llmscisci.coding import load_gold
 
 MAX_DEPTH = 4
-LABEL_KINDS = ("label", "baseline")
 
 
 @dataclass
@@ -91,10 +90,17 @@ def _read_config(path: Path) -> dict | None:
     return cfg if isinstance(cfg, dict) else None
 
 
+def _label_like(kind: str) -> bool:
+    """Whether runs of this kind hold label predictions (the task registry says)."""
+    from llmscisci.tasks import registry
+
+    return kind in registry.KINDS and registry.get(kind).label_like
+
+
 def _is_label_run(path: Path) -> bool:
     cfg = _read_config(path)
     return (
-        cfg is not None and (path / "predictions.jsonl").is_file() and cfg.get("kind", "label") in LABEL_KINDS
+        cfg is not None and (path / "predictions.jsonl").is_file() and _label_like(cfg.get("kind", "label"))
     )
 
 

@@ -49,11 +49,29 @@ def make_batch_backend(name: str, options: BackendOptions, batch: BatchOptions, 
 
         opts = BackendOptions(base_url=FILE_BASE_URL, use_cache=False, prices_path=options.prices_path)
         return BatchBackend(OpenAIBackend(batch.file_model or name, opts), None, batch, clock, report)
-    live = load_backend(name, options)
     if batch.file is not None or batch.imported is not None:
         if provider != "openai":
             raise UserError("--batch-file and batch import use the OpenAI request format: use an openai: model "
                             "(or a local model name with --batch-model)")
-        return BatchBackend(live, None, batch, clock, report)
+        # it only builds requests and reads answers: no API key needed
+        return BatchBackend(_offline_openai(name, options), None, batch, clock, report)
+    live = load_backend(name, options)
     module, cls = PROVIDERS[provider].split(":")
     return BatchBackend(live, getattr(importlib.import_module(module), cls)(live), batch, clock, report)
+
+
+def _offline_openai(name: str, options: BackendOptions):
+    """The OpenAI backend of `name` (same request builder, price and cache identity) without a key."""
+    from llmscisci.backends.openai_backend import OpenAIBackend
+    from llmscisci.backends.registry import split_provider
+
+    class OfflineOpenAI(OpenAIBackend):
+        def _missing_key_ok(self) -> bool:
+            return True
+
+    _, model = split_provider(name)
+    if ":" not in name:  # an alias of an OpenAI model
+        from llmscisci.backends.aliases import api_alias
+
+        model = api_alias(name)[1]
+    return OfflineOpenAI(model, options)
