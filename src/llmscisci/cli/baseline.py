@@ -7,11 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, OutOpt, console, emit
+from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, OutOpt, TasksOpt, console, emit
 
 
 def baseline(
-    task: Annotated[str, typer.Option("--task", help="easy, difficult, or a codebook .toml (comma-separated for several).")] = "easy,difficult",
+    task: TasksOpt = "easy,difficult",
     method: Annotated[str, typer.Option("--method", help="tfidf-logreg | embed-logreg | majority | prior (comma-separated for several)")] = "tfidf-logreg",
     folds: Annotated[int, typer.Option("--folds", help="k of the DOI-grouped cross-validation.")] = 5,
     seed: Annotated[int, typer.Option("--seed")] = 2025,
@@ -28,11 +28,11 @@ def baseline(
     """Fit a classical classifier: grouped k-fold CV over DOIs plus the canonical train/test split."""
     from llmscisci.data.codebook import load_codebook
     from llmscisci.data.items import load_items
+    from llmscisci.errors import UserError
     from llmscisci.metrics.evaluate import format_table
     from llmscisci.paths import cache_dir
     from llmscisci.paths import data_dir as resolve
     from llmscisci.tasks.baseline import METHODS, run_baseline
-    from llmscisci.errors import UserError
 
     methods = [m.strip() for m in method.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
@@ -59,9 +59,9 @@ def baseline(
         for m in methods:
             run = run_baseline(cb, items, m, out_dir, k=folds, seed=seed, data_source=src, cache_dir=cache_dir())
             if save is not None:
-                from llmscisci.tasks.baseline_model import save_model
-
                 import numpy as np
+
+                from llmscisci.tasks.baseline_model import save_model
 
                 coded = [it for it in items if it.labels is not None]
                 cv = {k: v for k, v in run.metrics()["cv"].items() if k != "folds"}

@@ -26,6 +26,7 @@ DataDirOpt = Annotated[
                  show_default=False),
 ]
 TaskOpt = Annotated[str, typer.Option("--task", help="easy, difficult, or a codebook .toml file.")]
+TasksOpt = Annotated[str, typer.Option("--task", help="easy, difficult, a codebook .toml, or several joined by commas.")]
 ModelOpt = Annotated[
     str,
     typer.Option("--model", help="Model: smollm2-135m (embedded), a catalogue name, a local folder, a hub id, "

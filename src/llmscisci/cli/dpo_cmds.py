@@ -9,7 +9,7 @@ import typer
 
 from llmscisci.backends.settings import BackendSettings
 from llmscisci.cli.backend_flags import backend_flags
-from llmscisci.cli.common import DataDirOpt, out
+from llmscisci.cli.common import DataDirOpt, TasksOpt, out
 from llmscisci.cli.tables import print_table
 
 dpo_app = typer.Typer(help="Study 2: DPO preference tuning (preference sets, LoRA training, evaluation).",
@@ -20,7 +20,7 @@ dpo_app = typer.Typer(help="Study 2: DPO preference tuning (preference sets, LoR
 @backend_flags
 def build(
     strategy: Annotated[str, typer.Option("--strategy", help="self | by-correctness | by-source")] = "self",
-    task: Annotated[str, typer.Option("--task", help="Comma-separated tasks.")] = "easy,difficult",
+    task: TasksOpt = "easy,difficult",
     variant: Annotated[str, typer.Option("--variant", help="Prompt variant whose answer format the pairs use.")] = "guidelines",
     labels: Annotated[Optional[list[str]], typer.Option("--labels", help="Label files (by-correctness: any number; by-source: chosen first, rejected second). Default: the annotator files.")] = None,
     model: Annotated[str, typer.Option("--model", help="Target model (its tokenizer measures lengths; `self` samples from it).")] = "smollm2-135m",
@@ -110,7 +110,7 @@ def train(
 def evaluate(
     policy: Annotated[Path, typer.Argument(help="The trained adapter folder.")],
     reference: Annotated[Optional[str], typer.Option("--reference", help="Reference model (default: the adapter's base).")] = None,
-    task: Annotated[str, typer.Option("--task")] = "easy,difficult",
+    task: TasksOpt = "easy,difficult",
     variant: Annotated[str, typer.Option("--variant")] = "guidelines",
     preferences: Annotated[Optional[Path], typer.Option("--preferences", help="Preference set for held-out implicit-reward accuracy.")] = None,
     data_dir: DataDirOpt = None,

@@ -12,9 +12,9 @@ import typer
 
 from llmscisci.backends.settings import BackendSettings
 from llmscisci.cli.backend_flags import backend_flags
-from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, console, emit, out
-from llmscisci.console import fmt
+from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, TaskOpt, TasksOpt, console, emit, out
 from llmscisci.cli.tables import print_table
+from llmscisci.console import fmt
 from llmscisci.paths import read_toml
 
 grpo_app = typer.Typer(help="Study 3: GRPO (rewards, reward-hacking probes, chain-of-thought data).",
@@ -83,7 +83,7 @@ def _prevalences(codebooks: list, names: list[str], data_dir) -> dict | None:
 def probe(
     rewards: Annotated[Optional[str], typer.Option("--rewards", help='Reward mix "name:weight,..." (default: the seed\'s format:1,label:1,stepwise:1).')] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML file with a [rewards] table (name = weight or a table with weight and parameters).")] = None,
-    task: Annotated[str, typer.Option("--task", help="easy, difficult, or a codebook .toml file.")] = "easy",
+    task: TaskOpt = "easy",
     truth: Annotated[Optional[str], typer.Option("--truth", help='Ground truth the probes are written against, e.g. "[1, 0, 1, 0, 0]".')] = None,
     completion: Annotated[Optional[list[str]], typer.Option("--completion", help="Also score this completion (repeatable).")] = None,
     tokenizer: Annotated[str, typer.Option("--tokenizer", help="Token counts for the length rewards: whitespace, or a model name (its tokenizer).")] = "whitespace",
@@ -100,10 +100,10 @@ def probe(
 
     from llmscisci.data.codebook import load_codebook
     from llmscisci.errors import UserError
+    from llmscisci.prompts.cot import fields
     from llmscisci.rewards.probes import score_probes
     from llmscisci.rewards.registry import RewardContext, build_mix, parse_mix
     from llmscisci.rewards.tokens import token_counter
-    from llmscisci.prompts.cot import fields
 
     if huge_words < 0:
         raise UserError("--huge-words must be >= 0")
@@ -199,7 +199,7 @@ def score(
 @grpo_app.command("build")
 @backend_flags
 def build(
-    task: Annotated[str, typer.Option("--task", help="Comma-separated tasks (codebook names or .toml files).")] = "easy,difficult",
+    task: TasksOpt = "easy,difficult",
     source: Annotated[str, typer.Option("--source", help="annotators (offline: the annotators' responses) or a teacher model (provider:model or a local model).")] = "annotators",
     annotators: Annotated[Optional[list[str]], typer.Option("--annotators", help="Annotator JSONL files (repeatable; default labels/annotator_*.jsonl).")] = None,
     per_item: Annotated[str, typer.Option("--per-item", help="one: one trace per item; all: one row per agreeing annotator.")] = "one",
@@ -286,7 +286,7 @@ def train(
 def evaluate(
     policy: Annotated[Path, typer.Argument(help="The trained GRPO adapter folder.")],
     reference: Annotated[Optional[str], typer.Option("--reference", help="Reference model (default: the policy's start, e.g. the SFT warm start).")] = None,
-    task: Annotated[str, typer.Option("--task")] = "easy,difficult",
+    task: TasksOpt = "easy,difficult",
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Data folder; else $LLMSCISCI_DATA.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 192,

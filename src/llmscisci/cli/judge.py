@@ -14,6 +14,7 @@ from llmscisci.cli.batch import BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, B
 from llmscisci.backends.settings import BackendSettings
 from llmscisci.cli.backend_flags import backend_flags
 from llmscisci.cli.common import (
+    TaskOpt,
     DataDirOpt,
     EncodingOpt,
     JsonOpt,
@@ -148,7 +149,7 @@ def judge_tables(metrics: dict) -> list[Table]:
 # --- commands ------------------------------------------------------------------------------------
 @backend_flags
 def judge(
-    task: Annotated[str, typer.Option("--task", help="easy, difficult, or a codebook .toml file.")] = "easy",
+    task: TaskOpt = "easy",
     variant: Annotated[str, typer.Option("--variant", help="icl | guidelines | structured")] = "structured",
     model: ModelOpt = "smollm2-135m",
     llm: Annotated[list[Path] | None, typer.Option(

@@ -12,6 +12,7 @@ from llmscisci.cli.batch import (RESUMERS, BatchAttemptsOpt, BatchFileOpt, Batch
 from llmscisci.backends.settings import BackendSettings
 from llmscisci.cli.backend_flags import backend_flags
 from llmscisci.cli.common import (
+    TasksOpt,
     DataDirOpt,
     EncodingOpt,
     JsonOpt,
@@ -73,7 +74,7 @@ def resume_conflicts(ctx: typer.Context | None, given: dict, cfg: dict) -> None:
 @backend_flags
 def label(
     ctx: typer.Context,
-    task: Annotated[str, typer.Option("--task", help="easy, difficult, a codebook .toml, or several joined by commas.")] = "easy,difficult",
+    task: TasksOpt = "easy,difficult",
     variant: Annotated[str, typer.Option("--variant", help="icl | guidelines | structured")] = "structured",
     model: ModelOpt = "smollm2-135m",
     limit: Annotated[Optional[int], typer.Option("--limit", help="Label only the first N items.")] = None,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, ClassVar
 
 from llmscisci.errors import UserError
@@ -39,7 +40,7 @@ class TaskKind:
     """One task kind: class attributes describe it, methods implement the contract (module docstring)."""
 
     name: ClassVar[str] = ""
-    prompts: ClassVar[str | None] = None  # module under llmscisci.prompts with check_variant(); None: no variants
+    prompts: ClassVar[ModuleType | None] = None  # its prompt module (check_variant knows its variants); None: none
     grid_task: ClassVar[bool] = False  # named in a grid's `tasks` itself (else: one cell set per codebook)
     needs_model: ClassVar[bool] = True  # a classical baseline runs without a model backend
     label_like: ClassVar[bool] = False  # report: a labelling run (scored with intervals), else metrics shown flat
@@ -61,11 +62,8 @@ class TaskKind:
         """Whether this kind has a prompt variant of that name."""
         if self.prompts is None:
             return False
-        import importlib
-
-        module = importlib.import_module(f"llmscisci.prompts.{self.prompts}")
         try:
-            module.check_variant(variant)
+            self.prompts.check_variant(variant)
         except UserError:
             return False
         return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llmscisci.backends.base import GenParams
+from llmscisci.prompts import extract as extract_prompts
 from llmscisci.runs import RunFolder
 from llmscisci.tasks.base import TaskKind
 from llmscisci.tasks.grid.cells import Cell
@@ -21,7 +22,7 @@ def extract_spec(ctx, cell: Cell):
 
 class Extract(TaskKind):
     name = "extract"
-    prompts = "extract"
+    prompts = extract_prompts
     grid_task = True
     results_title = "extraction"
     headline_columns = [("record F1", "record.f1"), ("field acc.", "mean_field_accuracy"), ("valid", "valid_rate")]

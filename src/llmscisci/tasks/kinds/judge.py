@@ -5,6 +5,7 @@ which then run first (stage 1)."""
 from __future__ import annotations
 
 from llmscisci.backends.base import GenParams
+from llmscisci.prompts import judge as judge_prompts
 from llmscisci.data.codebook import Codebook, load_codebook
 from llmscisci.errors import UserError
 from llmscisci.runs import RunFolder
@@ -70,7 +71,7 @@ def _grid_ref(ref: str, cb: Codebook, seed: int, cells: list[Cell], spec: GridSp
 
 class Judge(TaskKind):
     name = "judge"
-    prompts = "judge"
+    prompts = judge_prompts
     grid_task = True
     stage = 1  # after the label cells it may read
     results_title = "judge"

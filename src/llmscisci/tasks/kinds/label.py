@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llmscisci.backends.base import GenParams
+from llmscisci.prompts import label as label_prompts
 from llmscisci.runs import RunFolder
 from llmscisci.tasks.base import TaskKind
 from llmscisci.tasks.grid.cells import Cell, GridContext
@@ -23,7 +24,7 @@ def label_spec(ctx: GridContext, cell: Cell):
 
 class Label(TaskKind):
     name = "label"
-    prompts = "label"
+    prompts = label_prompts
     label_like = True
     results_title = "labelling (all evaluated items)"
     headline_columns = [("micro F1", "micro_f1"), ("macro F1", "macro_f1"), ("subset", "subset_accuracy"),
