@@ -26,6 +26,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -65,11 +66,13 @@ def start_server(python: str, gguf: Path, port: int, threads: int, n_ctx: int,
     cmd = [python, *launch, "--model", str(gguf), "--model_alias", "smollm2",
            "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads),
            "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tempfile.NamedTemporaryFile("w+", prefix="llama-server-", suffix=".log", delete=False)
+    # the server's log goes to a file: llama.cpp logs a lot while loading, and a full pipe would stall it
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/v1/models"
     for _ in range(300):
         if proc.poll() is not None:
-            raise SystemExit(f"the server exited: {proc.stderr.read()[-2000:]}")
+            raise SystemExit(f"the server exited: {Path(log.name).read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
                 if r.status == 200:
@@ -77,7 +80,7 @@ def start_server(python: str, gguf: Path, port: int, threads: int, n_ctx: int,
         except OSError:
             time.sleep(0.2)
     proc.terminate()
-    raise SystemExit("the server did not answer within 60 s")
+    raise SystemExit(f"the server did not answer within 60 s (log: {log.name})")
 
 
 def main(argv=None) -> int:

@@ -226,3 +226,16 @@ def test_streamed_corpus_run_stops_and_resumes_to_one_prediction_each(tmp_path):
     recs = read_jsonl(run / "predictions.jsonl")
     assert len(recs) == len({r["doi"] for r in recs}) == 60
     assert not any(r.get("call_failed") for r in recs)
+
+
+def test_ask_structured_adapts_to_the_server(tmp_path):
+    """`ask --schema` against llama-cpp-python's dialect: the structured answer comes in json_object."""
+    with DialectServer("llama-cpp-python") as srv:
+        res = CliRunner().invoke(app, ["ask", "Name one fact.", "--model", "openai:local", "--base-url", srv.base_url,
+                                       "--schema", '[{"fact": str}]', "--json", "--no-cache"])
+        assert res.exit_code == 0, (res.output, res.exception)
+        sent = [r["body"].get("response_format", {}).get("type") for r in srv.requests]
+    out = json.loads(res.stdout[res.stdout.index("{"):])
+    structured = next(r for r in out["results"] if r["variant"] == "structured")
+    assert structured["error"] is None and isinstance(json.loads(structured["text"]), (list, dict))
+    assert sent == [None, "json_schema", "json_object"]  # plain, then the structured probe
