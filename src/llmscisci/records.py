@@ -14,7 +14,7 @@ __all__ = ["CallRecord", "JudgeCall", "LabelPrediction"]
 class CallRecord(BaseModel):
     """What every model call records: the item, the raw answer and its tokenomics."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)  # a numeric id reads as text
 
     doi: str | None = None
     task: str | None = None

@@ -22,7 +22,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from llmscisci.errors import UserError
+from llmscisci.records import LabelPrediction
 from llmscisci.runs import read_jsonl
 
 PARAPHRASE_KEYS = ("paraphrase", "paraphrase_id", "paraphrase_index")
@@ -209,6 +212,18 @@ def _is_label_records(records: list[dict]) -> bool:
     return any(isinstance(r.get("reference"), list) or isinstance(r.get("labels"), list) for r in records)
 
 
+def _fits(rec: dict, n: int) -> bool:
+    """A prediction line the report can score: a valid LabelPrediction whose label and reference vectors
+    (where present) have the codebook's length."""
+    try:
+        p = LabelPrediction.model_validate(rec)
+    except ValidationError as exc:
+        if any(e["loc"] and e["loc"][0] in ("labels", "reference") for e in exc.errors()):
+            return False
+        p = LabelPrediction.model_construct(**rec)  # an odd field elsewhere: the vectors still score
+    return all(v is None or len(v) == n for v in (p.reference, p.labels))
+
+
 def _load_label_run(path: Path, config: dict, skip_bad: bool = False) -> LabelRun | None:
     lines = read_jsonl(path / "predictions.jsonl", skip_bad=skip_bad)
     by_key = {(r.get("doi"), r.get("task")): r for r in lines}  # last wins
@@ -218,11 +233,7 @@ def _load_label_run(path: Path, config: dict, skip_bad: bool = False) -> LabelRu
     task = str(config.get("task") or records[0].get("task") or "?")
     shorts = _shorts(config, records, task)
     n = len(shorts)
-    clean = [
-        r for r in records
-        if all(v is None or (isinstance(v, list) and len(v) == n)
-               for v in (r.get("reference"), r.get("labels")))
-    ]
+    clean = [r for r in records if _fits(r, n)]
     metrics = _read_json(path / "metrics.json") or {}
     run = LabelRun(path, config, clean, metrics if isinstance(metrics, dict) else {}, shorts,
                    bad_lines=lines.bad_lines)
