@@ -19,7 +19,7 @@ ROOT = SRC / "llmscisci"
 
 # bottom to top; a module may import its own layer's lower names and any lower layer, never a higher one
 LAYERS = [
-    ("errors", "console", "paths", "runs", "records", "data"),
+    ("errors", "lazy", "console", "paths", "runs", "records", "data"),
     ("prompts", "backends", "metrics"),
     ("rewards", "report"),
     ("tasks", "coding"),

@@ -6,6 +6,8 @@ Names load lazily: importing the package pulls in no torch/transformers.
 
 from __future__ import annotations
 
+from llmscisci.lazy import lazy_exports
+
 # public name -> the module (in this package) that defines it
 _EXPORTS = {
     "train_sft": "sft",
@@ -21,18 +23,4 @@ _EXPORTS = {
     "load_preferences": "preferences",
     "save_preferences": "preferences",
 }
-__all__ = sorted(_EXPORTS)
-
-def __getattr__(name: str):
-    """Import on first use, so importing the package stays cheap (no torch/transformers)."""
-    if name in _EXPORTS:
-        import importlib
-
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
