@@ -26,8 +26,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from fakeservers import (MARKERS, FakeAnthropic, FakeGemini, FakeOpenAI, FakeServer, _h, default_text,
-                         example_for)
+from fakeservers import FakeAnthropic, FakeGemini, FakeOpenAI, FakeServer
 
 
 @dataclass
@@ -52,22 +51,7 @@ class BatchPlan:
 def synth(server: FakeServer, body: dict, model: str) -> tuple[dict, str]:
     """The live endpoint's answer to `body` (no transport faults) and the prompt it answered."""
     prompt, schema = server.parse(body)
-    marker = next((m for m in MARKERS if f"[[{m}]]" in prompt), None)
-    refusal = marker == "refuse"
-    if refusal:
-        text = None
-    elif marker == "empty":
-        text = ""
-    elif marker == "invalid_json":
-        text = '{"oops": tru' if schema is not None else "not json at all {"
-    elif server.responder is not None:
-        out = server.responder(prompt, schema)
-        text = out if isinstance(out, str) else json.dumps(out)
-    elif schema is not None:
-        text = json.dumps(example_for(schema, _h(prompt)))
-    else:
-        text = default_text(prompt)
-    usage = (max(1, len(prompt) // 4), max(1, len(text or "x") // 4))
+    text, refusal, usage = server.reply(prompt, schema)
     return server.answer(body, model, text, refusal, usage), prompt
 
 

@@ -180,6 +180,26 @@ class FakeServer:
     def error_body(self, status: int, message: str) -> dict:
         raise NotImplementedError
 
+    def reply(self, prompt: str, schema, fault: str | None = None) -> tuple[str | None, bool, tuple[int, int]]:
+        """(text, refusal, (tokens in, tokens out)) of the answer to `prompt`: a scheduled content
+        fault, else a marker in the prompt, else the responder, a schema example or the default text."""
+        marker = fault or next((m for m in MARKERS if f"[[{m}]]" in prompt), None)
+        refusal = marker == "refuse"
+        if refusal:
+            text = None
+        elif marker == "empty":
+            text = ""
+        elif marker == "invalid_json":
+            text = '{"oops": tru' if schema is not None else "not json at all {"
+        elif self.responder is not None:
+            out = self.responder(prompt, schema)
+            text = out if isinstance(out, str) else json.dumps(out)
+        elif schema is not None:
+            text = json.dumps(example_for(schema, _h(prompt)))
+        else:
+            text = default_text(prompt)
+        return text, refusal, (max(1, len(prompt) // 4), max(1, len(text or REFUSAL_TEXT) // 4))
+
     def parse(self, body: dict) -> tuple[str, dict | None]:
         """(prompt text, JSON schema or None)"""
         raise NotImplementedError
@@ -254,22 +274,7 @@ class FakeServer:
             if self.stop_event.wait(self.latency):
                 return
         prompt, schema = self.parse(body)
-        marker = fault if fault in MARKERS else next((m for m in MARKERS if f"[[{m}]]" in prompt), None)
-        refusal = marker == "refuse"
-        if refusal:
-            text = None
-        elif marker == "empty":
-            text = ""
-        elif marker == "invalid_json":
-            text = '{"oops": tru' if schema is not None else "not json at all {"
-        elif self.responder is not None:
-            out = self.responder(prompt, schema)
-            text = out if isinstance(out, str) else json.dumps(out)
-        elif schema is not None:
-            text = json.dumps(example_for(schema, _h(prompt)))
-        else:
-            text = default_text(prompt)
-        usage = (max(1, len(prompt) // 4), max(1, len(text or REFUSAL_TEXT) // 4))
+        text, refusal, usage = self.reply(prompt, schema, fault if fault in MARKERS else None)
         obj = self.answer(body, model, text, refusal, usage)
         with self.lock:
             self.answered += 0 if fault == "truncated" else 1
