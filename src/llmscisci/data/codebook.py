@@ -28,7 +28,7 @@ class Category(BaseModel):
 
 class Codebook(BaseModel):
     task: str
-    text_column: str
+    text_column: str = ""  # optional: `--text-column`/`--text`, or a corpus column `text` or `abstract`
     title: str = ""
     question: str = ""
     none: str | None = "none"
@@ -117,9 +117,11 @@ def load_codebook(spec: str | Path) -> Codebook:
     else:
         path = Path(spec_s)
         if not path.is_file():
+            if path.suffix.lower() == ".toml" or len(path.parts) > 1 or path.exists():
+                raise UserError(f"file not found: {spec_s} (the codebook given with --task)")
             raise UserError(f"unknown task {spec_s!r}: use one of {', '.join(BUILTIN)} or a codebook .toml file")
         text = read_text(path, hint="a codebook is TOML, which must be UTF-8: save the file as UTF-8")
-        source = str(path)
+        source = str(path.resolve())  # absolute: a run's recorded codebook is found from any folder
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
