@@ -4,6 +4,7 @@ and optionally the system prompt's domain and persona. Unknown keys are errors (
 from __future__ import annotations
 
 import difflib
+import hashlib
 import tomllib
 from functools import cached_property
 from importlib import resources
@@ -133,6 +134,28 @@ def load_codebook(spec: str | Path) -> Codebook:
         return Codebook(**raw, source=source)
     except ValidationError as exc:
         raise UserError(f"codebook {spec_s}: {_explain(exc.errors()[0])}") from None
+
+
+def codebook_file(codebook: Codebook) -> dict | None:
+    """Where a codebook of one's own was read from, as `{"path": absolute path, "sha256": of the file as it
+    is now}`, so a later step finds it from any folder and notices an edit; None for a built-in task."""
+    if codebook.source == "builtin":
+        return None
+    path = Path(codebook.source).resolve()
+    sha = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return {"path": str(path), "sha256": sha}
+
+
+def check_codebook_file(record: dict, what: str) -> Codebook:
+    """The codebook a recorded `codebook_file` names, refused (one line) when the file is gone or edited."""
+    path = Path(record["path"])
+    if not path.is_file():
+        raise UserError(f"{what}: its codebook {path} is not found (moved?); pass --task PATH_TO_CODEBOOK.toml")
+    now = hashlib.sha256(path.read_bytes()).hexdigest()
+    if record.get("sha256") and now != record["sha256"]:
+        raise UserError(f"{what}: its codebook {path} changed since (sha256 {record['sha256'][:12]} -> {now[:12]}); "
+                        f"pass --task {path} to use it as it is now")
+    return load_codebook(path)
 
 
 def _explain(error: dict) -> str:

@@ -213,7 +213,7 @@ class CorpusPlan:
 
     def describe(self) -> dict:
         """What config.json records about the input (a fingerprint of the ids instead of the id list)."""
-        return {"path": str(self.path), "format": self.source.format, "gzip": self.source.gzipped,
+        return {"path": str(self.path.resolve()), "format": self.source.format, "gzip": self.source.gzipped,
                 "id_column": self.id_column, "text": self.text_spec, "n_items": self.n_items,
                 "ids_sha256": self.fingerprint, "references": self.has_references}
 
