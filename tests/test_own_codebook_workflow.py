@@ -120,3 +120,36 @@ def test_printed_next_steps_work_from_any_folder(server, tmp_path, capsys, monke
     assert code == 2 and re.search(r"openness\.toml changed since .*pass --task", err), err
     code, out, err = run_console([*step, "--force", "--task", project / "openness.toml"], capsys, monkeypatch)
     assert code == 0, err
+
+
+def test_export_keeps_column_types_and_input_order(tmp_path, capsys, monkeypatch):
+    """A CSV corpus's `year` of whole numbers is an integer column in Parquet and JSON Lines (an id-like
+    `007` stays text), and rows follow the corpus's order whatever order the answers came back in
+    (one row per item: the last answer of an item asked twice)."""
+    import pandas as pd
+
+    from llmscisci.data.codebook import load_codebook
+
+    (tmp_path / "openness.toml").write_text(BOOK, "utf-8")
+    cb = load_codebook(tmp_path / "openness.toml")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"kind": "label", "task": "openness", "codebook": cb.model_dump(),
+                                                 "input": {"format": "csv"}, "streamed": True}), "utf-8")
+    order = [3, 0, 2, 1, 0]  # answers arrive out of order; item 0 answered twice (a retry)
+    recs = [{"doi": f"w{r}", "task": "openness", "labels": [1, 0, 0] if k < 4 else [0, 1, 0], "valid": True,
+             "raw": "{}", "meta": {"title": f"Étude {r}", "year": str(2015 + r), "ref": f"00{r}",
+                                   "score": "0.5", "row": r + 1}} for k, r in enumerate(order)]
+    (run / "predictions.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), "utf-8")
+    monkeypatch.chdir(tmp_path)
+    for fmt in ("parquet", "jsonl"):
+        code, out, err = run_console(["export", run, "--format", fmt, "--out", f"x.{fmt}"], capsys, monkeypatch)
+        assert code == 0, err
+    df = pd.read_parquet(tmp_path / "x.parquet")
+    assert list(df["id"]) == ["w0", "w1", "w2", "w3"] and list(df["row"]) == [1, 2, 3, 4]
+    assert str(df["year"].dtype) == "int64" and list(df["year"]) == [2015, 2016, 2017, 2018]
+    assert str(df["score"].dtype) == "float64" and df["ref"].tolist() == ["000", "001", "002", "003"]
+    assert df["code"].tolist() == [1, 0, 0, 0]  # the category column; w0's last answer
+    rows = [json.loads(x) for x in (tmp_path / "x.jsonl").read_text("utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["w0", "w1", "w2", "w3"] and rows[0]["year"] == 2015
+    assert rows[0]["code"] == 1 and rows[0]["ref"] == "000" and rows[0]["title"] == "Étude 0"
