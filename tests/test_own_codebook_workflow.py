@@ -92,6 +92,11 @@ def test_printed_next_steps_work_from_any_folder(server, tmp_path, capsys, monke
     design = json.loads((elsewhere / "sheet.design.json").read_text("utf-8"))
     assert design["runs"] == [str(run)] and design["codebook_file"]["path"] == str(project / "openness.toml")
     step = printed(out, "code it, then:")
+    code, out, err = run_console(["label", "--resume", run, "--base-url", server.base_url], capsys, monkeypatch)
+    assert code == 0, err  # the recorded corpus and codebook are found from here
+    code, out, err = run_console(["label", "--resume", run, "--task", project / "openness.toml", "--base-url",
+                                  server.base_url], capsys, monkeypatch)
+    assert code == 0, err  # the same codebook, spelled another way
     code_sheet(elsewhere / "sheet.csv")
 
     (project / "works.csv").rename(project / "works.moved")  # --by reads the runs' own records
