@@ -203,7 +203,8 @@ def prevalence(
          "(pseudo-outcome mean, sandwich variance). PPI and DSL intervals cover the population share; for a "
          "corpus mostly coded they are conservative.", as_json)
     reasons = sorted({why for rows in result["categories"].values() for r in rows
-                      for m in ("naive", "coded", "ppi", "dsl") if r[m]["reason"] for why in r[m]["reason"].split("; ")})
+                      for m in ("naive", "coded", "ppi", "dsl") if r[m]["reason"]
+                      for why in r[m]["reason"].split("; ")})
     for reason in reasons:
         _say(f"- note: {reason}", as_json)
     write_json(target, payload)

@@ -153,7 +153,8 @@ def check_codebook_file(record: dict, what: str) -> Codebook:
         raise UserError(f"{what}: its codebook {path} is not found (moved?); pass --task PATH_TO_CODEBOOK.toml")
     now = hashlib.sha256(path.read_bytes()).hexdigest()
     if record.get("sha256") and now != record["sha256"]:
-        raise UserError(f"{what}: its codebook {path} changed since it was recorded (sha256 {record['sha256'][:12]} -> {now[:12]}); "
+        raise UserError(f"{what}: its codebook {path} changed since it was recorded (sha256 "
+                        f"{record['sha256'][:12]} -> {now[:12]}); "
                         f"pass --task {path} to use it as it is now")
     return load_codebook(path)
 

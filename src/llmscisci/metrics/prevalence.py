@@ -30,8 +30,8 @@ Both corrected estimators target the mean of the population the corpus stands fo
 super-population); for the finite corpus itself their intervals are conservative. Point estimates and
 interval ends are clipped to [0, 1] (a PPI or DSL estimate can fall outside when the coded sample's
 errors outweigh the model's share); a clipped estimate keeps the estimator's own value as
-``estimate_unclipped``, with a note, and differences of shares are made of the unclipped values. An estimate that cannot be computed (e.g. fewer than two
-coded items) is reported with ``estimate=None`` and a reason, never as an error or a NaN; a zero-width
+``estimate_unclipped``, with a note, and differences of shares are made of the unclipped values. An
+estimate that cannot be computed (e.g. fewer than two coded items) is reported with ``estimate=None`` and a reason, never as an error or a NaN; a zero-width
 interval (no variation in the sample, e.g. nobody coded the category) carries a reason too.
 """
 

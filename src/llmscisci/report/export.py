@@ -95,7 +95,10 @@ def _scan(run: RunFolder, reserved: set[str], text_numbers: bool) -> tuple[dict[
     out = {}
     for k, seen in kinds.items():
         name = f"meta_{k}" if k in reserved else k
-        out[name] = (seen.pop() if len(seen) == 1 else "float" if seen == {"int", "float"} else "str") if seen else "str"
+        if len(seen) == 1:
+            out[name] = seen.pop()
+        else:  # none seen (all empty), or mixed: floats where ints and floats mix, else text
+            out[name] = "float" if seen == {"int", "float"} else "str"
     return out, [o for _, _, o in sorted(last.values())]
 
 
