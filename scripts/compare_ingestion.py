@@ -4,7 +4,7 @@
     python scripts/compare_ingestion.py BUILT REFERENCE [--fields easy,difficult] [--limit 50] [--json OUT]
 
 BUILT and REFERENCE are mlrc_reports.csv files or data folders holding one (e.g. the output of
-`llmscisci data build --mlrc CHECKOUT --out DIR` and ../shared/data). Reports are joined on DOI.
+`llmscisci data build --mlrc CHECKOUT --out DIR` and the bundled src/llmscisci/data/bundled). Reports are joined on DOI.
 Texts are compared after normalisation (LaTeX left in a text converted like the ingestion does,
 whitespace collapsed, blanks before closing punctuation and a final full stop ignored); exact
 equality is counted as well. When BUILT's folder has an ingestion log, each difference is shown

@@ -29,7 +29,8 @@ def test_every_shared_command_exists():
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["label", "--task", "nope.toml", "--data-dir", "."], "unknown task"),
+    (["label", "--task", "nope.toml", "--data-dir", "."], "file not found: nope.toml"),
+    (["label", "--task", "nope", "--data-dir", "."], "unknown task 'nope'"),
     (["eval", "/nonexistent/run"], "no predictions.jsonl"),
     (["baseline", "--method", "magic", "--data-dir", "."], "unknown --method"),
 ])

@@ -150,3 +150,32 @@ def test_reference_labels_in_the_corpus(tmp_path, cb):
     with pytest.raises(DataError) as e:
         load_corpus_items(csv, cb)
     assert "coded.csv, row 1" in one_line(e) and "bad labels" in str(e.value)
+
+
+def test_text_column_optional_and_picked_by_itself(tmp_path):
+    """A codebook without text_column: --text-column/--text give the text, else a lone `text` or
+    `abstract` column is picked; none or both is a one-line error listing the columns."""
+    book = tmp_path / "b.toml"
+    book.write_text('task = "t"\n[[categories]]\nshort = "a"\nname = "A"\n[[categories]]\nshort = "none"\n'
+                    'name = "None"\n', "utf-8")
+    cb = load_codebook(book)
+    assert cb.text_column == ""
+    csv = tmp_path / "c.csv"
+    csv.write_text("id,title,abstract\nx1,Titre,Résumé ici\n", "utf-8")
+    assert [it.text for it in load_corpus_items(csv, cb)] == ["Résumé ici"]
+    assert [it.text for it in load_corpus_items(csv, cb, text_column="title")] == ["Titre"]
+    assert [it.text for it in load_corpus_items(csv, cb, template="{title}: {abstract}")] == ["Titre: Résumé ici"]
+    other = load_codebook(BOOK)  # names text_column "abstract"; a corpus with only `text` still works
+    txt = tmp_path / "t.csv"
+    txt.write_text("id,text\nx1,the body\n", "utf-8")
+    assert [it.text for it in load_corpus_items(txt, other)] == ["the body"]
+    both = tmp_path / "both.csv"
+    both.write_text("id,text,abstract,year\nx1,a,b,2020\n", "utf-8")
+    with pytest.raises(DataError) as e:
+        CorpusPlan.open(both, cb)
+    assert "both 'text' and 'abstract'" in one_line(e) and "found: id, text, abstract, year" in str(e.value)
+    none = tmp_path / "none.csv"
+    none.write_text("id,body\nx1,a\n", "utf-8")
+    with pytest.raises(DataError) as e:
+        CorpusPlan.open(none, cb)
+    assert "no column 'text' or 'abstract'" in one_line(e) and "--text-column" in str(e.value)

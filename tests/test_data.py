@@ -161,8 +161,10 @@ def test_user_codebook_and_csv(tmp_path):
     bad.write_text('task = "x"\ntext_column = "t"\nnone = "zzz"\n[[categories]]\nshort = "a"\nname = "A"\n')
     with pytest.raises(UserError, match="none category 'zzz'"):
         load_codebook(bad)
-    with pytest.raises(UserError, match="unknown task"):
+    with pytest.raises(UserError, match="file not found: .*missing.toml"):
         load_codebook(tmp_path / "missing.toml")
+    with pytest.raises(UserError, match="unknown task 'nosuch'"):
+        load_codebook("nosuch")
 
 
 def test_default_data_dir_is_the_bundled_dataset(monkeypatch, tmp_path):

@@ -128,3 +128,10 @@ def test_the_site_builds_strictly(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "site" / "index.html").is_file()
+
+
+def test_no_workspace_paths():
+    """Every documented command runs on a fresh clone: no path into a developer's workspace."""
+    found = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in PAGES
+             for i, line in enumerate(p.read_text("utf-8").splitlines(), start=1) if "../shared" in line]
+    assert found == [], "\n".join(found)

@@ -40,7 +40,7 @@ def _one_line(err: str) -> str:
     (["--variant", "bogus"], "bogus"),
     (["--batch-size", "0"], "--batch-size"),
     (["--chat-template", "chatml"], "--chat-template"),
-    (["--split", "test", "--limit", "1", "--task", "nope.toml"], "unknown task"),
+    (["--split", "test", "--limit", "1", "--task", "nope.toml"], "file not found: nope.toml"),
 ])
 def test_label_option_errors_come_before_the_model(args, needle, data_dir, capsys, monkeypatch, no_model, tmp_path):
     code, out, err = run_console(["label", "--task", "easy", "--data-dir", data_dir, "--out", tmp_path, *args],

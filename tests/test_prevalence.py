@@ -211,3 +211,22 @@ def test_coverage_under_the_stratified_export_design():
     assert 0.92 <= cov["dsl"] <= 0.98
     assert 0.92 <= cov["ppi"] <= 0.99
     assert abs(np.mean(unweighted) - p) > 0.03  # predicted 1s are oversampled
+
+
+def test_estimates_outside_zero_one_are_clipped_into_their_interval():
+    """PPI and DSL can leave [0, 1] when the coded sample's errors outweigh the model's share: the
+    reported estimate is the bound, inside its own interval, the estimator's value kept apart."""
+    from llmscisci.metrics.prevalence import CLIPPED, PrevalenceData, estimate_all
+
+    for fill, coded_yhat, coded_y, want, raw in ((1, 0, 1, 1.0, 1.8), (0, 1, 0, 0.0, -0.8)):
+        yhat = np.array([fill] * 16 + [coded_yhat] * 4, dtype=float)
+        y = np.array([np.nan] * 16 + [coded_y] * 4)
+        d = PrevalenceData.build(yhat, y, pi=0.2)
+        for m, e in estimate_all(d).items():
+            assert e.low <= e.estimate <= e.high, (m, e)
+            assert 0 <= e.low <= e.high <= 1
+            if m in ("ppi", "dsl"):
+                assert e.estimate == want and e.estimate_unclipped == pytest.approx(raw) and CLIPPED in e.reason
+                assert e.to_dict()["estimate_unclipped"] == pytest.approx(raw)
+            else:
+                assert e.estimate_unclipped is None

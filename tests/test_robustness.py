@@ -503,3 +503,22 @@ def test_recorded_sampling_probabilities_weight_each_group():
     diff = est[("contrast", "b - a")]["dsl"]
     assert diff["estimate"] == pytest.approx(est[("prevalence", "b")]["dsl"]["estimate"]
                                              - est[("prevalence", "a")]["dsl"]["estimate"])
+
+
+def test_study_runs_need_no_data_dir(tmp_path, data_dir, coded40, capsys, monkeypatch):
+    """On a fresh clone the bundled data is the default: `robustness --by mlrc_year` and `code plan`
+    give without --data-dir what they give with it (the editions from the bundled reports table)."""
+    monkeypatch.delenv("LLMSCISCI_DATA", raising=False)
+    run_dir = _noisy_run(tmp_path, data_dir)
+    base = ["robustness", *_annotators(data_dir), "--gold", coded40, "--task", "easy", "--by", "mlrc_year", "--json"]
+    code, out, err = run(base, capsys, monkeypatch)
+    assert code == 0, err
+    code, out2, err2 = run([*base, "--data-dir", data_dir], capsys, monkeypatch)
+    assert code == 0, err2
+    assert json.loads(out)["tasks"]["easy"]["estimands"] == json.loads(out2)["tasks"]["easy"]["estimands"]
+    plan = ["code", "plan", run_dir, "--pilot", coded40, "--halfwidth", "0.2", "--json"]
+    code, out, err = run(plan, capsys, monkeypatch)
+    assert code == 0, err
+    code, out2, err2 = run([*plan, "--data-dir", data_dir], capsys, monkeypatch)
+    assert code == 0, err2
+    assert json.loads(out)["categories"] == json.loads(out2)["categories"]

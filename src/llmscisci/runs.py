@@ -148,6 +148,23 @@ def read_jsonl(path: Path, *, skip_bad: bool = True) -> Records:
     return out
 
 
+def meta_column(run_dir: Path, column: str) -> tuple[dict[str, str], list[str]]:
+    """(id -> value of item column `column`, the item columns seen) from a corpus run's own records (each
+    prediction keeps its item's metadata under `meta`): `--by` on a run of one's own corpus needs
+    neither the corpus file nor the reports table. Empty values are left out."""
+    values: dict[str, str] = {}
+    seen: dict[str, None] = {}
+    for rec in iter_jsonl(Path(run_dir) / "predictions.jsonl"):
+        meta = rec.get("meta")
+        if not isinstance(meta, dict):
+            continue
+        seen |= dict.fromkeys(meta)
+        v = meta.get(column)
+        if v is not None and str(v).strip() and rec.get("doi") is not None:
+            values[str(rec["doi"]).strip()] = str(v).strip()
+    return values, list(seen)
+
+
 LOCK_FILE = ".lock"
 _held: dict[str, list] = {}  # resolved run folder -> [open lock file, depth]: re-entrant within a process
 

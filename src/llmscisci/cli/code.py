@@ -61,7 +61,7 @@ def export(
          "estimators weight by them)")
     for kind, p in paths.items():
         _say(f"{kind:>18}: {p}")
-    _say(f"code it, then: llmscisci code import {paths['sheet']}")
+    _say(f"code it, then: llmscisci code import {paths['sheet'].resolve()}")
 
 
 # --- code import ---------------------------------------------------------------------------------
@@ -83,17 +83,25 @@ def import_(
     row and column) and store it as a label file, one per coder, usable wherever a label file is."""
     import os
 
-    from llmscisci.data.codebook import load_codebook
+    from llmscisci.data.codebook import check_codebook_file, load_codebook
     from llmscisci.data.reports import load_reports
     from llmscisci.paths import DATA_ENV
-    from llmscisci.coding import import_coded, output_paths, write_coded
+    from llmscisci.coding import import_coded, output_paths, sample_design, write_coded
 
     books = {}
     task_name = None
+    found = sample_design(file)  # the export's design file: the run(s) and the codebook file
+    design = found[1] if found else {}
+    book_file = None
     if task:
         cb = load_codebook(task)
         books[cb.task] = cb
         task_name = cb.task
+        book_file = cb.source if cb.source != "builtin" else None
+    elif design.get("codebook_file"):
+        cb = check_codebook_file(design["codebook_file"], f"{file} (design {found[0]})")
+        books[cb.task] = cb
+        book_file = cb.source
     known = None
     source = data_dir or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
     if source is not None:
@@ -121,11 +129,15 @@ def import_(
     out.print(t)
     if imported.skipped:
         _say(f"{imported.skipped} rows left uncoded (all category cells empty) were skipped")
-    if known is None:
+    if known is None and book_file is None:  # the study's reports hold the built-in tasks' DOIs
         _say("DOIs not checked against the reports (pass --data-dir or set LLMSCISCI_DATA to check them)")
-    files = " ".join(str(p) for p in paths.values())
-    humans = " ".join(f"--human {p}" for p in paths.values())
-    _say(f"compare: llmscisci agree RUN_DIR {files} {humans}")
+    files = " ".join(str(p.resolve()) for p in paths.values())
+    humans = " ".join(f"--human {p.resolve()}" for p in paths.values())
+    runs = design.get("runs") or ["RUN_DIR"]
+    with_task = f" --task {book_file}" if book_file else ""
+    _say(f"compare: llmscisci agree {' '.join(runs)} {files} {humans}{with_task}")
+    if len(paths) == 1 and design.get("runs"):
+        _say(f"prevalence: llmscisci prevalence {runs[0]} --gold {files}")
 
 
 # --- prevalence ----------------------------------------------------------------------------------
@@ -190,8 +202,9 @@ def prevalence(
          "PPI: prediction-powered inference, ppi_python (lam=1). DSL: design-based supervised learning "
          "(pseudo-outcome mean, sandwich variance). PPI and DSL intervals cover the population share; for a "
          "corpus mostly coded they are conservative.", as_json)
-    reasons = sorted({r[m]["reason"] for rows in result["categories"].values() for r in rows
-                      for m in ("naive", "coded", "ppi", "dsl") if r[m]["reason"]})
+    reasons = sorted({why for rows in result["categories"].values() for r in rows
+                      for m in ("naive", "coded", "ppi", "dsl") if r[m]["reason"]
+                      for why in r[m]["reason"].split("; ")})
     for reason in reasons:
         _say(f"- note: {reason}", as_json)
     write_json(target, payload)

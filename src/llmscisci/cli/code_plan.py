@@ -90,7 +90,7 @@ def plan(
         raise UserError(f"--level {level}: must be between 0 and 1 (e.g. 0.95)")
     if not 0.5 <= assurance < 1:
         raise UserError(f"--assurance {assurance}: must be in [0.5, 1)")
-    run = load_run(run_dir, data_dir, need_items=False)
+    run = load_run(run_dir, data_dir, need_items=False, items_if_found=True)  # editions, when found
     cb = run.codebook
     dois = run.dois
     g = load_gold(pilot, cb, dois)

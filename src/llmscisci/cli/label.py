@@ -65,6 +65,9 @@ def resume_conflicts(ctx: typer.Context | None, given: dict, cfg: dict) -> None:
     stored = {"task": cfg["task"] if source_book == "builtin" else source_book, "variant": cfg["variant"],
               "model": cfg["model"], "limit": cfg.get("limit"), "split": cfg.get("split_filter", "all"),
               "shots": cfg.get("shots", 0), **{k: cfg["params"][k] for k in ("max_new_tokens", "temperature", "seed")}}
+    if source_book != "builtin" and given.get("task"):  # a codebook file, however its path is spelled
+        given = {**given, "task": str(Path(str(given["task"])).resolve())}
+        stored["task"] = str(Path(source_book).resolve())
     for name, flag in RESUMED.items():
         if explicit(ctx, name) and given[name] != stored[name]:
             raise UserError(f"--resume keeps the run's configuration: {flag} {given[name]} differs from the "

@@ -166,7 +166,8 @@ def robustness(
         str | None,
         typer.Option(
             "--by",
-            help="Group items by this column of the reports table (e.g. mlrc_year) and compare the groups.",
+            help="Group items by this column (a column of your own corpus, which its runs keep, or of the "
+            "reports table, e.g. mlrc_year) and compare the groups.",
         ),
     ] = None,
     contrast: Annotated[
@@ -215,7 +216,7 @@ def robustness(
         task = book.task
     skipped: list[tuple[str, str]] = []
     configs = load_configurations(sources, book, skipped)
-    groups_of = group_column(source, by) if by is not None else None
+    groups_of = group_column(source, by, configs) if by is not None else None
     tasks = [task] if task is not None else list(dict.fromkeys(c.task for c in configs))
     payload: dict = {
         "kind": "robustness",
@@ -231,7 +232,8 @@ def robustness(
     if task is None:  # only the tasks the coded sample covers
         from llmscisci.tasks.robustness import codebooks
 
-        coded_tasks = {t for _, t in load_labels(gold, codebooks()).records}
+        books = codebooks() | {c.task: c.codebook for c in configs}  # the runs' own codebooks too
+        coded_tasks = {t for _, t in load_labels(gold, books).records}
         tasks = [t for t in tasks if t in coded_tasks]
         if not tasks:
             raise UserError(f"--gold {gold}: codes none of the sources' tasks")

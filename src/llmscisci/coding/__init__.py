@@ -55,6 +55,7 @@ from llmscisci.coding.importing import (
                                      output_paths,
                                      read_coded_csv,
                                      read_labelstudio,
+                                     sample_design,
                                      write_coded,
 )
 from llmscisci.coding.prevalence import CorpusPrevalence, corpus_prevalence
@@ -63,5 +64,6 @@ from llmscisci.coding.runs import LoadedRun, load_run
 __all__ = ["CodedRecord", "CorpusPrevalence", "corpus_prevalence", "DEFAULT_SEED", "FLOOR", "Gold", "INVALID", "Imported", "LoadedRun", "STRATEGIES", "Sample",
            "SampleRow", "check_export_target", "codebook_csv", "disagreement", "draw_sample", "export_paths",
            "import_coded", "labelstudio_config", "labelstudio_tasks", "load_gold", "load_run", "output_paths",
-           "pps_probabilities", "read_coded_csv", "read_labelstudio", "sheet_csv", "stratified_probabilities",
+           "pps_probabilities", "read_coded_csv", "read_labelstudio", "sample_design", "sheet_csv",
+           "stratified_probabilities",
            "stratum_keys", "systematic_sample", "write_coded", "write_export"]

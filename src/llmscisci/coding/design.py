@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from llmscisci.coding.runs import LoadedRun
-from llmscisci.data.codebook import Codebook
+from llmscisci.data.codebook import Codebook, codebook_file
 from llmscisci.errors import UserError
 from llmscisci.runs import versions
 
@@ -182,7 +183,8 @@ def draw_sample(runs: Sequence[LoadedRun], n: int, strategy: str = "stratified",
         "task": first.task,
         "n": n,
         "N": big_n,
-        "runs": [str(r.path) for r in runs],
+        "runs": [str(Path(r.path).resolve()) for r in runs],
+        "codebook_file": codebook_file(first.codebook),
         "run_hashes": [r.config.get("hash") for r in runs],
         "edition_column": edition if editions is not None else None,
         "floor": FLOOR if strategy == "disagreement" else None,

@@ -62,8 +62,8 @@ class _Builder:
 
     def book(self, task: str, row: int, column: str = "task") -> Codebook | None:
         if task not in self.books:
-            self.col.error(self.path, f"unknown task {task!r} (known: {', '.join(self.books)})", row=row,
-                           column=column)
+            self.col.error(self.path, f"unknown task {task!r} (known: {', '.join(self.books)}; for a codebook of "
+                                      "your own pass --task CODEBOOK.toml)", row=row, column=column)
             return None
         return self.books[task]
 
@@ -260,6 +260,21 @@ def import_coded(path: str | Path, *, coder: str | None = None, task: str | None
     if not b.records and not col.errors:
         raise DataError(p, f"no coded item ({b.skipped} rows left uncoded)")
     return Imported(p, b.records, b.skipped, col)
+
+
+def sample_design(path: str | Path) -> tuple[Path, dict] | None:
+    """The design file `code export` wrote beside a coder sheet (SHEET.design.json; for its Label Studio
+    tasks too), or None: it names the label run(s) and the codebook file."""
+    p = Path(path)
+    stem = re.sub(r"(\.labelstudio)?\.(csv|json|txt)$", "", p.name, flags=re.IGNORECASE)
+    design = p.with_name(f"{stem}.design.json")
+    if not design.is_file():
+        return None
+    try:
+        data = json.loads(design.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(design, f"not a readable design file ({exc})") from None
+    return (design, data) if isinstance(data, dict) else None
 
 
 def output_paths(imported: Imported, out: str | Path | None = None) -> dict[str, Path]:

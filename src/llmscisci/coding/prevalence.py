@@ -13,6 +13,7 @@ from llmscisci.coding.gold import Gold, load_gold
 from llmscisci.coding.runs import LoadedRun, load_run
 from llmscisci.data.codebook import Codebook
 from llmscisci.errors import UserError
+from llmscisci.runs import meta_column
 
 
 @dataclass
@@ -32,12 +33,15 @@ def corpus_prevalence(run_dir: str | Path, gold: str | Path, *, by: str | None =
     from llmscisci.metrics.prevalence import prevalence as estimate
     from llmscisci.metrics.stats import as_prediction_matrix
 
-    run = load_run(run_dir, data_dir, need_items=by is not None)
+    own = meta_column(Path(run_dir), by)[0] if by is not None and by != "split" else {}
+    run = load_run(run_dir, data_dir, need_items=by is not None and not own)
     cb = run.codebook
     g = load_gold(gold, cb, run.dois)
     dois = run.dois
     groups = None
-    if by is not None:
+    if own:  # a run of one's own corpus keeps each item's columns in its records
+        groups = [own.get(d, "") or "(none)" for d in dois]
+    elif by is not None:
         if by == "split":
             groups = [run.items[d].split for d in dois]
         else:

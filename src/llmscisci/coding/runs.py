@@ -58,9 +58,11 @@ def _data_source(cfg: dict, data_dir: str | Path | None) -> Path | None:
     return Path(env) if env and Path(env).is_dir() else None
 
 
-def load_run(run_dir: str | Path, data_dir: str | Path | None = None, *, need_items: bool = True) -> LoadedRun:
+def load_run(run_dir: str | Path, data_dir: str | Path | None = None, *, need_items: bool = True,
+             items_if_found: bool = False) -> LoadedRun:
     """A labelling run folder: its codebook, its predictions and (from its data source, or `data_dir`)
-    the items' texts and metadata."""
+    the items' texts and metadata (`need_items`: or an error; `items_if_found`: when the data source
+    is found, as for the bundled data)."""
     path = Path(run_dir)
     if not path.is_dir():
         raise UserError(f"{path}: no such run folder")
@@ -79,7 +81,7 @@ def load_run(run_dir: str | Path, data_dir: str | Path | None = None, *, need_it
     if not recs:
         raise UserError(f"{path}: no predictions for task {codebook.task!r}")
     run = LoadedRun(path, cfg, codebook, list(recs), {d: r.labels for d, r in recs.items()})
-    if not need_items and data_dir is None:
+    if not need_items and not items_if_found and data_dir is None:
         return run  # the predictions are enough (prevalence without --by): no texts to load
     source = _data_source(cfg, data_dir)
     if source is None:

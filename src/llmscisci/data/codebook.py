@@ -4,6 +4,7 @@ and optionally the system prompt's domain and persona. Unknown keys are errors (
 from __future__ import annotations
 
 import difflib
+import hashlib
 import tomllib
 from functools import cached_property
 from importlib import resources
@@ -28,7 +29,7 @@ class Category(BaseModel):
 
 class Codebook(BaseModel):
     task: str
-    text_column: str
+    text_column: str = ""  # optional: `--text-column`/`--text`, or a corpus column `text` or `abstract`
     title: str = ""
     question: str = ""
     none: str | None = "none"
@@ -117,9 +118,11 @@ def load_codebook(spec: str | Path) -> Codebook:
     else:
         path = Path(spec_s)
         if not path.is_file():
+            if path.suffix.lower() == ".toml" or len(path.parts) > 1 or path.exists():
+                raise UserError(f"file not found: {spec_s} (the codebook given with --task)")
             raise UserError(f"unknown task {spec_s!r}: use one of {', '.join(BUILTIN)} or a codebook .toml file")
         text = read_text(path, hint="a codebook is TOML, which must be UTF-8: save the file as UTF-8")
-        source = str(path)
+        source = str(path.resolve())  # absolute: a run's recorded codebook is found from any folder
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -131,6 +134,29 @@ def load_codebook(spec: str | Path) -> Codebook:
         return Codebook(**raw, source=source)
     except ValidationError as exc:
         raise UserError(f"codebook {spec_s}: {_explain(exc.errors()[0])}") from None
+
+
+def codebook_file(codebook: Codebook) -> dict | None:
+    """Where a codebook of one's own was read from, as `{"path": absolute path, "sha256": of the file as it
+    is now}`, so a later step finds it from any folder and notices an edit; None for a built-in task."""
+    if codebook.source == "builtin":
+        return None
+    path = Path(codebook.source).resolve()
+    sha = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return {"path": str(path), "sha256": sha}
+
+
+def check_codebook_file(record: dict, what: str) -> Codebook:
+    """The codebook a recorded `codebook_file` names, refused (one line) when the file is gone or edited."""
+    path = Path(record["path"])
+    if not path.is_file():
+        raise UserError(f"{what}: its codebook {path} is not found (moved?); pass --task PATH_TO_CODEBOOK.toml")
+    now = hashlib.sha256(path.read_bytes()).hexdigest()
+    if record.get("sha256") and now != record["sha256"]:
+        raise UserError(f"{what}: its codebook {path} changed since it was recorded (sha256 "
+                        f"{record['sha256'][:12]} -> {now[:12]}); "
+                        f"pass --task {path} to use it as it is now")
+    return load_codebook(path)
 
 
 def _explain(error: dict) -> str:

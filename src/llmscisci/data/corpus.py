@@ -50,6 +50,25 @@ def parse_template(template: str) -> list[tuple[str, str | None]]:
     return out
 
 
+AUTO_TEXT = ("text", "abstract")  # picked by themselves when the codebook's text column is absent
+
+
+def pick_text_column(columns: list[str], codebook: Codebook, path: Path) -> str:
+    """The codebook's text column when the corpus has it, else the one column named `text` or
+    `abstract`; none or both of those is a one-line error listing the columns."""
+    if codebook.text_column and codebook.text_column in columns:
+        return codebook.text_column
+    found = [c for c in AUTO_TEXT if c in columns]
+    if len(found) == 1:
+        return found[0]
+    shown = ", ".join(columns[:15]) + (" ..." if len(columns) > 15 else "")
+    which = f"the codebook's text column {codebook.text_column!r} is absent" if codebook.text_column else \
+        "the codebook names no text column"
+    also = "both 'text' and 'abstract' are there" if found else "no column 'text' or 'abstract'"
+    raise DataError(path, f"{which} and {also} (found: {shown}); choose one with --text-column or "
+                          "--text '{title}. {abstract}'")
+
+
 @dataclass
 class CorpusPlan:
     source: Source
@@ -94,7 +113,7 @@ class CorpusPlan:
             parts = parse_template(template)
             text_columns = [name for _, name in parts if name]
         else:
-            text_columns = [text_column or codebook.text_column]
+            text_columns = [text_column or pick_text_column(columns, codebook, source.path)]
         for c in text_columns:
             if c not in columns:
                 raise DataError(source.path, f"missing text column (found: {shown}; choose one with --text-column "
@@ -194,7 +213,7 @@ class CorpusPlan:
 
     def describe(self) -> dict:
         """What config.json records about the input (a fingerprint of the ids instead of the id list)."""
-        return {"path": str(self.path), "format": self.source.format, "gzip": self.source.gzipped,
+        return {"path": str(self.path.resolve()), "format": self.source.format, "gzip": self.source.gzipped,
                 "id_column": self.id_column, "text": self.text_spec, "n_items": self.n_items,
                 "ids_sha256": self.fingerprint, "references": self.has_references}
 

@@ -27,9 +27,11 @@ disagreement-weighted sample). Four estimates of the share of a category:
   ``ytilde``). Unbiased for any predictions when the pi are the true sampling probabilities.
 
 Both corrected estimators target the mean of the population the corpus stands for (the papers'
-super-population); for the finite corpus itself their intervals are conservative. Interval ends are
-clipped to [0, 1]; point estimates are not. An estimate that cannot be computed (e.g. fewer than two
-coded items) is reported with ``estimate=None`` and a reason, never as an error or a NaN; a zero-width
+super-population); for the finite corpus itself their intervals are conservative. Point estimates and
+interval ends are clipped to [0, 1] (a PPI or DSL estimate can fall outside when the coded sample's
+errors outweigh the model's share); a clipped estimate keeps the estimator's own value as
+``estimate_unclipped``, with a note, and differences of shares are made of the unclipped values. An
+estimate that cannot be computed (e.g. fewer than two coded items) is reported with ``estimate=None`` and a reason, never as an error or a NaN; a zero-width
 interval (no variation in the sample, e.g. nobody coded the category) carries a reason too.
 """
 
@@ -60,9 +62,15 @@ class Estimate:
     n_total: int
     level: float = DEFAULT_LEVEL
     reason: str | None = None
+    estimate_unclipped: float | None = None  # set only when the estimate fell outside [0, 1]
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def unclipped(self) -> float | None:
+        """The estimator's own value (outside [0, 1] possibly): what differences and sums are made of."""
+        return self.estimate if self.estimate_unclipped is None else self.estimate_unclipped
 
 
 @dataclass(frozen=True)
@@ -140,14 +148,30 @@ def _clip(x: float) -> float:
 
 
 ZERO_WIDTH = "no variation in the sample: a zero-width interval, not certainty"
+CLIPPED = ("a corrected estimate outside [0, 1] (the coded sample's errors outweigh the model's share) is shown "
+           "as 0 or 100%; its unclipped value is in the JSON as estimate_unclipped")
+
+
+def _bounded(method: str, est: float, lo: float, hi: float, se: float, d: PrevalenceData,
+             level: float) -> Estimate:
+    """A share and its interval, both in [0, 1]: a share is never below 0 or above 1, so an estimate
+    beyond is reported as the bound (which then lies inside the clipped interval), the estimator's value
+    kept as `estimate_unclipped`, with a note."""
+    reasons = [ZERO_WIDTH] if se == 0 else []
+    raw = None
+    if not 0.0 <= est <= 1.0:
+        raw, est = float(est), _clip(est)
+        reasons.append(CLIPPED)
+    lo, hi = min(_clip(lo), est), max(_clip(hi), est)
+    return Estimate(method, float(est), lo, hi, float(se), d.n_coded, d.n_total, level,
+                    "; ".join(reasons) or None, raw)
 
 
 def _normal(method: str, est: float, se: float, d: PrevalenceData, level: float) -> Estimate:
     if not (math.isfinite(est) and math.isfinite(se)):
         return Estimate(method, None, None, None, None, d.n_coded, d.n_total, level, "not finite on these data")
     z = z_value(level)
-    return Estimate(method, float(est), _clip(est - z * se), _clip(est + z * se), float(se), d.n_coded, d.n_total,
-                    level, ZERO_WIDTH if se == 0 else None)
+    return _bounded(method, est, est - z * se, est + z * se, se, d, level)
 
 
 def _undefined(method: str, d: PrevalenceData, level: float, reason: str) -> Estimate:
@@ -200,8 +224,7 @@ def ppi_share(d: PrevalenceData, level: float = DEFAULT_LEVEL) -> Estimate:
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return _undefined("ppi", d, level, "not finite on these data")
     se = (hi - lo) / (2 * z_value(level))
-    return Estimate("ppi", est, _clip(lo), _clip(hi), se, d.n_coded, d.n_total, level,
-                    ZERO_WIDTH if se == 0 else None)
+    return _bounded("ppi", est, lo, hi, se, d, level)
 
 
 def dsl_pseudo_outcomes(d: PrevalenceData) -> np.ndarray:

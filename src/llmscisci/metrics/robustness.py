@@ -90,7 +90,7 @@ def difference(a: Estimate, b: Estimate, level: float = DEFAULT_LEVEL) -> Point:
     if a.estimate is None or b.estimate is None or a.se is None or b.se is None:
         why = a.reason if a.estimate is None else b.reason
         return Point(None, None, None, None, why or "a group share is undefined")
-    est = a.estimate - b.estimate
+    est = a.unclipped - b.unclipped
     se = math.sqrt(a.se**2 + b.se**2)
     z = z_value(level)
     return Point(

@@ -3,8 +3,11 @@
 One row per item: `id`, `task`, the item's metadata (OpenAlex's DOI, title, year, type, topic; a
 corpus's other columns), each category as a 0/1 column named by its short name, `valid`, `repaired`,
 `empty`, `error` and the model's `raw` answer. Parquet and the Hugging Face form keep types (integers,
-booleans, nullable category columns); the run is read twice, one record at a time (once to settle the
-metadata columns' types, once to write), so a run of any size exports in bounded memory.
+booleans, nullable category columns), in every format: a CSV corpus's columns of whole numbers are
+integer columns (of decimals, float columns), as pandas would read them. Rows follow the corpus's order
+(its `row` column), one per item (the last record of an item answered more than once). The run is read
+twice (once to settle the metadata columns' types and the rows' order, keeping a byte offset per item,
+once to write), so a large run exports in bounded memory.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -26,32 +30,91 @@ FLAGS = ("valid", "repaired", "empty")
 BATCH = 5000
 
 
-def _records(run: RunFolder) -> Iterator[dict]:
-    with run.predictions_path.open(encoding="utf-8") as fh:
-        for line in fh:
+INT_TEXT = re.compile(r"-?(0|[1-9][0-9]{0,17})")  # int64; no leading zeros: an id like 007 stays text
+FLOAT_TEXT = re.compile(r"-?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|-?[0-9]+[eE][-+]?[0-9]+")
+TEXT_FORMATS = ("csv", "tsv")  # formats whose every cell is text: numbers are recognised, as pandas would
+
+
+def _records(run: RunFolder, offsets: list[int] | None = None) -> Iterator[dict]:
+    """The run's records, in file order or at the given byte offsets (in that order)."""
+    def at_offsets(fh) -> Iterator[bytes]:
+        for o in offsets:
+            fh.seek(o)
+            yield fh.readline()
+
+    with run.predictions_path.open("rb") as fh:
+        for line in (fh if offsets is None else at_offsets(fh)):
             line = line.strip()
             if line:
                 try:
                     yield json.loads(line)
-                except json.JSONDecodeError:  # a torn last line of a killed run
+                except (json.JSONDecodeError, UnicodeDecodeError):  # a torn last line of a killed run
                     continue
 
 
-def _meta_types(run: RunFolder, reserved: set[str]) -> dict[str, str]:
-    """Metadata column -> 'int' | 'float' | 'bool' | 'str', in first-seen order."""
+def _kind(v, text_numbers: bool) -> str | None:
+    if v is None or (text_numbers and isinstance(v, str) and not v.strip()):
+        return None
+    if isinstance(v, str):
+        if text_numbers and INT_TEXT.fullmatch(v.strip()):
+            return "int"
+        if text_numbers and FLOAT_TEXT.fullmatch(v.strip()):
+            return "float"
+        return "str"
+    return "bool" if isinstance(v, bool) else "int" if isinstance(v, int) else "float" if isinstance(v, float) \
+        else "str"
+
+
+def _scan(run: RunFolder, reserved: set[str], text_numbers: bool) -> tuple[dict[str, str], list[int]]:
+    """One pass over the run: metadata column -> 'int' | 'float' | 'bool' | 'str' (first-seen order;
+    with `text_numbers`, a text column whose every value is a number becomes one), and the byte offsets
+    of the records to write: the last record of each item, in input order (the item's `row`; records
+    without one after, in file order)."""
     kinds: dict[str, set[str]] = {}
-    for rec in _records(run):
-        for k, v in (rec.get("meta") or {}).items():
-            seen = kinds.setdefault(k, set())
-            if v is None:
+    last: dict[tuple, tuple[float, int, int]] = {}  # (id, task) -> (input row, file order, offset)
+    with run.predictions_path.open("rb") as fh:
+        pos = 0
+        for i, raw in enumerate(fh):
+            start, pos = pos, pos + len(raw)
+            try:
+                rec = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 continue
-            seen.add("bool" if isinstance(v, bool) else "int" if isinstance(v, int)
-                     else "float" if isinstance(v, float) else "str")
+            if not isinstance(rec, dict):
+                continue
+            meta = rec.get("meta") or {}
+            for k, v in meta.items():
+                kind = _kind(v, text_numbers)
+                seen = kinds.setdefault(k, set())
+                if kind is not None:
+                    seen.add(kind)
+            row = meta.get("row")
+            key = (rec.get("doi"), rec.get("task"))
+            first = last.get(key, (None, i))[1]
+            last[key] = (row if isinstance(row, int) and not isinstance(row, bool) else float("inf"), first, start)
     out = {}
     for k, seen in kinds.items():
         name = f"meta_{k}" if k in reserved else k
-        out[name] = (seen.pop() if len(seen) == 1 else "float" if seen == {"int", "float"} else "str") if seen else "str"
-    return out
+        if len(seen) == 1:
+            out[name] = seen.pop()
+        else:  # none seen (all empty), or mixed: floats where ints and floats mix, else text
+            out[name] = "float" if seen == {"int", "float"} else "str"
+    return out, [o for _, _, o in sorted(last.values())]
+
+
+def _cell(v, kind: str | None):
+    """A metadata value in its column's type (text numbers of a CSV as numbers)."""
+    if kind == "str":
+        if v is not None and not isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v)
+        return v
+    if isinstance(v, str):
+        if not v.strip():
+            return None
+        return int(v) if kind == "int" else float(v) if kind == "float" else v
+    if kind == "float" and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    return v
 
 
 def _row(rec: dict, cb: Codebook, meta_cols: dict[str, str], reserved: set[str]) -> dict:
@@ -59,9 +122,7 @@ def _row(rec: dict, cb: Codebook, meta_cols: dict[str, str], reserved: set[str])
     meta = rec.get("meta") or {}
     for k, v in meta.items():
         name = f"meta_{k}" if k in reserved else k
-        if meta_cols.get(name) == "str" and v is not None and not isinstance(v, str):
-            v = json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v)
-        row[name] = v
+        row[name] = _cell(v, meta_cols.get(name))
     for name in meta_cols:
         row.setdefault(name, None)
     labels = rec.get("labels")
@@ -116,11 +177,12 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path) -> int:
     if fmt == "hf" and out.exists():
         raise UserError(f"--out {out} already exists; choose a new folder for the dataset")
     reserved = {"id", "task", "error", "raw", *FLAGS, *cb.shorts}
-    meta_cols = _meta_types(run, reserved)
+    text_numbers = str((cfg.get("input") or {}).get("format", "")).lower() in TEXT_FORMATS
+    meta_cols, offsets = _scan(run, reserved, text_numbers)
     n = [0]
 
     def rows() -> Iterator[dict]:
-        for rec in _records(run):
+        for rec in _records(run, offsets):
             n[0] += 1
             yield _row(rec, cb, meta_cols, reserved)
 

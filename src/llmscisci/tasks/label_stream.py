@@ -63,7 +63,7 @@ def stream_config(spec: LabelSpec, plan: CorpusPlan, describe: dict, by: str | N
                       "text": plan.text_spec}}
     if spec.paraphrase:
         core["paraphrase"] = spec.paraphrase
-    return {**core, "hash": stable_hash(core), "data_source": str(plan.path), "input": plan.describe(),
+    return {**core, "hash": stable_hash(core), "data_source": str(plan.path.resolve()), "input": plan.describe(),
             "backend": describe, "structured": prompts.is_structured(spec.variant),
             "system_prompt": prompts.system_prompt(spec.codebook, spec.variant, spec.paraphrase),
             "paraphrase": spec.paraphrase, "seed": spec.params.seed, "shot_examples": [], "train_reference": [],

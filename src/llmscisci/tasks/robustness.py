@@ -7,8 +7,8 @@ metrics/robustness.py.
   labelling run below it. Its factors: model, variant, paraphrase (0 = the original wording) and, only
   when it sampled with temperature > 0, its seed; a label file is its own "model".
 * The corpus of a task is the items that every configuration labelled (an invalid output counts as a 0
-  label, as in `llmscisci prevalence`), and, with ``--by``, that have a value in the grouping column of
-  the reports table.
+  label, as in `llmscisci prevalence`), and, with ``--by``, that have a value in the grouping column:
+  an item column the runs' own records keep (a run of one's own corpus), else a reports-table column.
 * The coded sample: any label file (a `code import` file with recorded sampling probabilities, or any
   other label file: a simple random sample).
 """
@@ -24,6 +24,7 @@ import numpy as np
 from llmscisci.data.codebook import BUILTIN, Codebook, load_codebook
 from llmscisci.data.labelfiles import load_labels
 from llmscisci.errors import UserError
+from llmscisci.runs import meta_column
 from llmscisci.coding import load_gold
 
 MAX_DEPTH = 4
@@ -220,12 +221,27 @@ def load_configurations(
     return out
 
 
-def group_column(data_source: Path | None, by: str) -> dict[str, str]:
-    """doi -> the value of column `by` in the reports table (rows with an empty value left out)."""
+def group_column(data_source: Path | None, by: str, configs: list[Configuration] | None = None
+                 ) -> dict[str, str]:
+    """doi -> the value of column `by` (rows with an empty value left out): from the runs' own records
+    (a corpus run keeps each item's columns) when they hold that column, else from the reports table
+    (--data-dir, $LLMSCISCI_DATA, else the bundled one)."""
     from llmscisci.data.reports import load_reports
+    from llmscisci.paths import bundled_data_dir
 
+    own: dict[str, str] = {}
+    columns: list[str] = []
+    for c in configs or []:
+        if Path(c.source).is_dir():
+            values, seen = meta_column(Path(c.source), by)
+            own |= values
+            columns += [k for k in seen if k not in columns]
+    if own:
+        return own
+    if data_source is None and columns:  # runs of one's own corpus: their columns, not the study's table
+        raise UserError(f"--by {by!r}: not an item column of the runs (columns: {', '.join(columns)})")
     if data_source is None:
-        raise UserError(f"--by {by}: needs the reports table; pass --data-dir or set LLMSCISCI_DATA")
+        data_source = bundled_data_dir()
     quiet = logging.getLogger("llmscisci.data")  # the reports' own quirks are not news here
     level = quiet.level
     quiet.setLevel(logging.ERROR)
