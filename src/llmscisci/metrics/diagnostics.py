@@ -54,6 +54,15 @@ def examples_in(text: str) -> list[str]:
     return out
 
 
+def prompt_examples(config: dict) -> list[str]:
+    """The complete answers a run's prompt showed: recorded in config.json, or, for a run made before
+    they were recorded, the JSON examples of its system prompt and its k-shot answers."""
+    if isinstance(config.get("prompt_examples"), list):
+        return [str(e) for e in config["prompt_examples"]]
+    shots = [str(s[1]) for s in config.get("shot_examples") or [] if isinstance(s, (list, tuple)) and len(s) == 2]
+    return examples_in(config.get("system_prompt") or "") + shots
+
+
 class AnswerDiagnostics:
     """Accumulates the answers of one run; `as_dict()` is its `diagnostics` object."""
 

@@ -8,19 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from llmscisci.data.codebook import Codebook
-from llmscisci.metrics.diagnostics import AnswerDiagnostics, examples_in, placebo_summary, warnings
+from llmscisci.metrics.diagnostics import AnswerDiagnostics, placebo_summary, prompt_examples, warnings
 from llmscisci.runs import RunFolder, iter_jsonl
 
 PLACEBO_FILE = "placebo.jsonl"  # the placebo check's answers, kept apart from predictions.jsonl
-
-
-def prompt_examples(config: dict) -> list[str]:
-    """The complete answers a run's prompt showed: recorded in config.json, or, for a run made before
-    they were recorded, the JSON examples of its system prompt and its k-shot answers."""
-    if isinstance(config.get("prompt_examples"), list):
-        return [str(e) for e in config["prompt_examples"]]
-    shots = [str(s[1]) for s in config.get("shot_examples") or [] if isinstance(s, (list, tuple)) and len(s) == 2]
-    return examples_in(config.get("system_prompt") or "") + shots
 
 
 def answer_diagnostics(config: dict, codebook: Codebook) -> AnswerDiagnostics:
