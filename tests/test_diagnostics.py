@@ -126,6 +126,19 @@ def test_an_older_runs_example_is_found_in_its_system_prompt():
     assert normalize_answer('{ "none": false,"code":true }') == normalize_answer('{"code": true, "none": false}')
 
 
+def test_eval_finds_the_example_of_a_run_made_before_prompts_dropped_it(data_dir, tmp_path, capsys, monkeypatch):
+    _use(monkeypatch, constant)
+    _label(["--data-dir", data_dir, "--limit", "4", "--out", tmp_path], capsys, monkeypatch)
+    run = next(tmp_path.glob("label_*"))
+    cfg = json.loads((run / "config.json").read_text())
+    del cfg["prompt_examples"]  # as an older run's config.json
+    cfg["system_prompt"] += "\n- Output format: a JSON list of category numbers, for example [1]."
+    (run / "config.json").write_text(json.dumps(cfg))
+    code, out, err = run_console(["eval", run, "--json"], capsys, monkeypatch)
+    res = json.loads(out)
+    assert res["diagnostics"]["example_copy_rate"] == 1.0 and "copies the prompt" in res["warnings"][0]
+
+
 # ---- streamed corpus runs -----------------------------------------------------------------------------
 def _corpus(tmp_path, n=12):
     words = ["code", "data", "paper", "setup", "nothing", "weights", "docs", "github"]
@@ -147,6 +160,21 @@ def test_streamed_runs_warn_too(answer, warned, tmp_path, capsys, monkeypatch):
     run = next((tmp_path / "runs").iterdir())
     code, out, err = run_console(["eval", run], capsys, monkeypatch)  # the corpus summary prints them
     assert code == 0 and ("WARNING:" in out) is warned and "distinct label vector" in out
+
+
+def test_streamed_run_copying_the_cot_example_warns(tmp_path, capsys, monkeypatch):
+    _use(monkeypatch, lambda conv: f"<label>{cot.fields(load_codebook('easy'))['example']}</label>")
+    code, out, err = run_console(["label", "--task", "easy", "--variant", "cot", "--input", _corpus(tmp_path, 4),
+                                  "--model", "fake-model", "--out", tmp_path / "runs", "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["diagnostics"]["examples_shown"] == 1 and res["diagnostics"]["example_copy_rate"] == 0.0
+    _use(monkeypatch, lambda conv: cot.fields(load_codebook("easy"))["example"])  # the bare example
+    code, out, err = run_console(["label", "--task", "easy", "--variant", "cot", "--input", _corpus(tmp_path, 4),
+                                  "--model", "fake-model-2", "--out", tmp_path / "runs", "--json"], capsys,
+                                 monkeypatch)
+    res = json.loads(out)
+    assert res["diagnostics"]["example_copy_rate"] == 1.0 and any("copies the prompt" in w for w in res["warnings"])
 
 
 # ---- the placebo check -------------------------------------------------------------------------------
