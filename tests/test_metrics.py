@@ -48,13 +48,17 @@ def test_hand_computed_scores():
     assert macro_f1(Y_TRUE, Y_PRED) == pytest.approx(2.8 / 5)
 
 
-def test_macro_f1_present_leaves_out_labels_nobody_has():
+def test_macro_f1_present_averages_over_labels_with_reference_positives():
     t = np.array([[1, 0, 0, 0, 0], [0, 1, 0, 0, 0]])
-    assert macro_f1(t, t) == pytest.approx(2 / 5)  # three labels absent from truth and prediction score 0
+    assert macro_f1(t, t) == pytest.approx(2 / 5)  # three labels absent from the reference score 0
     assert macro_f1_present(t, t) == 1.0
-    p = np.array([[1, 0, 1, 0, 0], [0, 0, 0, 0, 0]])  # a false positive makes `setup` present
-    assert macro_f1_present(t, p) == pytest.approx((1 + 0 + 0) / 3)
+    p = np.array([[1, 0, 1, 0, 0], [0, 0, 0, 0, 0]])  # a false positive on a label the reference lacks
+    assert macro_f1_present(t, p) == pytest.approx((1 + 0) / 2)  # ... is not averaged in: code 1, artifacts 0
     assert macro_f1_present(np.zeros((2, 5), dtype=int), np.zeros((2, 5), dtype=int)) is None
+    s = scores(t, p, NAMES)
+    assert s["macro_f1_left_out"] == ["readability", "setup", "none"]
+    assert [s["per_label"][k]["support"] for k in NAMES] == [1, 1, 0, 0, 0]
+    assert s["macro_f1"] == pytest.approx(1 / 5) and s["macro_f1_present"] == pytest.approx(1 / 2)
 
 
 def test_perfect_and_all_wrong():
@@ -86,8 +90,8 @@ def test_agrees_with_scikit_learn(seed):
 
 def test_scores_dict_and_bad_shapes():
     s = scores(Y_TRUE, Y_PRED, NAMES)
-    assert set(s) == {"hamming_loss", "subset_accuracy", "micro_f1", "macro_f1", "macro_f1_present", "n",
-                      "per_label"}
+    assert set(s) == {"hamming_loss", "subset_accuracy", "micro_f1", "macro_f1", "macro_f1_present",
+                      "macro_f1_left_out", "n", "per_label"}
     assert s["n"] == 4 and list(s["per_label"]) == NAMES
     json.dumps(s)  # plain Python numbers
     empty = scores(np.zeros((0, 5), dtype=int), np.zeros((0, 5), dtype=int), NAMES)
@@ -230,3 +234,21 @@ def test_format_table():
     assert f"{m['baselines']['majority']['test']['micro_f1']:.3f}" in out
     # missing baselines render as dashes, not an error
     console.print(format_table(evaluate([_rec("d1", "test", [1, 0, 0, 0, 0], [1, 0, 0, 0, 0])], EASY)))
+
+
+def test_table_and_json_say_what_macro_f1_averages_over():
+    m = evaluate(_records(), EASY)
+    assert m["zero_division"].startswith("F1, precision and recall are 0 where undefined")
+    # all: references of d1..d5 -> code 3, artifacts 1, readability 2, setup 1, none 0
+    assert [m["all"]["per_label"][k]["support"] for k in NAMES] == [3, 1, 2, 1, 0]
+    assert m["all"]["macro_f1_left_out"] == ["none"]
+    assert m["all"]["macro_f1_present"] > m["all"]["macro_f1"]
+    console = Console(record=True, width=80)
+    console.print(format_table(m))
+    out = console.export_text()
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "macro F1 present*" in out and f"{m['all']['macro_f1_present']:.3f}" in out
+    text = " ".join(out.split())  # the caption wraps
+    assert "support on all (reference positives): code 3, artifacts 1, readability 2, setup 1, none 0" in text
+    assert "fewer than 5 positives (unstable F1): code 3, artifacts 1, readability 2, setup 1" in text
+    assert "macro F1 present* on all leaves out (0 positives): none" in text and "zero_division=0" in text

@@ -375,3 +375,50 @@ def test_unlabelled_run_still_reports_validity_and_cost(tmp_path):
     assert any("1 of 1 labelling runs have no reference labels" in n for n in notes)
     validity = next(t for t in rep.tables() if "Invalid" in t.columns and "Cost (USD)" in t.columns)
     assert validity.rows[0][2] == "30"
+
+
+def _blocks(rep, title):
+    out = []
+
+    def walk(blocks):
+        for b in blocks:
+            if hasattr(b, "blocks"):
+                walk(b.blocks)
+            else:
+                out.append(b)
+
+    walk(next(s for s in rep.sections if s.title == title).blocks)
+    return out
+
+
+def test_report_says_whether_labels_depend_on_the_text(tmp_path):
+    reads = write_label_run(tmp_path / "reads", task="easy", model="m", variant="icl", noise=0.1, invalid=0.0,
+                            seed=5)
+    const = write_label_run(tmp_path / "const", task="easy", model="m", variant="guidelines", noise=0.0,
+                            invalid=0.0, seed=5)
+    lines = [json.loads(x) for x in (const / "predictions.jsonl").read_text().splitlines()]
+    with (const / "predictions.jsonl").open("w") as fh:
+        for r in lines:  # one answer whatever the text
+            fh.write(json.dumps(r | {"labels": [1, 0, 0, 0, 0], "raw": "[1]"}) + "\n")
+    m = json.loads((const / "metrics.json").read_text())
+    m["placebo"] = {"n": 8, "unchanged": 8, "unchanged_share": 1.0, "kind": "neutral"}
+    (const / "metrics.json").write_text(json.dumps(m))
+    rep = build_report(collect(tmp_path), n_boot=200)
+    blocks = _blocks(rep, "Does the model read the text?")
+    (table,) = [b for b in blocks if hasattr(b, "rows")]
+    rows = {r[1]: r for r in table.rows}
+    assert rows["m / guidelines"][2:] == ["1", "30", "100% {code}", "none shown", "100% of 8"]
+    assert rows["m / icl"][2] != "1" and rows["m / icl"][6] == "not run"
+    warns = [b.text for b in blocks if getattr(b, "kind", "") == "warn"]
+    assert len(warns) == 2 and all(w.startswith("easy, m / guidelines:") for w in warns)
+    # what macro F1 averages over: the categories with reference positives, and the rare ones flagged
+    per = _blocks(rep, "Per-label F1")
+    macro = [b for b in per if hasattr(b, "rows") and "Macro F1 (with positives)" in b.columns]
+    assert macro and "zero_division=0" in macro[0].caption
+    support = dict(zip(SHORTS["easy"], [int(x) for x in next(b for b in per if hasattr(b, "rows") and
+                                                               b.rows[-1][0].startswith("support")).rows[-1][1:]]))
+    left = [c for c, s in support.items() if s == 0]
+    assert all(r[3] == (", ".join(left) or "–") for r in macro[0].rows)
+    few = [c for c, s in support.items() if s < 5]
+    flagged = [b.text for b in per if getattr(b, "kind", "") == "warn" and "fewer than 5" in b.text]
+    assert bool(flagged) == bool(few) and all(f"{c} ({support[c]})" in flagged[0] for c in few)

@@ -74,3 +74,13 @@ def emit(result, table, as_json: bool, json_out: Optional[Path]) -> None:
         print(text)
     if json_out is not None:
         console.print(f"JSON written to {json_out}")
+
+
+def run_result(task: str, run_dir, metrics: dict) -> dict:
+    """One labelling run's --json record: where it is, its metrics, and (at the top, to be seen) whether
+    its answers depend on the text."""
+    res = {"task": task, "run_dir": str(run_dir), "metrics": metrics,
+           "diagnostics": metrics.get("diagnostics"), "warnings": metrics.get("warnings", [])}
+    if metrics.get("placebo"):
+        res["placebo"] = metrics["placebo"]
+    return res

@@ -22,9 +22,13 @@ from llmscisci.cli.common import (
     SkipBadLinesOpt,
     console,
     emit,
+    run_result,
 )
 
 SPLITS = ("all", "train", "test")
+PlaceboOpt = Annotated[Optional[int], typer.Option(
+    "--placebo", help="Ask N items again with the text replaced by a neutral passage; report the share of "
+    "unchanged answers (does the model read the text?). Answers go to placebo.jsonl.")]
 # options a resumed run takes from its config.json: giving another value is an error, never ignored
 RESUMED = {"task": "--task", "variant": "--variant", "model": "--model", "limit": "--limit", "split": "--split",
            "shots": "--shots", "max_new_tokens": "--max-new-tokens", "temperature": "--temperature",
@@ -55,6 +59,18 @@ def check_label_options(limit, split, shots, max_new_tokens, temperature, input_
         raise UserError(f"--temperature {temperature}: must be 0 or more")
     if input_csv is not None and not input_csv.exists():
         raise UserError(f"--input {input_csv}: file not found")
+
+
+def check_placebo_options(placebo, model: str, batch_opts) -> None:
+    """--placebo asks a live LLM again: at least one item, not with --batch nor a saved classifier."""
+    from llmscisci.errors import UserError
+    from llmscisci.tasks.placebo import check_placebo
+
+    check_placebo(placebo)
+    if placebo and batch_opts is not None:
+        raise UserError("--placebo asks the model live: run the batch first, then `llmscisci eval RUN --placebo N`")
+    if placebo and model.startswith("baseline:"):
+        raise UserError("--placebo checks an LLM's answers, not a saved classifier's")
 
 
 def resume_conflicts(ctx: typer.Context | None, given: dict, cfg: dict) -> None:
@@ -91,6 +107,7 @@ def label(
     by: Annotated[Optional[str], typer.Option("--by", help="--input: label distribution per group of this column.")] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="--input: items read and labelled per chunk.")] = 1000,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (items, first prompt, tokens, cost or ETA); write nothing.")] = False,
+    placebo: PlaceboOpt = None,
     out_dir: OutOpt = Path("runs"),
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run folder (skips finished items).")] = None,
     max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens")] = None,
@@ -113,16 +130,19 @@ def label(
     from llmscisci.data.codebook import load_codebook
     from llmscisci.data.items import load_items
     from llmscisci.errors import UserError
+    from llmscisci.metrics.diagnostics import summary_lines
     from llmscisci.metrics.evaluate import format_table
     from llmscisci.paths import data_dir as resolve_data_dir
     from llmscisci.paths import data_label
     from llmscisci.prompts.label import check_variant
     from llmscisci.runs import RunFolder
     from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec, draw_shots, run_label, select_items
+    from llmscisci.tasks.placebo import run_placebo
 
     check_variant(variant)
     check_label_options(limit, split, shots, max_new_tokens, temperature, input_csv)
     batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
+    check_placebo_options(placebo, model, batch_opts)
     if chunk_size < 1:
         raise UserError(f"--chunk-size {chunk_size}: must be at least 1")
     opts = backend.options()
@@ -166,7 +186,8 @@ def label(
             res = label_corpus(cb, input_csv, model=model, variant=variant, params=params, opts=opts, limit=limit,
                                shots=shots, paraphrase=paraphrase, out_dir=out_dir, resume=resume,
                                id_column=id_column, text_column=text_column, template=text_template, by=by,
-                               chunk_size=chunk_size, dry_run=dry_run, batch=batch_opts)
+                               chunk_size=chunk_size, dry_run=dry_run, batch=batch_opts,
+                               placebo=None if dry_run else placebo)
             results.append(res["result"])
             tables += res["tables"]
         emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
@@ -200,15 +221,16 @@ def label(
             results.append(res)
             tables.append(line)
             continue
-        metrics = run.metrics()
-        results.append({"task": cb.task, "run_dir": str(run.path), "metrics": metrics})
-        tables += [format_table(metrics), f"run folder: {run.path}"]
+        metrics = run_placebo(run, backend, placebo) if placebo else run.metrics()
+        results.append(run_result(cb.task, run.path, metrics))
+        tables += [format_table(metrics), *summary_lines(metrics), f"run folder: {run.path}"]
     emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
 
 
 def eval_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder with config.json and predictions.jsonl.")],
     reparse: Annotated[bool, typer.Option("--reparse", help="Parse the raw outputs again with the current parser.")] = False,
+    placebo: PlaceboOpt = None,
     skip_bad_lines: SkipBadLinesOpt = False,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
@@ -216,14 +238,19 @@ def eval_cmd(
 ) -> None:
     """Recompute a run's metrics from its predictions (label, SFT/DPO/GRPO evaluation runs)."""
     from llmscisci.errors import UserError
+    from llmscisci.metrics.diagnostics import summary_lines
     from llmscisci.metrics.evaluate import format_table
     from llmscisci.tasks.registry import reevaluate
 
     if not (run_dir / "predictions.jsonl").is_file():
         raise UserError(f"{run_dir}: no predictions.jsonl (not a run folder)")
+    if placebo is not None:
+        check_eval_placebo(run_dir, placebo)
     metrics = reevaluate(run_dir, reparse=reparse, skip_bad=skip_bad_lines)
+    if placebo is not None:
+        metrics = placebo_for_run(run_dir, placebo)
     if "all" in metrics:
-        emit(metrics, format_table(metrics), as_json, json_out)
+        emit(metrics, [format_table(metrics), *summary_lines(metrics)], as_json, json_out)
     elif "distribution" in metrics:  # a corpus run without references: what the model said
         from llmscisci.cli.dryrun import emit_text
         from llmscisci.tasks.stream_finish import distribution_table
@@ -237,6 +264,33 @@ def eval_cmd(
         result = metrics.get("audit", metrics)
         emit(result, JSON(json.dumps(result, default=str)), as_json, json_out)
     console.print(f"metrics written to {run_dir / 'metrics.json'}")
+
+
+def check_eval_placebo(run_dir: Path, placebo: int) -> None:
+    """`eval --placebo` needs a labelling run made by an LLM (checked before anything loads)."""
+    from llmscisci.errors import UserError
+    from llmscisci.runs import RunFolder
+    from llmscisci.tasks.placebo import check_placebo
+
+    check_placebo(placebo)
+    cfg = RunFolder(run_dir).config
+    if cfg.get("kind", "label") != "label" or "codebook" not in cfg:
+        raise UserError(f"{run_dir}: --placebo needs a labelling run (kind {cfg.get('kind')!r})")
+    check_placebo_options(placebo, str(cfg.get("model", "")), None)
+
+
+def placebo_for_run(run_dir: Path, placebo: int) -> dict:
+    """The placebo check on a finished run, with the backend its config.json names (the model, and the
+    OpenAI-compatible server it used, if any); the backend flags' defaults otherwise."""
+    from llmscisci.cli.backend_flags import settings_from
+    from llmscisci.runs import RunFolder
+    from llmscisci.tasks.placebo import run_placebo
+
+    run = RunFolder(run_dir)
+    cfg = run.config
+    base_url = (cfg.get("backend") or {}).get("base_url")
+    backend = load_run_backend(cfg["model"], settings_from({"base_url": base_url}).options(), None)
+    return run_placebo(run, backend, placebo)
 
 
 def _resume_label(run_dir, *, cache=None, no_cache=False, prices=None, base_url=None) -> None:

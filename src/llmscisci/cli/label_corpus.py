@@ -38,7 +38,7 @@ def dry_run_items(codebook, items, *, model, variant, params, opts, shots=0, par
 
 
 def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, shots, paraphrase, out_dir, resume,
-                 id_column, text_column, template, by, chunk_size, dry_run, batch=None) -> dict:
+                 id_column, text_column, template, by, chunk_size, dry_run, batch=None, placebo=None) -> dict:
     """Label (or plan) one codebook over the corpus; {"result": JSON result, "tables": what a person reads}."""
 
     from llmscisci.data.corpus import CorpusPlan
@@ -89,9 +89,16 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
 
         res, line = pending_result(codebook.task, exc)
         return {"result": res, "tables": [line]}
-    metrics = run.metrics()
+    if placebo:
+        from llmscisci.tasks.placebo import run_placebo
+
+        metrics = run_placebo(run, labeller, placebo)
+    else:
+        metrics = run.metrics()
     tables = []
     if isinstance(metrics.get("all"), dict) and "macro_f1" in metrics["all"]:
         tables.append(format_table(metrics))
     tables += [distribution_table(metrics), f"run folder: {run.path}"]
-    return {"result": {"task": codebook.task, "run_dir": str(run.path), "metrics": metrics}, "tables": tables}
+    from llmscisci.cli.common import run_result
+
+    return {"result": run_result(codebook.task, run.path, metrics), "tables": tables}

@@ -19,10 +19,11 @@ from rich.table import Table
 from llmscisci.console import fmt
 from llmscisci.data.codebook import Codebook
 from llmscisci.data.validate import LabelError, check_shape
-from llmscisci.metrics.multilabel import majority_vector, prior_predictions, scores
+from llmscisci.metrics.multilabel import ZERO_DIVISION, majority_vector, prior_predictions, scores
 
 INVALID_POLICY = "invalid outputs are scored as predicting no category (all zeros)"
-SCORE_KEYS = ("hamming_loss", "subset_accuracy", "micro_f1", "macro_f1")
+SCORE_KEYS = ("hamming_loss", "subset_accuracy", "micro_f1", "macro_f1", "macro_f1_present")
+FEW_POSITIVES = 5  # a category with fewer reference positives than this gets a wide, unstable F1
 
 
 def _vector(value, n: int) -> tuple[int, ...] | None:
@@ -97,6 +98,7 @@ def evaluate(
         "baselines": _baselines(t, test, train_reference if train_reference is not None else train_rows,
                                 codebook, seed),
         "invalid_policy": INVALID_POLICY,
+        "zero_division": ZERO_DIVISION,
         "seed": seed,
     }
     return out
@@ -149,7 +151,7 @@ def format_table(metrics: dict) -> Table:
     sources = [metrics.get("all"), metrics.get("test"), maj.get("all"), maj.get("test"), pri.get("all"),
                pri.get("test")]
     labels = {"hamming_loss": "Hamming loss ↓", "subset_accuracy": "subset accuracy",
-              "micro_f1": "micro F1", "macro_f1": "macro F1"}
+              "micro_f1": "micro F1", "macro_f1": "macro F1", "macro_f1_present": "macro F1 present*"}
     for key in SCORE_KEYS:
         table.add_row(labels[key], *[_fmt((s or {}).get(key)) for s in sources])
     table.add_row("n", *[str(s.get("n", 0)) if s else "–" for s in sources])
@@ -162,6 +164,29 @@ def format_table(metrics: dict) -> Table:
         (f"{partial} (interrupted: resume it to finish); " if partial else "")
         + f"{metrics.get('n_items', 0)} items ({metrics.get('n_scored', 0)} with a reference); "
         f"invalid {_fmt(metrics.get('invalid_rate'))}, repaired {_fmt(metrics.get('repaired_rate'))}; "
-        "invalid scored as all zeros; baselines fitted on train" + extra
+        "invalid scored as all zeros; baselines fitted on train" + extra + "\n" + support_note(metrics)
     )
     return table
+
+
+def support_note(metrics: dict) -> str:
+    """Support per category (reference positives), what macro F1 present* leaves out, the categories
+    with few positives, and the zero-division rule: what the macro averages are over."""
+    parts = []
+    for split in ("all", "test"):
+        sc = metrics.get(split) or {}
+        per = sc.get("per_label") or {}
+        if not per:
+            continue
+        support = ", ".join(f"{k} {v.get('support', 0)}" for k, v in per.items())
+        parts.append(f"support on {split} (reference positives): {support}")
+        few = [f"{k} {v['support']}" for k, v in per.items() if 0 < v.get("support", 0) < FEW_POSITIVES]
+        if few:
+            parts.append(f"  fewer than {FEW_POSITIVES} positives (unstable F1): {', '.join(few)}")
+        left = sc.get("macro_f1_left_out") or []
+        if left:
+            parts.append(f"  macro F1 present* on {split} leaves out (0 positives): {', '.join(left)}")
+    if parts:
+        parts.append("*present: macro F1 over the categories with reference positives; F1 is 0 where "
+                     "undefined (zero_division=0)")
+    return "\n".join(parts)

@@ -1,7 +1,8 @@
 """Multi-label scores and baselines. Pure functions over 0/1 int arrays of shape (n_items, n_labels).
 
 Scores come from scikit-learn (`zero_division=0`: a label with no predicted or no true positives
-scores 0 where the ratio is undefined). Baselines are fitted on training labels only and obey the
+scores 0 where the ratio is undefined; `ZERO_DIVISION` says so in words). `macro_f1_present` averages
+over the labels with reference positives only, and `scores` names the labels it leaves out. Baselines are fitted on training labels only and obey the
 exclusive-`none` policy of the project's validator.
 """
 
@@ -61,11 +62,24 @@ def macro_f1(y_true, y_pred) -> float:
     return float(f1_score(t, p, average="macro", zero_division=0))
 
 
+ZERO_DIVISION = ("F1, precision and recall are 0 where undefined (scikit-learn's zero_division=0): a category "
+                 "with no reference positives scores 0 in macro F1 whatever the model does, so macro F1 over "
+                 "all categories is capped below 1; macro_f1_present averages over the categories with "
+                 "reference positives only")
+
+
+def present_labels(y_true) -> list[int]:
+    """The columns with at least one reference positive."""
+    t = as_matrix(y_true)
+    return [j for j in range(t.shape[1]) if t[:, j].any()]
+
+
 def macro_f1_present(y_true, y_pred) -> float | None:
-    """Macro F1 over the labels that occur in the truth or the predictions only: a label absent from
-    both (F1 undefined) is left out instead of scored 0. None when no label occurs at all."""
+    """Macro F1 over the labels with at least one reference positive: a label the reference never
+    carries (its F1 is 0 or undefined whatever the model does) is left out instead of scored 0. None
+    when the reference carries no label at all."""
     t, p = _pair(y_true, y_pred)
-    present = [j for j in range(t.shape[1]) if t[:, j].any() or p[:, j].any()]
+    present = present_labels(t)
     if not present:
         return None
     return float(f1_score(t, p, average="macro", labels=present, zero_division=0))
@@ -91,14 +105,17 @@ def scores(y_true, y_pred, names: Sequence[str]) -> dict:
     t = as_matrix(y_true, len(names))
     if t.shape[0] == 0:
         return {"hamming_loss": None, "subset_accuracy": None, "micro_f1": None, "macro_f1": None,
-                "macro_f1_present": None, "n": 0,
+                "macro_f1_present": None, "macro_f1_left_out": [], "n": 0,
                 "per_label": {}}
+    present = set(present_labels(t))
     return {
         "hamming_loss": hamming_loss(t, y_pred),
         "subset_accuracy": subset_accuracy(t, y_pred),
         "micro_f1": micro_f1(t, y_pred),
         "macro_f1": macro_f1(t, y_pred),
         "macro_f1_present": macro_f1_present(t, y_pred),
+        # the categories macro_f1_present leaves out: no reference positive among these items
+        "macro_f1_left_out": [name for j, name in enumerate(names) if j not in present],
         "n": int(t.shape[0]),
         "per_label": per_label(t, y_pred, names),
     }

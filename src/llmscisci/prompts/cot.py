@@ -32,10 +32,12 @@ def vector_text(labels: Sequence[int]) -> str:
 
 def fields(codebook: Codebook) -> dict:
     none_i = codebook.none_index
+    # the format example obeys the prompt's own rule: it never marks the exclusive `none` category
+    others = [i for i in range(codebook.n) if i != none_i] or [0]
     example = [0] * codebook.n
-    example[0] = 1
-    if codebook.n >= 4:
-        example[2] = 1
+    example[others[0]] = 1
+    if codebook.n >= 4 and len(others) >= 3:
+        example[others[2]] = 1
     return {
         "question": codebook.question or f"Which categories of the task {codebook.task!r} apply?",
         "title": codebook.title or codebook.task,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tomllib
 from functools import lru_cache
 from importlib import resources
@@ -76,8 +75,6 @@ def rubric(codebook: Codebook) -> str:
 
 def _fields(codebook: Codebook) -> dict:
     none_i = codebook.none_index
-    example = [1, 3] if codebook.n >= 3 else [1]
-    obj = {s: (i + 1 in example) for i, s in enumerate(codebook.shorts)}
     domain, persona = framing(codebook)
     return {
         "domain": domain,
@@ -88,8 +85,8 @@ def _fields(codebook: Codebook) -> dict:
         "n": codebook.n,
         "none_number": (none_i + 1) if none_i is not None else "-",
         "none_name": codebook.categories[none_i].name if none_i is not None else "-",
-        "example_numbers": json.dumps(example),
-        "example_object": json.dumps(obj),
+        # the structured answer's fields, named without values: no answer a model could copy
+        "field_names": ", ".join(codebook.shorts),
     }
 
 
@@ -129,6 +126,18 @@ def build_messages(
         msgs.append({"role": "assistant", "content": shot_answer})
     msgs.append({"role": "user", "content": user_prompt(text, codebook, variant)})
     return msgs
+
+
+def shown_examples(codebook: Codebook, variant: str, shots: list[tuple[str, str]] | None = None) -> list[str]:
+    """The complete answers a run's prompt shows: the k-shot answers and, for the chain-of-thought variant,
+    the example label vector of its task prompt. A run whose answers equal one of them copies the prompt
+    (the `example_copy_rate` of its diagnostics)."""
+    examples = [answer for _, answer in shots or []]
+    if _delegated(variant):
+        from llmscisci.prompts import cot
+
+        examples.append(cot.fields(codebook)["example"])
+    return examples
 
 
 def is_structured(variant: str) -> bool:

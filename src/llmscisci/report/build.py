@@ -19,6 +19,7 @@ from llmscisci import runs
 from llmscisci.metrics import stats as S
 from llmscisci.report import plots
 from llmscisci.report.collect import Collection, JsonTable, OtherRun, TrainRun
+from llmscisci.report.diagnostics import macro_table, text_dependence_section
 from llmscisci.report.distribution import distribution_section
 from llmscisci.report.runstats import SPLITS, RunStats, _num, _pred, run_stats
 from llmscisci.report.document import Figure, Report, Section, Table, Text
@@ -75,6 +76,9 @@ def build_report(
             overview.add(Text(f"{run.rel or run.name}: {run.bad_lines} unreadable line(s) of predictions.jsonl "
                               "skipped (--skip-bad-lines).", "warn"))
     rep.sections.append(overview)
+    reads = text_dependence_section(col.label_runs)
+    if reads is not None:
+        rep.sections.append(reads)
 
     scored = [s for s in stats if s.splits]  # runs with reference labels to score against
     if stats and len(scored) < len(stats):
@@ -331,6 +335,9 @@ def _per_label(col: Collection, stats: list[RunStats], figs: _Figures) -> Sectio
         support = have[0].splits["all"].support
         rows.append(["support (reference positives)"] + [str(x) for x in support])
         sub.add(Table(["Cell"] + list(shorts), rows, caption=f"{task}: F1 per label"))
+        for block in macro_table(task, [(s.run.name, s.splits["all"].f1, s.splits["all"].support) for s in have
+                                        if len(s.run.shorts) == len(shorts)], shorts):
+            sub.add(block)
         sec.add(sub)
     return sec
 

@@ -1,11 +1,43 @@
 """The end of a labelling run: metrics.json and predictions.csv from its predictions, and how complete
-the run is (`partial` when fewer items were labelled than planned). Shared by study runs, streamed
-corpus runs and `llmscisci eval`."""
+the run is (`partial` when fewer items were labelled than planned), and whether its answers depend on the
+text (`diagnostics`, the `placebo` check read from placebo.jsonl, `warnings`). Shared by study runs,
+streamed corpus runs and `llmscisci eval`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from llmscisci.data.codebook import Codebook
-from llmscisci.runs import RunFolder
+from llmscisci.metrics.diagnostics import AnswerDiagnostics, placebo_summary, prompt_examples, warnings
+from llmscisci.runs import RunFolder, iter_jsonl
+
+PLACEBO_FILE = "placebo.jsonl"  # the placebo check's answers, kept apart from predictions.jsonl
+
+
+def answer_diagnostics(config: dict, codebook: Codebook) -> AnswerDiagnostics:
+    return AnswerDiagnostics(prompt_examples(config), codebook.shorts)
+
+
+def read_placebo(run: RunFolder) -> dict | None:
+    path = run.path / PLACEBO_FILE
+    return placebo_summary(list(iter_jsonl(path))) if path.is_file() else None
+
+
+def add_diagnostics(metrics: dict, run: RunFolder, codebook: Codebook, records: Iterable[dict] | None = None,
+                    diag: AnswerDiagnostics | None = None) -> dict:
+    """`diagnostics`, `placebo` (when the check was run) and `warnings` of a run, into `metrics`."""
+    if diag is None:
+        diag = answer_diagnostics(run.config, codebook)
+        for rec in records or []:
+            diag.add(rec)
+    metrics["diagnostics"] = diag.as_dict()
+    placebo = read_placebo(run)
+    if placebo is not None:
+        metrics["placebo"] = placebo
+    else:
+        metrics.pop("placebo", None)
+    metrics["warnings"] = warnings(metrics["diagnostics"], placebo)
+    return metrics
 
 
 def planned_items(config: dict) -> int | None:
@@ -58,6 +90,7 @@ def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = 
     versions = sorted({p["model_version"] for p in preds if p.get("model_version")})
     if versions:
         metrics["model_versions"] = versions
+    add_diagnostics(metrics, run, codebook, preds)
     run.write_metrics(metrics)
     rows = []
     for p in preds:

@@ -79,6 +79,8 @@ class LabelSpec:
             "system_prompt": prompts.system_prompt(self.codebook, self.variant, self.paraphrase),
             "paraphrase": self.paraphrase,
             "shot_examples": shots,
+            # the complete answers the prompt shows (diagnostics: how many answers copy one)
+            "prompt_examples": prompts.shown_examples(self.codebook, self.variant, shots),
             # the majority/prior baselines are fitted on the whole train split, whatever --limit selects
             "train_reference": train_reference or [],
         }

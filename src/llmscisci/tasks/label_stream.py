@@ -67,6 +67,7 @@ def stream_config(spec: LabelSpec, plan: CorpusPlan, describe: dict, by: str | N
             "backend": describe, "structured": prompts.is_structured(spec.variant),
             "system_prompt": prompts.system_prompt(spec.codebook, spec.variant, spec.paraphrase),
             "paraphrase": spec.paraphrase, "seed": spec.params.seed, "shot_examples": [], "train_reference": [],
+            "prompt_examples": prompts.shown_examples(spec.codebook, spec.variant),
             "streamed": True, "by": by}
 
 

@@ -112,6 +112,9 @@ def finish_stream(run: RunFolder, codebook: Codebook, plan: CorpusPlan | None = 
         run.write_metrics(metrics)
         _maybe_parquet(run, codebook, metrics["n"] if "n" in metrics else dist.n)
         return metrics
+    from llmscisci.tasks.finish import add_diagnostics, answer_diagnostics
+
+    diag = answer_diagnostics(cfg, codebook)
     n = invalid = failed = refusals = empty = tok_in = tok_out = 0
     cost, seconds, versions = None, 0.0, set()
     tmp = run.path / ".predictions.csv.tmp"
@@ -134,6 +137,7 @@ def finish_stream(run: RunFolder, codebook: Codebook, plan: CorpusPlan | None = 
             if rec.get("model_version"):
                 versions.add(rec["model_version"])
             dist.add(rec)
+            diag.add(rec)
             w.writerow(csv_row(rec, codebook))
     os.replace(tmp, run.path / "predictions.csv")
     prev = run.metrics().get("timing")
@@ -147,6 +151,7 @@ def finish_stream(run: RunFolder, codebook: Codebook, plan: CorpusPlan | None = 
         metrics["timing"] = {"last_wall_seconds": round(wall_seconds, 3), "previous": prev or None}
     if versions:
         metrics["model_versions"] = sorted(versions)
+    add_diagnostics(metrics, run, codebook, diag=diag)
     run.write_metrics(metrics)
     _maybe_parquet(run, codebook, n)
     return metrics
@@ -177,4 +182,7 @@ def distribution_table(metrics: dict) -> str:
                                                        if metrics.get("cost_usd") is not None else ""))
     if metrics.get("partial"):
         lines.append(f"PARTIAL: {metrics.get('n')} of {metrics.get('n_planned')} planned items (interrupted: resume it)")
+    from llmscisci.metrics.diagnostics import summary_lines
+
+    lines += summary_lines(metrics)
     return "\n".join(lines)

@@ -27,8 +27,11 @@ class Label(TaskKind):
     prompts = label_prompts
     label_like = True
     results_title = "labelling (all evaluated items)"
-    headline_columns = [("micro F1", "micro_f1"), ("macro F1", "macro_f1"), ("subset", "subset_accuracy"),
-                        ("Hamming", "hamming_loss"), ("invalid", "invalid_rate")]
+    # macro F1 present: over the categories with reference positives; top answer: the share of valid answers
+    # equal to the most frequent label vector (near 1: the labels do not depend on the text)
+    headline_columns = [("micro F1", "micro_f1"), ("macro F1", "macro_f1"), ("macro F1 present", "macro_f1_present"),
+                        ("subset", "subset_accuracy"), ("Hamming", "hamming_loss"), ("invalid", "invalid_rate"),
+                        ("top answer", "top_answer_share")]
 
     def accepts(self, model: str) -> bool:
         return model_kind(model) != "baseline"
@@ -83,8 +86,9 @@ class Label(TaskKind):
 
     def headline(self, metrics):
         a = metrics.get("all") or {}
-        h = {k: a.get(k) for k in ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss")}
+        h = {k: a.get(k) for k in ("micro_f1", "macro_f1", "macro_f1_present", "subset_accuracy", "hamming_loss")}
         h["invalid_rate"] = metrics.get("invalid_rate", 0.0)
+        h["top_answer_share"] = (metrics.get("diagnostics") or {}).get("top_answer_share")
         return h
 
     def reevaluate(self, run_dir, reparse=False, skip_bad=False):

@@ -1,0 +1,79 @@
+"""The placebo check, a quick test of "does the model read the text?".
+
+`run_placebo(run, backend, n)` asks the run's model again about `n` of its items (a seeded choice among
+the items with a valid answer), with the run's own prompt (variant, wording, k-shot examples, generation
+settings) but the item's text replaced by one fixed neutral passage that names no category
+(`NEUTRAL_PASSAGE`, kind `neutral`). A model that reads the text answers the neutral passage differently
+from most items; a model that answers the same whatever the text keeps its answers. The answers go to
+placebo.jsonl in the run folder, never into predictions.jsonl, and metrics.json gets a `placebo` object
+(n, unchanged, unchanged_share, kind) and its warning.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from llmscisci.backends.base import Backend, GenParams
+from llmscisci.data.codebook import Codebook
+from llmscisci.errors import UserError
+from llmscisci.prompts import label as prompts
+from llmscisci.runs import RunFolder, atomic_write
+from llmscisci.tasks.finish import PLACEBO_FILE
+from llmscisci.tasks.parse import parse_answer
+from llmscisci.tasks.stream_finish import iter_predictions
+
+KIND = "neutral"
+NEUTRAL_PASSAGE = ("The weather stayed mild for most of the week, with light rain on Tuesday and sunshine over "
+                   "the weekend. The town library extended its opening hours, and the bakery on the main square "
+                   "began selling a new rye bread.")
+
+
+def check_placebo(n: int | None) -> None:
+    if n is not None and n < 1:
+        raise UserError(f"--placebo {n}: must be at least 1 (the number of items to ask again)")
+
+
+def choose_items(run: RunFolder, n: int, seed: int) -> list[dict]:
+    """n items with a valid model answer (not the empty-text rule's), chosen with `seed` in item order."""
+    pool = {}
+    for rec in iter_predictions(run):
+        key = (str(rec.get("task")), str(rec.get("doi")))
+        if rec.get("valid") and rec.get("labels") is not None and not rec.get("empty") and not rec.get("error"):
+            pool[key] = {"doi": rec.get("doi"), "task": rec.get("task"), "labels": list(rec["labels"])}
+        else:
+            pool.pop(key, None)  # the last record of an item wins, as in the metrics
+    items = [pool[k] for k in sorted(pool)]
+    if not items:
+        raise UserError(f"{run.path}: no item with a valid answer to ask again (--placebo)")
+    return random.Random(seed).sample(items, min(n, len(items)))
+
+
+def run_placebo(run: RunFolder, backend: Backend, n: int, seed: int | None = None) -> dict:
+    """Ask `n` items again with the neutral passage (seeded choice: `seed`, else the run's); write
+    placebo.jsonl (replacing an earlier check's) and recompute metrics.json. Returns the metrics."""
+    check_placebo(n)
+    cfg = run.config
+    if "codebook" not in cfg or cfg.get("kind", "label") != "label":
+        raise UserError(f"{run.path}: --placebo needs a labelling run (kind {cfg.get('kind')!r})")
+    codebook = Codebook(**cfg["codebook"])
+    variant = cfg.get("variant", "guidelines")
+    params = GenParams(**cfg["params"])
+    seed = params.seed if seed is None else seed
+    shots = [tuple(s) for s in cfg.get("shot_examples") or []]
+    chosen = choose_items(run, n, seed)
+    msgs = prompts.build_messages(NEUTRAL_PASSAGE, codebook, variant, shots, int(cfg.get("paraphrase") or 0))
+    schema = prompts.label_schema(codebook) if prompts.is_structured(variant) else None
+    with run.writing():
+        gens = backend.generate([msgs] * len(chosen), params, schema=schema)
+        rows = []
+        for item, gen in zip(chosen, gens):
+            parsed = parse_answer(gen.text, codebook) if gen.error is None else None
+            labels = list(parsed.labels) if parsed and parsed.valid and parsed.labels is not None else None
+            rows.append({"doi": item["doi"], "task": item["task"], "kind": KIND, "passage": NEUTRAL_PASSAGE,
+                         "seed": seed, "raw": gen.text, "labels": labels, "valid": labels is not None,
+                         "error": gen.error, "original": item["labels"], "unchanged": labels == item["labels"]})
+        atomic_write(run.path / PLACEBO_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    from llmscisci.tasks.label import reevaluate
+
+    return reevaluate(run.path)  # metrics.json again, now with the `placebo` object and its warning
