@@ -74,3 +74,15 @@ def emit(result, table, as_json: bool, json_out: Optional[Path]) -> None:
         print(text)
     if json_out is not None:
         console.print(f"JSON written to {json_out}")
+
+
+def exit_if_unanswered(metrics: list[dict], noun: str = "items") -> None:
+    """After the results are shown: a run that ended with items the server never answered exits 3
+    with one line (ItemsFailed), so that a script or a pipeline notices; a re-run asks them again."""
+    from llmscisci.errors import ItemsFailed
+
+    n = sum(int(m.get("unanswered") or 0) for m in metrics)
+    if n:
+        last = next(m["last_error"] for m in reversed(metrics) if m.get("unanswered"))
+        raise ItemsFailed(f"{n} {noun if n != 1 else noun.rstrip('s')} failed (last error: {last}); "
+                          "re-run the same command to retry them")

@@ -23,6 +23,7 @@ from llmscisci.cli.common import (
     OutOpt,
     console,
     emit,
+    exit_if_unanswered,
     out,
 )
 from llmscisci.cli.tables import print_table
@@ -272,6 +273,7 @@ def judge(
     metrics = run.metrics()
     emit({"run_dir": str(run.path), "metrics": metrics}, judge_tables(metrics) + [f"run folder: {run.path}"],
          as_json, json_out)
+    exit_if_unanswered([metrics], "calls")
 
 
 def agree(

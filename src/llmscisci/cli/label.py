@@ -22,6 +22,7 @@ from llmscisci.cli.common import (
     SkipBadLinesOpt,
     console,
     emit,
+    exit_if_unanswered,
 )
 
 SPLITS = ("all", "train", "test")
@@ -167,6 +168,7 @@ def label(
             results.append(res["result"])
             tables += res["tables"]
         emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
+        exit_if_unanswered([r["metrics"] for r in results if "metrics" in r])
         return
     source_dir = resolve_data_dir(data_dir)
     source = data_label(source_dir)  # recorded as `bundled` for the packaged dataset
@@ -201,6 +203,7 @@ def label(
         results.append({"task": cb.task, "run_dir": str(run.path), "metrics": metrics})
         tables += [format_table(metrics), f"run folder: {run.path}"]
     emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
+    exit_if_unanswered([r["metrics"] for r in results if "metrics" in r])
 
 
 def eval_cmd(

@@ -19,6 +19,7 @@ from rich.table import Table
 from llmscisci.console import fmt
 from llmscisci.data.codebook import Codebook
 from llmscisci.data.validate import LabelError, check_shape
+from llmscisci.records import is_valid as record_is_valid
 from llmscisci.metrics.multilabel import majority_vector, prior_predictions, scores
 
 INVALID_POLICY = "invalid outputs are scored as predicting no category (all zeros)"
@@ -65,7 +66,7 @@ def evaluate(
     y_true, y_pred, is_test, is_train, is_valid, train_rows = [], [], [], [], [], []
     for r in records:
         pred = _vector(r.get("labels"), n)
-        valid = bool(r.get("valid")) and pred is not None
+        valid = record_is_valid(r) and pred is not None
         valid_flags.append(valid)
         repaired_flags.append(valid and bool(r.get("repaired")))
         ref = _vector(r.get("reference"), n)

@@ -27,14 +27,8 @@ BATCH = 5000
 
 
 def _records(run: RunFolder) -> Iterator[dict]:
-    with run.predictions_path.open(encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if line:
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:  # a torn last line of a killed run
-                    continue
+    """One record per item, its latest attempt (a retried item is written once per attempt)."""
+    return run.iter_predictions()
 
 
 def _meta_types(run: RunFolder, reserved: set[str]) -> dict[str, str]:

@@ -33,6 +33,7 @@ from llmscisci.metrics.judge_audit import JudgedOrder, audit, exact_score
 from llmscisci.prompts import judge as prompts
 from llmscisci.records import JudgeCall
 from llmscisci.runs import RunFolder, read_jsonl, slug, stable_hash
+from llmscisci.tasks.finish import unanswered
 from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.judge_parse import parse_judge
 
@@ -345,6 +346,7 @@ def judge_metrics(preds: list[JudgeCall], codebook: Codebook) -> dict:
         "items": len({(p.doi, p.task) for p in preds}),
         "orders": len({tuple(p.order) for p in preds}),
         "failed": len(preds) - len(ok),
+        **unanswered(preds),
         "valid_rate": _rate([bool(p.valid) for p in preds]),
         "scores_parsed_rate": _rate([bool(p.scores_valid) for p in preds]),
         "final_parsed_rate": _rate([bool(p.final_valid) for p in preds]),

@@ -3,7 +3,9 @@
 Memory is bounded by the chunk, not the corpus: the input is read `chunk_size` items at a time, each
 prediction is appended to predictions.jsonl as it arrives (flushed at once, fsynced once per chunk), and
 `progress.json` records how many whole chunks are done. A killed run resumes where it stopped: whole
-chunks are skipped, and within the interrupted chunk the items already written are not asked again.
+chunks are skipped, and within the interrupted chunk the items already written are not asked again;
+items whose latest attempt got no answer are asked again wherever they are (a new line each: readers
+count an item once, its latest attempt).
 
 Texts that are empty after stripping get a `none` prediction marked `"empty": true`, with no model call.
 The labeller is an LLM backend (prompted with the codebook) or a fitted classifier (`baseline:DIR`).
@@ -158,6 +160,8 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
     ckpt_path = run.path / PROGRESS
     ckpt = json.loads(ckpt_path.read_text("utf-8")) if ckpt_path.is_file() else {"chunks": 0, "offset": 0}
     tail = {r.get("doi") for r in _drop_unanswered(run.predictions_path, int(ckpt.get("offset", 0)))}
+    # items of finished chunks whose latest attempt got no answer: asked again (a new line each)
+    retry = {r.get("doi") for r in run.iter_predictions() if r.get("call_failed")}
     total = plan.n_items if spec.limit is None else min(plan.n_items, spec.limit)
     schema = prompts.label_schema(spec.codebook) if prompts.is_structured(spec.variant) else None
     is_classifier = isinstance(labeller, Classifier)
@@ -173,10 +177,8 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
                     break
                 chunk = chunk[: total - seen]
                 seen += len(chunk)
-                if ci < int(ckpt.get("chunks", 0)):
-                    bar.skip(len(chunk))
-                    continue
-                pending = [it for it in chunk if it.doi not in tail]
+                finished = ci < int(ckpt.get("chunks", 0))
+                pending = [it for it in chunk if (it.doi in retry if finished else it.doi not in tail)]
                 bar.skip(len(chunk) - len(pending))
                 todo = []
                 for it in pending:
@@ -191,6 +193,9 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
                         bar.advance()
                 elif todo:
                     _generate(labeller, todo, spec, phash, schema, writer, bar, rule)
+                if finished:  # the checkpoint stays: its offset still marks where the unfinished chunk starts
+                    writer.sync()
+                    continue
                 ckpt = {"chunks": ci + 1, "offset": writer.sync(), "items": seen}
                 write_json(ckpt_path, ckpt)
                 tail = set()
