@@ -43,8 +43,17 @@ StructuredModeOpt = Annotated[
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON on stdout (nothing else on stdout; logs go to stderr).")
 ]
+def _json_out(value: Optional[Path]) -> Optional[Path]:
+    if value is not None:
+        from llmscisci.paths import check_output_path
+
+        check_output_path(value, "file", "--json-out")  # before any work: a bad path is not found at the end
+    return value
+
+
 JsonOutOpt = Annotated[
-    Optional[Path], typer.Option("--json-out", help="Also write the result as JSON to this file.", show_default=False)
+    Optional[Path], typer.Option("--json-out", help="Also write the result as JSON to this file.", show_default=False,
+                                 callback=_json_out)
 ]
 SkipBadLinesOpt = Annotated[
     bool, typer.Option("--skip-bad-lines", help="Use the readable lines of a damaged predictions file (the "

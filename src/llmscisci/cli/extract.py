@@ -113,6 +113,10 @@ def extract(
         src = read_page(page, timeout=fetch_timeout)
         sources.append((src, split_blocks(src.text, src.origin)))  # a page without records fails here
     opts = backend.options()
+    if not dry_run:
+        from llmscisci.paths import check_output_path
+
+        check_output_path(out_dir, "folder")  # before the model loads
     if dry_run:
         from llmscisci.cli.dryrun import emit_text, plan_conversations
         from llmscisci.prompts import extract as extract_prompts

@@ -248,6 +248,10 @@ def judge(
     console.print(f"judging {len(selected)} items x {len(order_list)} orders of {len(candidates)} candidates: "
                   + ", ".join(c.name for c in candidates))
     opts = backend.options()
+    if not dry_run:
+        from llmscisci.paths import check_output_path
+
+        check_output_path(out_dir, "folder")  # before the model loads
     if dry_run:
         from llmscisci.cli.dryrun import emit_text, plan_conversations
         from llmscisci.prompts import judge as judge_prompts

@@ -125,6 +125,13 @@ def label(
         raise UserError(f"--chunk-size {chunk_size}: must be at least 1")
     opts = backend.options()
     paraphrase = 0
+    if not dry_run:  # every output path is checked before anything is loaded or sent
+        from llmscisci.paths import check_output_path
+
+        if resume is not None:
+            check_output_path(resume, "folder", "--resume")
+        else:
+            check_output_path(out_dir, "folder")
     if (id_column or text_column or text_template or by) and input_csv is None and resume is None:
         raise UserError("--id-column, --text-column, --text and --by apply to --input")
     if resume is not None:
