@@ -82,7 +82,7 @@ def label(
     split: Annotated[str, typer.Option("--split", help="all | train | test (canonical DOI-grouped split)")] = "all",
     shots: Annotated[int, typer.Option("--shots", help="k in-context examples drawn from the train split.")] = 0,
     data_dir: DataDirOpt = None,
-    input_csv: Annotated[Optional[Path], typer.Option("--input", help="Your own corpus: CSV, TSV, JSONL, Parquet (.gz too), a Hugging Face dataset folder or OpenAlex works.")] = None,
+    input_csv: Annotated[Optional[Path], typer.Option("--input", help="Your own corpus: CSV, TSV or JSONL (.gz too), Parquet, a Hugging Face dataset folder or OpenAlex works.")] = None,
     id_column: Annotated[Optional[str], typer.Option("--id-column", help="--input: the id column (default doi, else id).")] = None,
     text_column: Annotated[Optional[str], typer.Option("--text-column", help="--input: the column to label (default: the codebook's).")] = None,
     text_template: Annotated[Optional[str], typer.Option("--text", help="--input: a template over columns, e.g. '{title}. {abstract}'.")] = None,
@@ -208,7 +208,7 @@ def label(
             continue
         metrics = run.metrics()
         results.append({"task": cb.task, "run_dir": str(run.path), "metrics": metrics})
-        tables += [format_table(metrics), f"run folder: {run.path}"]
+        tables += [format_table(metrics, cb.task), f"run folder: {run.path}"]
     emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
     exit_if_unanswered([r["metrics"] for r in results if "metrics" in r])
 

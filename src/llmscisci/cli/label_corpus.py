@@ -92,6 +92,6 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
     metrics = run.metrics()
     tables = []
     if isinstance(metrics.get("all"), dict) and "macro_f1" in metrics["all"]:
-        tables.append(format_table(metrics))
+        tables.append(format_table(metrics, codebook.task))
     tables += [distribution_table(metrics), f"run folder: {run.path}"]
     return {"result": {"task": codebook.task, "run_dir": str(run.path), "metrics": metrics}, "tables": tables}

@@ -135,14 +135,15 @@ def completeness_note(metrics: dict) -> str | None:
     return None
 
 
-def format_table(metrics: dict) -> Table:
+def format_table(metrics: dict, task: str | None = None) -> Table:
     """A short summary: metric rows; the model on all items and on the test split, with the majority
     and prior baselines alongside; n, invalid and repaired rates in the caption. Fits 80 columns (two-line
-    headers, numbers never cut), so it stays legible in a terminal, a log file or a pipe."""
+    headers, numbers never cut), so it stays legible in a terminal, a log file or a pipe. `task` names the
+    task in the title (a run of several tasks prints one table each)."""
     base = metrics.get("baselines") or {}
     maj, pri = base.get("majority") or {}, base.get("prior") or {}
     partial = completeness_note(metrics)
-    title = "Labelling metrics" + (f" — {partial}" if partial else "")
+    title = "Labelling metrics" + (f": task {task}" if task else "") + (f" — {partial}" if partial else "")
     table = Table(title=title, title_justify="left", caption_justify="left")
     table.add_column("metric", no_wrap=True)
     for head in ("all", "test", "maj.\nall", "maj.\ntest", "prior\nall", "prior\ntest"):
