@@ -390,3 +390,27 @@ def test_model_conversion_progress_bars_are_quiet(capfd):
             pass
     assert "Converting" not in capfd.readouterr().err
     assert hf_logging.is_progress_bar_enabled()  # restored afterwards
+
+
+def test_a_grid_finds_its_runs_made_before_text_fingerprints(tmp_path, data_dir, monkeypatch):
+    """A grid's finished cell whose folder predates text fingerprints is still recognised as done."""
+    from llmscisci.backends import registry
+    from llmscisci.runs import stable_hash, write_json
+    from llmscisci.tasks import grid as G
+    from llmscisci.tasks.texts import without_texts
+
+    out = tmp_path / "grid"
+    cfg = tmp_path / "g.toml"
+    cfg.write_text(f'name = "t"\nout = "{out}"\ntasks = ["easy"]\nvariants = ["guidelines"]\n'
+                   'models = ["openai:gpt-4o-mini"]\nlimit = 3\n', encoding="utf-8")
+    monkeypatch.setattr(registry, "load_backend", lambda name, opts=None: Echo())
+    assert CliRunner().invoke(app, ["grid", str(cfg), "--data-dir", str(data_dir)]).exit_code == 0
+    (run,) = [p for p in out.iterdir() if (p / "config.json").is_file()]
+    old = without_texts(json.loads((run / "config.json").read_text()))
+    core = {k: old[k] for k in ("kind", "task", "variant", "model", "params", "shots", "limit", "split_filter",
+                                "prompt_hash", "codebook", "items")}
+    old["hash"] = stable_hash(core)
+    write_json(run / "config.json", old)
+    g, _ = G.prepare_grid(G.load_grid(cfg), data_dir=data_dir)
+    (cell,) = g.cells
+    assert cell.status == "done" and cell.calls == 0

@@ -32,6 +32,12 @@ def without_texts(core: dict) -> dict:
     return out
 
 
+def find_run(index: dict[str, Path], core: dict) -> Path | None:
+    """The run folder of `core` in a grid's index (hash -> folder), or one made before runs
+    fingerprinted their texts (resumed under its old hash, see `reconcile`)."""
+    return index.get(stable_hash(core)) or index.get(stable_hash(without_texts(core)))
+
+
 def changed_texts(run: RunFolder, current: Iterable[tuple[str, str]]) -> tuple[int, int]:
     """(texts whose fingerprint differs from the one their prediction recorded, predictions with one)."""
     recorded = {r.get("doi"): r["text_sha"] for r in run.iter_predictions() if r.get("text_sha")}
