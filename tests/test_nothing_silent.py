@@ -347,6 +347,14 @@ def test_a_record_without_valid_counts_the_same_in_metrics_and_report():
     m = evaluate(recs, EASY)
     report_invalid = float(np.mean([_pred(r) is None for r in recs]))
     assert m["invalid_rate"] == pytest.approx(report_invalid) == pytest.approx(2 / 3)
+    from llmscisci.metrics.distribution import label_distribution
+    from llmscisci.tasks.stream_finish import Distribution
+
+    assert label_distribution(recs, EASY.shorts)[1][0].n_valid == 1  # the report's label distribution
+    stream = Distribution(EASY)
+    for r in recs:
+        stream.add(r)
+    assert stream.n == 1  # a corpus run's distribution
 
 
 def test_corpus_summary_with_references_names_its_items(tmp_path):
