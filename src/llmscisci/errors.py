@@ -8,6 +8,13 @@ class UserError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+class ItemsFailed(UserError):
+    """A run that finished with items that got no usable answer: its results are written, and the
+    command exits with `exit_code` (3, not the 2 of bad input) so that a script notices."""
+
+    exit_code = 3
+
+
 class DataError(UserError):
     """A data file problem; the message names file, row and column where known.
 

@@ -77,3 +77,37 @@ def read_toml(path: str | os.PathLike, what: str) -> dict:
         raise UserError(f"{what} {p}: invalid TOML ({exc})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{what} {p}: cannot read ({exc})") from None
+
+
+def check_output_path(path: str | os.PathLike, kind: str = "folder", flag: str = "--out") -> Path:
+    """Check, before any work starts, that `path` can be written: a `file` (an existing folder is
+    refused) or a `folder` (created if missing; an existing file is refused), whose nearest existing
+    ancestor is a folder this process can create files in (tried with a probe file, removed at once:
+    permission bits say nothing about read-only mounts or root). A one-line UserError naming the path
+    otherwise. Returns the path."""
+    import tempfile
+
+    if kind not in ("file", "folder"):
+        raise ValueError(f"kind must be 'file' or 'folder', not {kind!r}")
+    p = Path(path).expanduser()
+    if p.is_dir():
+        if kind == "file":
+            raise UserError(f"{flag} {p}: is a folder; give the name of the file to write")
+        where = p
+    elif p.exists() or p.is_symlink():
+        if kind == "folder":
+            raise UserError(f"{flag} {p}: is a file, not a folder")
+        where = p.parent
+    else:
+        where = p.parent
+    while not where.exists() and where != where.parent:  # the nearest existing ancestor
+        where = where.parent
+    if not where.is_dir():
+        raise UserError(f"{flag} {p}: {where} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".llmscisci-probe-", dir=where)
+    except OSError as exc:
+        raise UserError(f"{flag} {p}: cannot write in {where} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return p

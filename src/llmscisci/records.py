@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["CallRecord", "JudgeCall", "LabelPrediction"]
+__all__ = ["CallRecord", "JudgeCall", "LabelPrediction", "is_valid"]
 
 
 class CallRecord(BaseModel):
@@ -47,6 +47,14 @@ class CallRecord(BaseModel):
     def to_json(self) -> dict:
         """The line written to predictions.jsonl: the fields that were given (and any extra keys)."""
         return self.model_dump(exclude_unset=True)
+
+
+def is_valid(rec: dict) -> bool:
+    """Whether a labelling record counts as a valid answer, the one rule every reader uses: its
+    `valid` flag when it has one; a record without the flag (an annotator's or a hand-made file)
+    is valid if and only if it has labels."""
+    flag = rec.get("valid")
+    return bool(flag) if flag is not None else rec.get("labels") is not None
 
 
 class LabelPrediction(CallRecord):

@@ -262,6 +262,21 @@ class RunFolder:
             seen[(rec.get("doi"), rec.get("task"))] = rec
         return list(seen.values())
 
+    def iter_predictions(self) -> Iterator[dict]:
+        """The predictions one per item key, the latest attempt of each, in file order of that attempt,
+        in bounded memory: an item is written again only after an attempt that got no answer
+        (`call_failed`), so a first pass notes the last line of each such item (memory grows with the
+        failed items, not the corpus) and the second yields every other line as it is. Unreadable
+        lines are skipped (a torn last line of a killed run)."""
+        last: dict[tuple, int] = {}
+        for no, rec in enumerate(iter_jsonl(self.predictions_path)):
+            key = (rec.get("doi"), rec.get("task"))
+            if rec.get("call_failed") or key in last:
+                last[key] = no
+        for no, rec in enumerate(iter_jsonl(self.predictions_path)):
+            if last.get((rec.get("doi"), rec.get("task")), no) == no:
+                yield rec
+
     def done_keys(self) -> set[tuple]:
         """Items answered (or failed for good); an item whose call got no answer is asked again."""
         return {(r.get("doi"), r.get("task")) for r in self.predictions() if not r.get("call_failed")}

@@ -217,6 +217,8 @@ class APIBackend(Backend, abc.ABC):
             extra: dict = {"attempts": attempts, "call_failed": True}
             if last and last[0].kind:
                 extra["failure_kind"] = last[0].kind
+            if last and last[0].connection:  # the server could not be reached: the stop rule counts these
+                extra["connection_failed"] = True
             return Generation(error=err, seconds=wall, extra=extra)
         assert isinstance(reply, Reply)
         gen = Generation(

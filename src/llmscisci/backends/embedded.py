@@ -129,7 +129,31 @@ def _temporary(parent: Path, name: str):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def quiet_progress():
+    """No progress bars while the model is converted: transformers' own ("Loading weights") are turned
+    off, and the GGUF reader's, which cannot be, go to a buffer instead of the terminal (stderr is
+    looked up when a bar starts; logging keeps its own stream, so warnings still show)."""
+    import io
+
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 def _build(tmp: Path) -> None:
+    with quiet_progress():
+        _build_quietly(tmp)
+
+
+def _build_quietly(tmp: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -156,7 +156,12 @@ def resolve_model(name: str, *, _allow_adapter: bool = True) -> ResolvedModel:
     known = ", ".join(CATALOGUE)
     if _looks_like_path(raw) or "/" in raw:
         raise UserError(f"model folder {raw} does not exist")
-    raise UserError(f"unknown model {raw!r}: use one of {known}, a local model folder, or a hub id org/name")
+    from llmscisci.backends.registry import PROVIDERS
+
+    apis = ", ".join(f"{p}:NAME" for p in PROVIDERS)
+    prefix = f" ({raw.split(':', 1)[0]!r} is not a provider)" if ":" in raw else ""
+    raise UserError(f"unknown model {raw!r}{prefix}: use one of {known}, a local model folder, a hub id org/name, "
+                    f"or an API model with its provider prefix: {apis}")
 
 
 def resolve_device(device: str = "auto") -> str:

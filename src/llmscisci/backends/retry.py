@@ -79,6 +79,7 @@ class Failure:
     retry_after: float | None = None
     kind: str | None = None
     status: int | None = None
+    connection: bool = False  # the server could not be reached at all (refused, reset, unknown host)
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -135,9 +136,11 @@ def classify(exc: BaseException, transient: tuple[type[BaseException], ...] = ()
         kind = permanent_kind(status, msg)
         retryable = kind is None and (status in RETRY_STATUS or status >= 500)
         return Failure(f"HTTP {status} {name}: {msg}", retryable, parse_retry_after(headers_of(exc)), kind, status)
-    if isinstance(exc, transient) or isinstance(exc, (TimeoutError, ConnectionError, json.JSONDecodeError, MalformedResponse)):
-        return Failure(f"{name}: {redact(_short(exc), secrets)}", True)
     lname = name.lower()
+    if isinstance(exc, ConnectionError) or ("connect" in lname and "timeout" not in lname):
+        return Failure(f"{name}: {redact(_short(exc), secrets)}", True, connection=True)
+    if isinstance(exc, transient) or isinstance(exc, (TimeoutError, json.JSONDecodeError, MalformedResponse)):
+        return Failure(f"{name}: {redact(_short(exc), secrets)}", True)
     if any(w in lname for w in ("timeout", "connection", "transport", "protocol", "remoteprotocol", "decode",
                                 "validation")):
         return Failure(f"{name}: {redact(_short(exc), secrets)}", True)

@@ -1,6 +1,7 @@
 """The `llmscisci` command. Each subcommand group lives in its own module with a `register(app)`.
 
-Errors the user can fix (UserError) print as one line on stderr and exit 2; no traceback.
+Errors the user can fix (UserError) print as one line on stderr and exit 2; no traceback. A run that
+finished with failed items (ItemsFailed) prints its one line after the results and exits 3.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def main() -> None:
         app()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

@@ -44,6 +44,11 @@ def baseline(
 
         if len(tasks) != 1 or len(methods) != 1 or methods[0] not in SAVABLE:
             raise UserError(f"--save needs one --task and one --method ({' or '.join(SAVABLE)})")
+    from llmscisci.paths import check_output_path
+
+    check_output_path(out_dir, "folder")
+    if save is not None:
+        check_output_path(save, "folder", "--save")
     if labels is not None and input_path is None:
         raise UserError("--labels goes with --input (a coded sample)")
     src = str(input_path) if input_path is not None else str(resolve(data_dir))

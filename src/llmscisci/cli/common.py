@@ -43,8 +43,17 @@ StructuredModeOpt = Annotated[
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON on stdout (nothing else on stdout; logs go to stderr).")
 ]
+def _json_out(value: Optional[Path]) -> Optional[Path]:
+    if value is not None:
+        from llmscisci.paths import check_output_path
+
+        check_output_path(value, "file", "--json-out")  # before any work: a bad path is not found at the end
+    return value
+
+
 JsonOutOpt = Annotated[
-    Optional[Path], typer.Option("--json-out", help="Also write the result as JSON to this file.", show_default=False)
+    Optional[Path], typer.Option("--json-out", help="Also write the result as JSON to this file.", show_default=False,
+                                 callback=_json_out)
 ]
 SkipBadLinesOpt = Annotated[
     bool, typer.Option("--skip-bad-lines", help="Use the readable lines of a damaged predictions file (the "
@@ -84,3 +93,15 @@ def run_result(task: str, run_dir, metrics: dict) -> dict:
     if metrics.get("placebo"):
         res["placebo"] = metrics["placebo"]
     return res
+
+
+def exit_if_unanswered(metrics: list[dict], noun: str = "items") -> None:
+    """After the results are shown: a run that ended with items the server never answered exits 3
+    with one line (ItemsFailed), so that a script or a pipeline notices; a re-run asks them again."""
+    from llmscisci.errors import ItemsFailed
+
+    n = sum(int(m.get("unanswered") or 0) for m in metrics)
+    if n:
+        last = next(m["last_error"] for m in reversed(metrics) if m.get("unanswered"))
+        raise ItemsFailed(f"{n} {noun if n != 1 else noun.rstrip('s')} failed (last error: {last}); "
+                          "re-run the same command to retry them")

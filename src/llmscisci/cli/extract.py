@@ -11,7 +11,7 @@ import typer
 from llmscisci.cli.batch import BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt
 from llmscisci.backends.settings import BackendSettings
 from llmscisci.cli.backend_flags import backend_flags
-from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, OutOpt, emit
+from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, OutOpt, emit, exit_if_unanswered
 from llmscisci.console import fmt
 from llmscisci.errors import UserError
 
@@ -113,6 +113,10 @@ def extract(
         src = read_page(page, timeout=fetch_timeout)
         sources.append((src, split_blocks(src.text, src.origin)))  # a page without records fails here
     opts = backend.options()
+    if not dry_run:
+        from llmscisci.paths import check_output_path
+
+        check_output_path(out_dir, "folder")  # before the model loads
     if dry_run:
         from llmscisci.cli.dryrun import emit_text, plan_conversations
         from llmscisci.prompts import extract as extract_prompts
@@ -142,6 +146,7 @@ def extract(
         results.append({"page": str(src), "run_dir": str(run.path), "metrics": metrics})
         tables += summary(metrics, run.path)
     emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
+    exit_if_unanswered([r["metrics"] for r in results if "metrics" in r], "units")
 
 
 def expand_pages(pages: list[str]) -> list[str]:

@@ -39,6 +39,9 @@ def report(
         raise UserError(f"--adjust {adjust!r}: choose one of {', '.join(METHODS)}")
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such folder")
+    from llmscisci.paths import check_output_path
+
+    check_output_path(out_dir if out_dir is not None else run_dir / "report", "folder")
     registry.kinds()  # every kind declares how the report reads its run folders
     w = write_report(run_dir, out_dir, n_boot=n_boot, seed=seed, level=level, adjust=adjust, title=title,
                      progress=True, skip_bad=skip_bad_lines)

@@ -23,6 +23,7 @@ from llmscisci.cli.common import (
     OutOpt,
     console,
     emit,
+    exit_if_unanswered,
     out,
 )
 from llmscisci.cli.tables import print_table
@@ -247,6 +248,10 @@ def judge(
     console.print(f"judging {len(selected)} items x {len(order_list)} orders of {len(candidates)} candidates: "
                   + ", ".join(c.name for c in candidates))
     opts = backend.options()
+    if not dry_run:
+        from llmscisci.paths import check_output_path
+
+        check_output_path(out_dir, "folder")  # before the model loads
     if dry_run:
         from llmscisci.cli.dryrun import emit_text, plan_conversations
         from llmscisci.prompts import judge as judge_prompts
@@ -272,6 +277,7 @@ def judge(
     metrics = run.metrics()
     emit({"run_dir": str(run.path), "metrics": metrics}, judge_tables(metrics) + [f"run folder: {run.path}"],
          as_json, json_out)
+    exit_if_unanswered([metrics], "calls")
 
 
 def agree(

@@ -23,6 +23,7 @@ from llmscisci.cli.common import (
     console,
     emit,
     run_result,
+    exit_if_unanswered,
 )
 
 SPLITS = ("all", "train", "test")
@@ -100,7 +101,7 @@ def label(
     split: Annotated[str, typer.Option("--split", help="all | train | test (canonical DOI-grouped split)")] = "all",
     shots: Annotated[int, typer.Option("--shots", help="k in-context examples drawn from the train split.")] = 0,
     data_dir: DataDirOpt = None,
-    input_csv: Annotated[Optional[Path], typer.Option("--input", help="Your own corpus: CSV, TSV, JSONL, Parquet (.gz too), a Hugging Face dataset folder or OpenAlex works.")] = None,
+    input_csv: Annotated[Optional[Path], typer.Option("--input", help="Your own corpus: CSV, TSV or JSONL (.gz too), Parquet, a Hugging Face dataset folder or OpenAlex works.")] = None,
     id_column: Annotated[Optional[str], typer.Option("--id-column", help="--input: the id column (default doi, else id).")] = None,
     text_column: Annotated[Optional[str], typer.Option("--text-column", help="--input: the column to label (default: the codebook's).")] = None,
     text_template: Annotated[Optional[str], typer.Option("--text", help="--input: a template over columns, e.g. '{title}. {abstract}'.")] = None,
@@ -147,6 +148,13 @@ def label(
         raise UserError(f"--chunk-size {chunk_size}: must be at least 1")
     opts = backend.options()
     paraphrase = 0
+    if not dry_run:  # every output path is checked before anything is loaded or sent
+        from llmscisci.paths import check_output_path
+
+        if resume is not None:
+            check_output_path(resume, "folder", "--resume")
+        else:
+            check_output_path(out_dir, "folder")
     if (id_column or text_column or text_template or by) and input_csv is None and resume is None:
         raise UserError("--id-column, --text-column, --text and --by apply to --input")
     if resume is not None:
@@ -191,6 +199,7 @@ def label(
             results.append(res["result"])
             tables += res["tables"]
         emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
+        exit_if_unanswered([r["metrics"] for r in results if "metrics" in r])
         return
     source_dir = resolve_data_dir(data_dir)
     source = data_label(source_dir)  # recorded as `bundled` for the packaged dataset
@@ -223,8 +232,9 @@ def label(
             continue
         metrics = run_placebo(run, backend, placebo) if placebo else run.metrics()
         results.append(run_result(cb.task, run.path, metrics))
-        tables += [format_table(metrics), *summary_lines(metrics), f"run folder: {run.path}"]
+        tables += [format_table(metrics, cb.task), *summary_lines(metrics), f"run folder: {run.path}"]
     emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
+    exit_if_unanswered([r["metrics"] for r in results if "metrics" in r])
 
 
 def eval_cmd(

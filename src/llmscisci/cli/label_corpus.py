@@ -97,7 +97,7 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
         metrics = run.metrics()
     tables = []
     if isinstance(metrics.get("all"), dict) and "macro_f1" in metrics["all"]:
-        tables.append(format_table(metrics))
+        tables.append(format_table(metrics, codebook.task))
     tables += [distribution_table(metrics), f"run folder: {run.path}"]
     from llmscisci.cli.common import run_result
 

@@ -2,7 +2,7 @@
 
 `CorpusPlan.open(path, codebook, id_column=, text_column=, template=)` checks the columns on the first
 record, then scans the corpus once (ids only, 8 bytes each) to count the items, find duplicate or empty
-ids and fingerprint the item list. `plan.chunks(size)` then yields lists of `Item`s, `size` at a time,
+ids and fingerprint the item list and the texts as labelled (each hashed as it passes). `plan.chunks(size)` then yields lists of `Item`s, `size` at a time,
 so labelling a million abstracts holds one chunk in memory, never the corpus.
 
 What is labelled: `--text-column C` (default: the codebook's text column), or `--text "{title}.
@@ -26,7 +26,7 @@ import numpy as np
 
 from llmscisci.data.codebook import Codebook
 from llmscisci.data.corpus_read import Source, open_corpus, text_of
-from llmscisci.data.items import Item
+from llmscisci.data.items import Item, TextsDigest
 from llmscisci.data.split import canonical_split
 from llmscisci.data.validate import LabelError, check_shape
 from llmscisci.errors import DataError, UserError
@@ -79,6 +79,7 @@ class CorpusPlan:
     label_mode: str | None  # "onehot" | "json" | None
     n_items: int = 0
     fingerprint: str = ""
+    texts_fingerprint: str = ""  # of the texts as labelled (the --text template's result), in order
     split: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -124,7 +125,7 @@ class CorpusPlan:
         return plan
 
     # --- the one pass over ids ------------------------------------------------------------------
-    def _ids(self) -> Iterator[tuple[int, str]]:
+    def _ids(self, texts: TextsDigest | None = None) -> Iterator[tuple[int, str]]:
         for row, rec in self.source.records():
             if self.id_column not in rec:
                 raise DataError(self.path, "missing column", row=row, column=self.id_column)
@@ -132,14 +133,18 @@ class CorpusPlan:
             if not ident:
                 raise DataError(self.path, "empty id (every item needs one; choose another --id-column?)", row=row,
                                 column=self.id_column)
+            if texts is not None:
+                texts.add(self.text(rec))
             yield row, ident
 
     def _scan(self) -> None:
-        """Count items, reject duplicate ids, fingerprint the id list (memory: 8 bytes per item)."""
+        """Count items, reject duplicate ids, fingerprint the id list and the texts (memory: 8 bytes per
+        item; the texts are hashed as they pass, never kept)."""
         digest = hashlib.sha256()
+        texts = TextsDigest()
         hashes = array("Q")  # 8 bytes per id, not a Python int each
         ids: list[str] = []
-        for _, ident in self._ids():
+        for _, ident in self._ids(texts):
             raw = ident.encode()
             digest.update(raw + b"\n")
             hashes.append(int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little"))
@@ -147,6 +152,7 @@ class CorpusPlan:
                 ids.append(ident)
         arr = np.frombuffer(hashes, dtype=np.uint64) if len(hashes) else np.zeros(0, dtype=np.uint64)
         self.n_items, self.fingerprint = len(arr), digest.hexdigest()[:16]
+        self.texts_fingerprint = texts.hexdigest()
         uniq, counts = np.unique(arr, return_counts=True)
         if len(uniq) != len(arr):
             self._report_duplicate({int(h) for h in uniq[counts > 1][:1]})
@@ -215,7 +221,8 @@ class CorpusPlan:
         """What config.json records about the input (a fingerprint of the ids instead of the id list)."""
         return {"path": str(self.path.resolve()), "format": self.source.format, "gzip": self.source.gzipped,
                 "id_column": self.id_column, "text": self.text_spec, "n_items": self.n_items,
-                "ids_sha256": self.fingerprint, "references": self.has_references}
+                "ids_sha256": self.fingerprint, "texts_sha256": self.texts_fingerprint,
+                "references": self.has_references}
 
     @property
     def text_spec(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,32 @@ class Item:
     @property
     def key(self) -> tuple[str, str]:
         return (self.doi, self.task)
+
+
+def text_sha(text: str | None) -> str:
+    """A short fingerprint of one text (kept with each prediction as `text_sha`)."""
+    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()[:12]
+
+
+class TextsDigest:
+    """The fingerprint of a list of texts, in order, fed one text at a time (a corpus is never held)."""
+
+    def __init__(self) -> None:
+        self._d = hashlib.sha256()
+
+    def add(self, text: str | None) -> None:
+        self._d.update(text_sha(text).encode() + b"\n")
+
+    def hexdigest(self) -> str:
+        return self._d.hexdigest()[:16]
+
+
+def texts_fingerprint(texts: Iterable[str | None]) -> str:
+    """The fingerprint of the texts a run labels (part of the run's identity: changed texts, new run)."""
+    d = TextsDigest()
+    for t in texts:
+        d.add(t)
+    return d.hexdigest()
 
 
 def _user_csv_items(path: Path, codebook: Codebook, col: Collector) -> list[tuple[str, str, tuple | None, dict]]:

@@ -25,6 +25,7 @@ from llmscisci.data.reports import is_study_format, read_csv
 from llmscisci.data.textio import read_lines
 from llmscisci.data.validate import LabelError, apply_none_rule, check_shape
 from llmscisci.errors import DataError
+from llmscisci.records import is_valid
 
 TASK_PREFIX = {"easy": "easy", "difficult": "diff"}
 
@@ -119,6 +120,7 @@ def load_labels(
         out.records[key] = LabelRecord(doi, task, vec, response)
 
     if p.suffix == ".jsonl":
+        is_run = p.name == "predictions.jsonl"
         for i, line in read_lines(p):
             if not line.strip():
                 continue
@@ -136,9 +138,11 @@ def load_labels(
             if "doi" not in rec or "task" not in rec:
                 continue
             labels = rec.get("labels")
-            if "valid" in rec and not rec.get("valid"):
+            if not is_valid(rec):
                 labels = None  # a run's unparseable output
             response = rec.get("response", rec.get("raw"))
+            if is_run:  # a run writes an item once per attempt: the latest attempt counts
+                out.records.pop((str(rec["doi"]).strip(), str(rec["task"]).strip()), None)
             add(str(rec["doi"]).strip(), str(rec["task"]).strip(), labels, response, i, "labels")
         return out
 

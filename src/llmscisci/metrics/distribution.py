@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from statsmodels.stats.proportion import proportion_confint
 
+from llmscisci.records import is_valid
+
 GROUP_KEYS = ("group", "year", "mlrc_year")  # item columns a corpus is grouped by, first present wins
 
 
@@ -65,9 +67,9 @@ def label_distribution(records: Sequence[dict], categories: Sequence[str], level
                        ) -> tuple[str | None, list[Distribution]]:
     """(grouping column or None, [overall distribution, then one per group in sorted order]).
 
-    A record's answer counts when it is valid (`valid` true and a label vector)."""
+    A record's answer counts when it is valid (`records.is_valid`) and has a label vector."""
     def vec(r):
-        return r.get("labels") if r.get("valid") and isinstance(r.get("labels"), list) else None
+        return r.get("labels") if is_valid(r) and isinstance(r.get("labels"), list) else None
 
     key = group_key(records)
     dists = [shares([vec(r) for r in records], categories, level)]

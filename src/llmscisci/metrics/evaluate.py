@@ -20,6 +20,7 @@ from llmscisci.console import fmt
 from llmscisci.data.codebook import Codebook
 from llmscisci.data.validate import LabelError, check_shape
 from llmscisci.metrics.multilabel import ZERO_DIVISION, majority_vector, prior_predictions, scores
+from llmscisci.records import is_valid as record_is_valid
 
 INVALID_POLICY = "invalid outputs are scored as predicting no category (all zeros)"
 SCORE_KEYS = ("hamming_loss", "subset_accuracy", "micro_f1", "macro_f1", "macro_f1_present")
@@ -66,7 +67,7 @@ def evaluate(
     y_true, y_pred, is_test, is_train, is_valid, train_rows = [], [], [], [], [], []
     for r in records:
         pred = _vector(r.get("labels"), n)
-        valid = bool(r.get("valid")) and pred is not None
+        valid = record_is_valid(r) and pred is not None
         valid_flags.append(valid)
         repaired_flags.append(valid and bool(r.get("repaired")))
         ref = _vector(r.get("reference"), n)
@@ -136,14 +137,15 @@ def completeness_note(metrics: dict) -> str | None:
     return None
 
 
-def format_table(metrics: dict) -> Table:
+def format_table(metrics: dict, task: str | None = None) -> Table:
     """A short summary: metric rows; the model on all items and on the test split, with the majority
     and prior baselines alongside; n, invalid and repaired rates in the caption. Fits 80 columns (two-line
-    headers, numbers never cut), so it stays legible in a terminal, a log file or a pipe."""
+    headers, numbers never cut), so it stays legible in a terminal, a log file or a pipe. `task` names the
+    task in the title (a run of several tasks prints one table each)."""
     base = metrics.get("baselines") or {}
     maj, pri = base.get("majority") or {}, base.get("prior") or {}
     partial = completeness_note(metrics)
-    title = "Labelling metrics" + (f" — {partial}" if partial else "")
+    title = "Labelling metrics" + (f": task {task}" if task else "") + (f" — {partial}" if partial else "")
     table = Table(title=title, title_justify="left", caption_justify="left")
     table.add_column("metric", no_wrap=True)
     for head in ("all", "test", "maj.\nall", "maj.\ntest", "prior\nall", "prior\ntest"):

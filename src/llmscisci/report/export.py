@@ -23,6 +23,7 @@ from pathlib import Path
 
 from llmscisci.data.codebook import Codebook
 from llmscisci.errors import UserError
+from llmscisci.paths import check_output_path
 from llmscisci.runs import RunFolder
 
 FORMATS = ("csv", "parquet", "jsonl", "hf")
@@ -176,6 +177,7 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path) -> int:
     out = Path(out)
     if fmt == "hf" and out.exists():
         raise UserError(f"--out {out} already exists; choose a new folder for the dataset")
+    check_output_path(out, "folder" if fmt == "hf" else "file")  # before the pass over the predictions
     reserved = {"id", "task", "error", "raw", *FLAGS, *cb.shorts}
     text_numbers = str((cfg.get("input") or {}).get("format", "")).lower() in TEXT_FORMATS
     meta_cols, offsets = _scan(run, reserved, text_numbers)
@@ -188,6 +190,17 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path) -> int:
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        return _write(fmt, out, tmp, rows, cb, meta_cols, n)
+    except BaseException:  # nothing half-written is left behind
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write(fmt: str, out: Path, tmp: Path, rows, cb: Codebook, meta_cols: dict, n: list[int]) -> int:
     if fmt == "csv":
         fields = list(_schema(cb, meta_cols).names)
         with tmp.open("w", encoding="utf-8", newline="") as fh:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from llmscisci.metrics import stats as S
+from llmscisci.records import is_valid
 from llmscisci.report.collect import LabelRun
 
 SPLITS = {"all": "all evaluated items", "test": "canonical test split"}
@@ -45,7 +46,7 @@ class RunStats:
 
 def _pred(rec: dict):
     labels = rec.get("labels")
-    return labels if labels is not None and rec.get("valid", True) else None
+    return labels if labels is not None and is_valid(rec) else None
 
 
 def matrices(records: list[dict], n_labels: int) -> tuple[list[str], np.ndarray, np.ndarray]:

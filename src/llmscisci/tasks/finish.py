@@ -1,7 +1,8 @@
 """The end of a labelling run: metrics.json and predictions.csv from its predictions, and how complete
 the run is (`partial` when fewer items were labelled than planned), and whether its answers depend on the
 text (`diagnostics`, the `placebo` check read from placebo.jsonl, `warnings`). Shared by study runs,
-streamed corpus runs and `llmscisci eval`."""
+streamed corpus runs and `llmscisci eval`. `unanswered` counts the items whose latest attempt got no answer
+from the server (every runner records it; the command then exits 3, see docs/results-integrity.md)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,17 @@ def planned_items(config: dict) -> int | None:
     return None
 
 
+def unanswered(records: Iterable) -> dict:
+    """{"unanswered": items whose latest attempt got no answer, "last_error": the last such error}
+    (records: dicts or record objects, one per item)."""
+    n, last = 0, None
+    for r in records:
+        failed, error = (r.get("call_failed"), r.get("error")) if isinstance(r, dict) else (r.call_failed, r.error)
+        if failed:
+            n, last = n + 1, error
+    return {"unanswered": n, "last_error": last}
+
+
 def completeness(n_done: int, planned: int | None, bad_lines: int = 0) -> dict:
     """How much of the planned run the predictions cover (`partial` when fewer than planned)."""
     out: dict = {}
@@ -73,6 +85,7 @@ def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = 
     metrics["empty"] = sum(1 for p in preds if p.get("empty"))
     metrics["exact_format_rate"] = sum(bool(p.get("exact_format")) for p in preds) / max(len(preds), 1)
     metrics["failed"] = sum(1 for p in preds if p.get("error"))
+    metrics |= unanswered(preds)
     metrics["refusals"] = sum(1 for p in preds if p.get("refusal"))
     metrics["tokens"] = {
         "in": sum(p.get("tokens_in") or 0 for p in preds),

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from llmscisci.backends.base import Backend, Generation, GenParams
 from llmscisci.data.codebook import Codebook
-from llmscisci.data.items import Item
+from llmscisci.data.items import Item, text_sha, texts_fingerprint
 from llmscisci.data.labelfiles import LabelRecord, LabelSet
 from llmscisci.data.split import SPLIT_INFO
 from llmscisci.errors import UserError
@@ -33,6 +33,8 @@ from llmscisci.metrics.judge_audit import JudgedOrder, audit, exact_score
 from llmscisci.prompts import judge as prompts
 from llmscisci.records import JudgeCall
 from llmscisci.runs import RunFolder, read_jsonl, slug, stable_hash
+from llmscisci.tasks.finish import unanswered
+from llmscisci.tasks.texts import TEXTS_KEY, reconcile
 from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.judge_parse import parse_judge
 
@@ -161,6 +163,7 @@ class JudgeSpec:
             "prompt_hash": prompts.prompt_hash(self.codebook, self.variant, k),
             "codebook": self.codebook.model_dump(),
             "items": [it.doi for it in items],
+            TEXTS_KEY: texts_fingerprint(it.text for it in items),  # changed texts, another run (tasks/texts.py)
         }
 
     def hash(self, items: list[Item], candidates: list[Candidate], orders: list[tuple[int, ...]]) -> str:
@@ -196,6 +199,7 @@ def call_record(item: Item, order_id: int, names: list[str], labels: list, gen: 
         "doi": item.doi,
         "task": item.task,
         "split": item.split,
+        "text_sha": text_sha(item.text),
         "order_id": order_id,
         "order": names,
         "prompt_hash": phash,
@@ -269,6 +273,8 @@ def run_judge(
 
     path = Path(run_dir) if run_dir else (
         Path(out) / f"judge_{spec.codebook.task}_{spec.variant}_{slug(spec.model)}_{config['hash'][:8]}")
+    config = reconcile(path, spec.core(selected, candidates, orders), config,
+                       lambda: ((it.doi, text_sha(it.text)) for it in selected))
     with RunFolder(path).writing():  # one writer per run folder
         run = RunFolder.create(path, config, resume=True)
         run.repair_tail()
@@ -345,6 +351,7 @@ def judge_metrics(preds: list[JudgeCall], codebook: Codebook) -> dict:
         "items": len({(p.doi, p.task) for p in preds}),
         "orders": len({tuple(p.order) for p in preds}),
         "failed": len(preds) - len(ok),
+        **unanswered(preds),
         "valid_rate": _rate([bool(p.valid) for p in preds]),
         "scores_parsed_rate": _rate([bool(p.scores_valid) for p in preds]),
         "final_parsed_rate": _rate([bool(p.final_valid) for p in preds]),

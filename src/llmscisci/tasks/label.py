@@ -13,7 +13,7 @@ from pathlib import Path
 
 from llmscisci.backends.base import Backend, GenParams, Generation
 from llmscisci.data.codebook import Codebook
-from llmscisci.data.items import Item
+from llmscisci.data.items import Item, text_sha, texts_fingerprint
 from llmscisci.data.split import SPLIT_INFO
 from llmscisci.data.validate import apply_none_rule
 from llmscisci.errors import UserError
@@ -24,6 +24,7 @@ from llmscisci.runs import Records, RunFolder, iter_jsonl, slug, stable_hash
 from llmscisci.tasks.finish import completeness, finish_run, planned_items  # noqa: F401 - re-exported
 from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.parse import is_exact_format, parse_answer, render_answer
+from llmscisci.tasks.texts import TEXTS_KEY, reconcile
 
 DEFAULT_MAX_NEW_TOKENS = {"icl": 48, "guidelines": 32, "structured": 64, "cot": 192}
 
@@ -56,6 +57,7 @@ class LabelSpec:
             "prompt_hash": prompts.prompt_hash(self.codebook, self.variant, shots, self.paraphrase),
             "codebook": self.codebook.model_dump(),
             "items": [it.doi for it in items],
+            TEXTS_KEY: texts_fingerprint(it.text for it in items),  # changed texts, another run (tasks/texts.py)
         }
         if self.paraphrase:  # the original wording keeps the hashes of runs made before paraphrases existed
             core["paraphrase"] = self.paraphrase
@@ -116,6 +118,7 @@ def prediction_record(item: Item, gen: Generation, codebook: Codebook, variant: 
         "doi": item.doi,
         "task": item.task,
         "split": item.split,
+        "text_sha": text_sha(item.text),
         "prompt_hash": phash,
         "raw": gen.text,
         "labels": list(parsed.labels) if parsed and parsed.labels is not None else None,
@@ -174,6 +177,7 @@ def run_label(
     phash = config["prompt_hash"]
     para = f"_p{spec.paraphrase}" if spec.paraphrase else ""
     path = Path(run_dir) if run_dir else Path(out) / f"label_{spec.codebook.task}_{spec.variant}{para}_{slug(spec.model)}_{config['hash'][:8]}"
+    config = reconcile(path, spec.core(items, shots), config, lambda: ((it.doi, text_sha(it.text)) for it in items))
     with RunFolder(path).writing():
         run = RunFolder.create(path, config, resume=True)
         run.repair_tail()

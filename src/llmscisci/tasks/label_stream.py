@@ -3,7 +3,9 @@
 Memory is bounded by the chunk, not the corpus: the input is read `chunk_size` items at a time, each
 prediction is appended to predictions.jsonl as it arrives (flushed at once, fsynced once per chunk), and
 `progress.json` records how many whole chunks are done. A killed run resumes where it stopped: whole
-chunks are skipped, and within the interrupted chunk the items already written are not asked again.
+chunks are skipped, and within the interrupted chunk the items already written are not asked again;
+items whose latest attempt got no answer are asked again wherever they are (a new line each: readers
+count an item once, its latest attempt).
 
 Texts that are empty after stripping get a `none` prediction marked `"empty": true`, with no model call.
 The labeller is an LLM backend (prompted with the codebook) or a fitted classifier (`baseline:DIR`).
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from llmscisci.backends.base import Backend, Generation
 from llmscisci.data.corpus import CorpusPlan
-from llmscisci.data.items import Item
+from llmscisci.data.items import Item, text_sha
 from llmscisci.errors import UserError
 from llmscisci.prompts import label as prompts
 from llmscisci.runs import RunFolder, stable_hash, write_json
@@ -27,6 +29,7 @@ from llmscisci.runs import slug
 from llmscisci.tasks.label import LabelSpec, empty_record, is_empty, prediction_record
 from llmscisci.tasks.stoprule import StopRule
 from llmscisci.tasks.stream_progress import StreamProgress
+from llmscisci.tasks.texts import TEXTS_KEY, reconcile
 
 DEFAULT_CHUNK = 1000
 PROGRESS = "progress.json"
@@ -45,24 +48,32 @@ class Classifier:
 
 
 def classifier_record(item: Item, labels: list[int], phash: str) -> dict:
-    return {"doi": item.doi, "task": item.task, "split": item.split, "prompt_hash": phash,
+    return {"doi": item.doi, "task": item.task, "split": item.split, "text_sha": text_sha(item.text),
+            "prompt_hash": phash,
             "raw": json.dumps(labels), "labels": labels, "valid": True, "repaired": False, "exact_format": True,
             "reference": list(item.labels) if item.labels is not None else None, "tokens_in": 0, "tokens_out": 0,
             "seconds": 0.0, "error": None, "refusal": False, "cached": False, "model_version": None,
             "cost_usd": None}
 
 
-def stream_config(spec: LabelSpec, plan: CorpusPlan, describe: dict, by: str | None = None) -> dict:
-    """The run's config: the labelling spec with the corpus's id fingerprint in place of an id list."""
+def stream_core(spec: LabelSpec, plan: CorpusPlan) -> dict:
+    """The run's identity: the labelling spec with the corpus's id and text fingerprints in place of an
+    id list."""
     shots: list = []
     prompt_hash = prompts.prompt_hash(spec.codebook, spec.variant, shots, spec.paraphrase)
     core = {"kind": "label", "task": spec.codebook.task, "variant": spec.variant, "model": spec.model,
             "params": spec.params.as_dict(), "shots": 0, "limit": spec.limit, "split_filter": "all",
             "prompt_hash": prompt_hash, "codebook": spec.codebook.model_dump(),
             "items": {"n": plan.n_items, "ids_sha256": plan.fingerprint, "id_column": plan.id_column,
-                      "text": plan.text_spec}}
+                      "text": plan.text_spec, TEXTS_KEY: plan.texts_fingerprint}}
     if spec.paraphrase:
         core["paraphrase"] = spec.paraphrase
+    return core
+
+
+def stream_config(spec: LabelSpec, plan: CorpusPlan, describe: dict, by: str | None = None) -> dict:
+    """The run's config: its core (`stream_core`), the hash of that, and what describes the run."""
+    core = stream_core(spec, plan)
     return {**core, "hash": stable_hash(core), "data_source": str(plan.path.resolve()), "input": plan.describe(),
             "backend": describe, "structured": prompts.is_structured(spec.variant),
             "system_prompt": prompts.system_prompt(spec.codebook, spec.variant, spec.paraphrase),
@@ -143,6 +154,7 @@ def run_label_stream(
     para = f"_p{spec.paraphrase}" if spec.paraphrase else ""
     path = Path(run_dir) if run_dir else (
         Path(out) / f"label_{spec.codebook.task}_{spec.variant}{para}_{slug(spec.model)}_{config['hash'][:8]}")
+    config = reconcile(path, stream_core(spec, plan), config, lambda: ((it.doi, text_sha(it.text)) for it in plan.items()))
     with RunFolder(path).writing():  # one writer per run folder
         return _stream_into(path, config, spec, plan, labeller, chunk_size, by, show_progress, after_chunk)
 
@@ -159,6 +171,8 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
     ckpt_path = run.path / PROGRESS
     ckpt = json.loads(ckpt_path.read_text("utf-8")) if ckpt_path.is_file() else {"chunks": 0, "offset": 0}
     tail = {r.get("doi") for r in _drop_unanswered(run.predictions_path, int(ckpt.get("offset", 0)))}
+    # items of finished chunks whose latest attempt got no answer: asked again (a new line each)
+    retry = {r.get("doi") for r in run.iter_predictions() if r.get("call_failed")}
     total = plan.n_items if spec.limit is None else min(plan.n_items, spec.limit)
     schema = prompts.label_schema(spec.codebook) if prompts.is_structured(spec.variant) else None
     is_classifier = isinstance(labeller, Classifier)
@@ -174,10 +188,8 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
                     break
                 chunk = chunk[: total - seen]
                 seen += len(chunk)
-                if ci < int(ckpt.get("chunks", 0)):
-                    bar.skip(len(chunk))
-                    continue
-                pending = [it for it in chunk if it.doi not in tail]
+                finished = ci < int(ckpt.get("chunks", 0))
+                pending = [it for it in chunk if (it.doi in retry if finished else it.doi not in tail)]
                 bar.skip(len(chunk) - len(pending))
                 todo = []
                 for it in pending:
@@ -192,6 +204,9 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
                         bar.advance()
                 elif todo:
                     _generate(labeller, todo, spec, phash, schema, writer, bar, rule)
+                if finished:  # the checkpoint stays: its offset still marks where the unfinished chunk starts
+                    writer.sync()
+                    continue
                 ckpt = {"chunks": ci + 1, "offset": writer.sync(), "items": seen}
                 write_json(ckpt_path, ckpt)
                 tail = set()

@@ -1,7 +1,9 @@
 """When a run should stop instead of spending hours learning nothing: the rule every runner shares.
 
 A run stops when `first_n` items in a row fail with the same permanent error (authentication, a model
-the server does not serve, a request form it rejects, a prompt beyond its context), or when more than
+the server does not serve, a request form it rejects, a prompt beyond its context), when `first_n`
+items in a row could not reach the server at all after their retries (a wrong --base-url, a server
+that crashed; whatever the run's size), or when more than
 `max_rate` of the last `window` items got no answer from the server at all. The message names the
 server's own words and a hint; what was written stays, and `--resume` continues after the fix.
 Answers that arrived but do not parse are not failures of the server and never stop a run.
@@ -40,6 +42,7 @@ class StopRule:
     window: int = 20  # ... or a share of failed calls above max_rate over this many items
     max_rate: float = 0.5
     _streak: int = 0
+    _unreachable: int = 0  # items in a row whose every attempt failed to connect
     _last: tuple[str, str] | None = None
     _recent: deque = field(default_factory=deque)
 
@@ -55,8 +58,11 @@ class StopRule:
             self._last = sig
         else:
             self._streak, self._last = 0, None
+        self._unreachable = self._unreachable + 1 if failed and gen.extra.get("connection_failed") else 0
         if self._streak >= self.first_n:
             return f"{self._streak} items in a row failed with the same error: {gen.error}"
+        if self._unreachable >= self.first_n:
+            return f"{self._unreachable} items in a row could not connect to the server: {gen.error}"
         n_failed = sum(self._recent)
         if len(self._recent) >= self.window and n_failed > self.max_rate * len(self._recent):
             return f"{n_failed} of the last {len(self._recent)} items got no answer; the last: {gen.error}"

@@ -11,13 +11,13 @@ distribution.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from llmscisci.data.codebook import Codebook
 from llmscisci.data.corpus import CorpusPlan
+from llmscisci.records import is_valid
 from llmscisci.runs import RunFolder
 
 PARQUET_FROM = 10_000
@@ -25,19 +25,8 @@ CSV_FIELDS = ("doi", "task", "split", "valid", "repaired", "exact_format", "empt
 
 
 def iter_predictions(run: RunFolder) -> Iterator[dict]:
-    """predictions.jsonl one record at a time (a torn last line skipped)."""
-    path = run.predictions_path
-    if not path.is_file():
-        return
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+    """predictions.jsonl one record per item, its latest attempt (a torn last line skipped)."""
+    return run.iter_predictions()
 
 
 class Distribution:
@@ -50,7 +39,7 @@ class Distribution:
         self.groups: dict[str, list[int]] = {}  # group -> [n, count per category...]
 
     def add(self, rec: dict) -> None:
-        labels = rec.get("labels") if rec.get("valid") else None
+        labels = rec.get("labels") if is_valid(rec) else None
         if labels is None:
             return
         self.n += 1
@@ -115,7 +104,8 @@ def finish_stream(run: RunFolder, codebook: Codebook, plan: CorpusPlan | None = 
     from llmscisci.tasks.finish import add_diagnostics, answer_diagnostics
 
     diag = answer_diagnostics(cfg, codebook)
-    n = invalid = failed = refusals = empty = tok_in = tok_out = 0
+    n = invalid = failed = refusals = empty = tok_in = tok_out = no_answer = 0
+    last_error = None
     cost, seconds, versions = None, 0.0, set()
     tmp = run.path / ".predictions.csv.tmp"
     fields = [*CSV_FIELDS, *codebook.columns("pred", None), *codebook.columns("ref", None),
@@ -125,8 +115,10 @@ def finish_stream(run: RunFolder, codebook: Codebook, plan: CorpusPlan | None = 
         w.writeheader()
         for rec in iter_predictions(run):
             n += 1
-            invalid += not rec.get("valid")
+            invalid += not is_valid(rec)
             failed += bool(rec.get("error"))
+            if rec.get("call_failed"):
+                no_answer, last_error = no_answer + 1, rec.get("error")
             refusals += bool(rec.get("refusal"))
             empty += bool(rec.get("empty"))
             tok_in += rec.get("tokens_in") or 0
@@ -142,7 +134,8 @@ def finish_stream(run: RunFolder, codebook: Codebook, plan: CorpusPlan | None = 
     os.replace(tmp, run.path / "predictions.csv")
     prev = run.metrics().get("timing")
     metrics = {"n": n, "references": False, "distribution": dist.as_dict(), "invalid": invalid,
-               "failed": failed, "refusals": refusals, "empty": empty, "tokens": {"in": tok_in, "out": tok_out},
+               "failed": failed, "unanswered": no_answer, "last_error": last_error, "refusals": refusals,
+               "empty": empty, "tokens": {"in": tok_in, "out": tok_out},
                "cost_usd": round(cost, 6) if cost is not None else None, "generation_seconds": round(seconds, 3)}
     from llmscisci.tasks.finish import completeness, planned_items
 
@@ -177,11 +170,15 @@ def distribution_table(metrics: dict) -> str:
     for name, t in rows:
         cells = " ".join(f"{(t[s]['share'] or 0) * 100:8.1f}%" for s in shorts)
         lines.append(f"{name[:width]:<{width}} {t['n']:>7} {cells}")
-    lines.append(f"items {metrics.get('n')}, invalid {metrics.get('invalid', 0)}, failed {metrics.get('failed', 0)}, "
+    n = metrics["n"] if "n" in metrics else metrics.get("n_items")  # a run with references: evaluate()'s keys
+    invalid = metrics.get("invalid")
+    if invalid is None and n and metrics.get("invalid_rate") is not None:
+        invalid = round(metrics["invalid_rate"] * n)
+    lines.append(f"items {n}, invalid {invalid or 0}, failed {metrics.get('failed', 0)}, "
                  f"empty {metrics.get('empty', 0)}" + (f", cost ${metrics['cost_usd']:.4f}"
                                                        if metrics.get("cost_usd") is not None else ""))
     if metrics.get("partial"):
-        lines.append(f"PARTIAL: {metrics.get('n')} of {metrics.get('n_planned')} planned items (interrupted: resume it)")
+        lines.append(f"PARTIAL: {n} of {metrics.get('n_planned')} planned items (interrupted: resume it)")
     from llmscisci.metrics.diagnostics import summary_lines
 
     lines += summary_lines(metrics)

@@ -30,6 +30,7 @@ from llmscisci.tasks.extract.schema import Publication, decoding_schema
 from llmscisci.tasks.extract.score import UnitResult, gap, headline, score_run
 from llmscisci.tasks.extract.source import Page
 from llmscisci.tasks.extract.truth import TruthIndex, load_truth
+from llmscisci.tasks.finish import unanswered
 from llmscisci.tasks.generate import generate_into
 
 log = logging.getLogger(__name__)
@@ -259,6 +260,7 @@ def finish_run(run: RunFolder, truth: TruthIndex, wall_seconds: float | None = N
         "model": model.metrics,
         "baseline": base.metrics,
         "failed": sum(1 for p in preds if p.get("error")),
+        **unanswered(preds),
         "truncated": sum(1 for p in preds if p.get("truncated")),
         "refusals": sum(1 for p in preds if p.get("refusal")),
         "tokens": {"in": sum(p.get("tokens_in") or 0 for p in preds),

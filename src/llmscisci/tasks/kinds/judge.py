@@ -97,6 +97,7 @@ class Judge(TaskKind):
     def plan(self, ctx, cell):
         from llmscisci.prompts import judge as prompts
         from llmscisci.tasks.judge import call_key, make_orders, predictions, prepare
+        from llmscisci.tasks.texts import find_run
 
         grid = ctx.grid
         items = ctx.inputs.items_of(cell.codebook)
@@ -120,7 +121,7 @@ class Judge(TaskKind):
         spec = judge_spec(ctx, cell, len(candidates))
         selected, orders, _skipped = prepare(spec, items, candidates)
         cell.hash, cell.n_items = spec.hash(selected, candidates, orders), len(selected) * len(orders)
-        run_dir = ctx.index.get(cell.hash)
+        run_dir = find_run(ctx.index, spec.core(selected, candidates, orders))
         done = {call_key(r) for r in predictions(RunFolder(run_dir))} if run_dir else set()
         ctx.state(cell, run_dir, len(done))
         convs = []
