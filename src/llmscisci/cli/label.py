@@ -57,6 +57,27 @@ def check_label_options(limit, split, shots, max_new_tokens, temperature, input_
         raise UserError(f"--input {input_csv}: file not found")
 
 
+def check_score_options(variant: str, model: str, shots: int, calibrate: str | None) -> None:
+    """The score variant's checks, before any data or model is loaded (one-line errors)."""
+    from llmscisci.errors import UserError
+    from llmscisci.prompts.label import is_scoring
+
+    if not is_scoring(variant):
+        if calibrate is not None:
+            raise UserError(f"--calibrate applies to --variant score, not {variant!r}")
+        return
+    from llmscisci.backends.registry import check_can_score
+
+    check_can_score(model)
+    if shots:
+        raise UserError(f"--shots {shots}: the score variant asks without examples; use --shots 0")
+    if calibrate is not None:
+        from llmscisci.paths import BUNDLED
+
+        if calibrate != BUNDLED and not Path(calibrate).exists():
+            raise UserError(f"--calibrate {calibrate}: not found (use bundled, a data folder or a coded label file)")
+
+
 def resume_conflicts(ctx: typer.Context | None, given: dict, cfg: dict) -> None:
     """A resumed run keeps its configuration: an option given with another value is an error."""
     from llmscisci.errors import UserError
@@ -75,7 +96,7 @@ def resume_conflicts(ctx: typer.Context | None, given: dict, cfg: dict) -> None:
 def label(
     ctx: typer.Context,
     task: TasksOpt = "easy,difficult",
-    variant: Annotated[str, typer.Option("--variant", help="icl | guidelines | structured")] = "structured",
+    variant: Annotated[str, typer.Option("--variant", help="icl | guidelines | structured | score")] = "structured",
     model: ModelOpt = "smollm2-135m",
     limit: Annotated[Optional[int], typer.Option("--limit", help="Label only the first N items.")] = None,
     split: Annotated[str, typer.Option("--split", help="all | train | test (canonical DOI-grouped split)")] = "all",
@@ -87,6 +108,7 @@ def label(
     text_template: Annotated[Optional[str], typer.Option("--text", help="--input: a template over columns, e.g. '{title}. {abstract}'.")] = None,
     by: Annotated[Optional[str], typer.Option("--by", help="--input: label distribution per group of this column.")] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="--input: items read and labelled per chunk.")] = 1000,
+    calibrate: Annotated[Optional[str], typer.Option("--calibrate", help="score variant: fit per-category thresholds on this source's reference labels (bundled, a data folder or a coded label file).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (items, first prompt, tokens, cost or ETA); write nothing.")] = False,
     out_dir: OutOpt = Path("runs"),
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run folder (skips finished items).")] = None,
@@ -119,7 +141,10 @@ def label(
 
     check_variant(variant)
     check_label_options(limit, split, shots, max_new_tokens, temperature, input_csv)
+    check_score_options(variant, model, shots, calibrate)
     batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
+    if batch_opts is not None and variant == "score":
+        raise UserError("--batch and --batch-file send generation requests; the score variant scores live")
     if chunk_size < 1:
         raise UserError(f"--chunk-size {chunk_size}: must be at least 1")
     opts = backend.options()
@@ -145,6 +170,7 @@ def label(
         p = cfg["params"]
         max_new_tokens, temperature, seed = p["max_new_tokens"], p["temperature"], p["seed"]
         paraphrase = int(cfg.get("paraphrase") or 0)
+        calibrate = cfg.get("calibrate")
         if data_dir is None and input_csv is None:
             src = Path(cfg.get("data_source", ""))
             input_csv, data_dir = (src, None) if src.is_file() else (None, src)
@@ -163,7 +189,7 @@ def label(
             res = label_corpus(cb, input_csv, model=model, variant=variant, params=params, opts=opts, limit=limit,
                                shots=shots, paraphrase=paraphrase, out_dir=out_dir, resume=resume,
                                id_column=id_column, text_column=text_column, template=text_template, by=by,
-                               chunk_size=chunk_size, dry_run=dry_run, batch=batch_opts)
+                               chunk_size=chunk_size, dry_run=dry_run, batch=batch_opts, calibrate=calibrate)
             results.append(res["result"])
             tables += res["tables"]
         emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
@@ -189,7 +215,7 @@ def label(
     results, tables = [], []
     for cb, items in loaded:
         spec = LabelSpec(codebook=cb, variant=variant, model=model, params=params, shots=shots, limit=limit,
-                         split=split, data_source=source, paraphrase=paraphrase)
+                         split=split, data_source=source, paraphrase=paraphrase, calibrate=calibrate)
         try:
             run = run_label(spec, items, backend, out_dir, run_dir=resume)
         except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
