@@ -81,3 +81,180 @@ def test_score_run_gives_valid_labels_for_every_item_and_keeps_log_odds(tiny_mod
         for j, short in enumerate(scored):
             assert p["scores"][short] == pytest.approx(raw[short] - cal["content_free"][j], abs=1e-3)
             assert p["labels"][cb.shorts.index(short)] == int(p["scores"][short] > 0)
+
+
+# --------------------------------------------------------------------------- calibration (a fake scorer)
+class HashScorer:
+    """A scoring backend without a model: each question's log-odds is a fixed function of its text."""
+
+    name = "hash-scorer"
+    can_score = True
+    context_length = None
+
+    def __init__(self):
+        self.questions = 0
+
+    def score_yes_no(self, conversations, on_result=None):
+        import zlib
+
+        from llmscisci.backends.base import Generation
+
+        out = []
+        for i, conv in enumerate(conversations):
+            self.questions += 1
+            lo = (zlib.crc32(conv[-1]["content"].encode()) % 6001) / 1000 - 3.0
+            out.append(Generation(text="yes" if lo > 0 else "no", extra={"log_odds": lo}))
+            if on_result:
+                on_result(i, out[-1])
+        return out
+
+    def describe(self):
+        return {"name": self.name}
+
+
+def bundled_copy(tmp_path, flip: bool):
+    """A data folder: the bundled data, with every `easy` reference label flipped when `flip`."""
+    import shutil
+
+    import pandas as pd
+
+    from llmscisci.paths import bundled_data_dir
+
+    folder = tmp_path / ("flipped" if flip else "same")
+    shutil.copytree(bundled_data_dir(), folder)
+    ref = folder / "labels" / "reference.csv"
+    df = pd.read_csv(ref, dtype=str)
+    if flip:
+        easy = df["task"] == "easy"
+        df.loc[easy, "labels"] = [json.dumps([1 - v for v in json.loads(x)]) for x in df.loc[easy, "labels"]]
+        df.loc[easy, "label_names"] = ""
+    df.to_csv(ref, index=False)
+    return folder
+
+
+def run_score(items, out, calibrate, backend=None):
+    from llmscisci.backends.base import GenParams
+    from llmscisci.runs import RunFolder
+    from llmscisci.tasks.label import LabelSpec, run_label
+
+    spec = LabelSpec(codebook=load_codebook("easy"), variant="score", model="hash", params=GenParams(max_new_tokens=1),
+                     calibrate=calibrate, data_source="test")
+    run = run_label(spec, items, backend or HashScorer(), out, show_progress=False)
+    return RunFolder(run.path)
+
+
+def test_thresholds_are_fitted_on_the_calibration_source_only(tmp_path):
+    from dataclasses import replace
+
+    from llmscisci.data.items import load_items
+    from llmscisci.paths import bundled_data_dir
+
+    cb = load_codebook("easy")
+    items = [it for it in load_items(cb, data_dir=bundled_data_dir()) if it.labels is not None][:8]
+    flipped_targets = [replace(it, labels=tuple(1 - v for v in it.labels)) for it in items]
+    a = run_score(items, tmp_path / "a", "bundled").config["calibration"]
+    b = run_score(flipped_targets, tmp_path / "b", "bundled").config["calibration"]
+    assert a["source"] == "bundled" and a["n_items"] == 70
+    assert a["thresholds"] == b["thresholds"]  # the target items' labels play no part
+    assert any(t != 0.0 for t in a["thresholds"])  # fitted, not the default
+    # the source's labels do: the same texts with flipped reference labels give other thresholds
+    other = run_score(items, tmp_path / "c", str(bundled_copy(tmp_path, flip=True))).config["calibration"]
+    assert other["thresholds"] != a["thresholds"]
+    # and the source is part of the run's identity
+    assert run_score(items, tmp_path / "d", None).config["hash"] != run_score(items, tmp_path / "e", "bundled").config["hash"]
+
+
+def test_target_items_that_are_calibration_items_are_scored_once(tmp_path):
+    from llmscisci.data.items import load_items
+    from llmscisci.paths import bundled_data_dir
+
+    cb = load_codebook("easy")
+    items = [it for it in load_items(cb, data_dir=bundled_data_dir()) if it.labels is not None]
+    scorer = HashScorer()
+    run = run_score(items, tmp_path, "bundled", scorer)
+    k = len(prompts.score_categories(cb))
+    assert scorer.questions == k * (len(items) + 1)  # + the content-free passage
+    assert len(run.predictions()) == len(items)
+
+
+def test_fit_threshold_maximises_f1_and_keeps_default_without_positives():
+    from llmscisci.metrics.thresholds import apply_thresholds, cross_fit, fit_threshold, fit_thresholds
+
+    scores = [-2.0, -1.0, 0.5, 1.0, 3.0]
+    assert fit_threshold(scores, [0, 0, 0, 1, 1]) == pytest.approx(0.75)  # between 0.5 and 1.0
+    assert fit_threshold(scores, [0, 0, 0, 0, 0], default=0.0) == 0.0
+    assert fit_threshold(scores, [1, 1, 1, 1, 1]) < -2.0  # everything positive
+    s = np.array([[0.1, -5.0], [0.2, 5.0], [-0.3, 4.0], [0.4, -4.0]])
+    y = np.array([[0, 0], [1, 1], [0, 1], [1, 0]])
+    th = fit_thresholds(s, y)
+    assert (apply_thresholds(s, th) == y).all()
+    pred, fitted = cross_fit(s, y, [0, 0, 1, 1])
+    assert set(fitted) == {0, 1} and pred.shape == y.shape
+    # fold 1's thresholds come from fold 0's items only: changing fold 1's labels leaves them unchanged
+    y2 = y.copy()
+    y2[2:] = 1 - y2[2:]
+    assert cross_fit(s, y2, [0, 0, 1, 1])[1][1] == fitted[1]
+    with pytest.raises(ValueError, match="shape"):
+        fit_thresholds(s, y[:, :1])
+
+
+# --------------------------------------------------------------------------- APIs and the command line
+def test_openai_logprobs_give_log_odds_and_a_server_without_them_an_error(monkeypatch, tmp_path):
+    from fakeservers import make_backend, make_server, set_keys
+
+    set_keys(monkeypatch)
+    convs = [[{"role": "user", "content": "The code was available. Does code apply? Answer yes or no."}],
+             [{"role": "user", "content": "Nothing helped. Does code apply? Answer yes or no."}]]
+    with make_server("openai") as srv:
+        be = make_backend("openai", srv, cache_path=tmp_path / "cache.sqlite")
+        gens = be.score_yes_no(convs)
+        body = srv.requests[-1]["body"]
+        assert body["max_tokens"] == 1 and body["logprobs"] is True and body["top_logprobs"] == 20
+        # the fake lists Yes (log p) and " no" (-1.0): log-odds = log p + 1
+        assert [g.extra["log_odds"] for g in gens] == pytest.approx([-0.1 + 1.0, -3.0 + 1.0])
+        assert [g.text for g in gens] == ["yes", "no"] and all(g.error is None for g in gens)
+        again = be.score_yes_no(convs)  # from the response cache, log-odds included
+        assert all(g.cached or g.extra.get("cached_seconds") is not None for g in again)
+        assert [g.extra["log_odds"] for g in again] == pytest.approx([0.9, -2.0])
+        assert not be.generate(convs[:1])[0].extra.get("log_odds")  # plain generation is a separate cache entry
+        srv.with_logprobs = False
+        be2 = make_backend("openai", srv)
+        bad = be2.score_yes_no(convs[:1])[0]
+        assert bad.error and "log-probabilities" in bad.error
+
+
+@pytest.mark.parametrize("model", ["anthropic:claude-3-5-sonnet-latest", "gemini:gemini-2.0-flash"])
+def test_providers_without_logprobs_are_refused_in_one_line_before_anything_runs(model, tmp_path, capsys, monkeypatch):
+    from console import run_console
+
+    code, out, err = run_console(["label", "--task", "easy", "--variant", "score", "--model", model,
+                                  "--out", tmp_path / "runs"], capsys, monkeypatch)
+    assert code != 0 and "log-probabilities" in err and "Traceback" not in err
+    assert len([line for line in err.strip().splitlines() if line.strip()]) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--variant", "structured", "--calibrate", "bundled"], "--calibrate applies to --variant score"),
+    (["--variant", "score", "--calibrate", "no/such/file.csv"], "--calibrate no/such/file.csv: not found"),
+    (["--variant", "score", "--shots", "2"], "asks without examples"),
+    (["--variant", "score", "--model", "baseline:some/dir"], "needs a language model"),
+])
+def test_score_options_are_checked_before_loading(args, message, tmp_path, capsys, monkeypatch):
+    from console import run_console
+
+    code, out, err = run_console(["label", "--task", "easy", "--out", tmp_path / "runs", *args], capsys, monkeypatch)
+    assert code != 0 and message in err and "Traceback" not in err
+
+
+def test_score_dry_run_counts_one_call_per_question(tmp_path, capsys, monkeypatch):
+    from console import run_console
+
+    code, out, err = run_console(["label", "--task", "easy", "--variant", "score", "--model", "openai:gpt-4o-mini",
+                                  "--dry-run", "--json", "--out", tmp_path / "runs"], capsys, monkeypatch)
+    assert code == 0, err
+    plan = json.loads(out)["dry_run"]
+    k = len(prompts.score_categories(load_codebook("easy")))
+    assert plan["n_items"] == 70 * k and plan["max_new_tokens"] == 1 and plan["cost_usd_max"] > 0
+    assert "Answer yes or no." in plan["first_messages"][-1]["content"]
+    assert not (tmp_path / "runs").exists()

@@ -136,6 +136,9 @@ class OpenAIBackend(APIBackend):
         def checked(i: int, gen: Generation) -> Generation:
             if "log_odds" in gen.extra:
                 gen.error = None  # a one-token answer of white space is still a score
+                if gen.text not in ("yes", "no"):
+                    gen.extra["answer_token"] = gen.text
+                    gen.text = "yes" if gen.extra["log_odds"] > 0 else "no"
             elif gen.error is None:
                 gen.error = NO_LOGPROBS
             return gen
