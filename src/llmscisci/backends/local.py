@@ -429,37 +429,37 @@ class LocalBackend(Backend):
         return groups
 
     def _next_logits(self, rows: list[list[int]], base) -> torch.Tensor:
-        """Next-token logits after each row (n_rows x vocab)."""
+        """Next-token logits after each row (n_rows x vocab). The rows' own common prefix (at least the
+        run's system-prompt prefix) runs once at batch 1; the rest is laid out [prefix][pads][suffix]
+        (pads masked, positions continuing after the prefix), so the last position is every row's
+        answer position and only its logits are computed."""
         device = self.model.device
-        if not self.prefix_cache:  # right padding: a row's last token never sees the pads after it
-            width = max(len(r) for r in rows)
-            x = torch.full((len(rows), width), self._eos_ids[0], dtype=torch.long)
-            mask = torch.zeros_like(x)
-            for r, ids in enumerate(rows):
-                x[r, : len(ids)], mask[r, : len(ids)] = torch.tensor(ids), 1
-            out = self.model(input_ids=x.to(device), attention_mask=mask.to(device))
-            last = torch.tensor([len(r) - 1 for r in rows], device=device)
-            return out.logits[torch.arange(len(rows), device=device), last]
-        # the rows' own common prefix (>= the run's system-prompt prefix), run once at batch 1
-        n = min(_common_prefix_len(rows), min(len(r) for r in rows) - 1)
-        b_ids, b_cache = base if base is not None and len(base[0]) <= n else ((), None)
-        start = len(b_ids)
-        cache = batch_cache(self._n_layers, 1, n + 1, b_cache)
-        if n > start:
-            forward, extra = prefill_forward(self.model)
-            forward(input_ids=torch.tensor([rows[0][start:n]], device=device),
-                    position_ids=torch.arange(start, n, device=device)[None],
-                    attention_mask=torch.ones((1, n), dtype=torch.long, device=device),
-                    use_cache=True, **{self._cache_kw: cache}, **extra)
+        n = min(_common_prefix_len(rows), min(len(r) for r in rows) - 1) if self.prefix_cache else 0
+        cache = None
+        if n:
+            b_ids, b_cache = base if base is not None and len(base[0]) <= n else ((), None)
+            start = len(b_ids)
+            cache = batch_cache(self._n_layers, 1, n + 1, b_cache)
+            if n > start:
+                forward, extra = prefill_forward(self.model)
+                forward(input_ids=torch.tensor([rows[0][start:n]], device=device),
+                        position_ids=torch.arange(start, n, device=device)[None],
+                        attention_mask=torch.ones((1, n), dtype=torch.long, device=device),
+                        use_cache=True, **{self._cache_kw: cache}, **extra)
         suffixes = [r[n:] for r in rows]
-        width = max(len(s) for s in suffixes)
+        width = max(len(x) for x in suffixes)
         x = torch.full((len(rows), width), self._eos_ids[0], dtype=torch.long)
-        for r, s in enumerate(suffixes):
-            x[r, : len(s)] = torch.tensor(s)
-        batch = batch_cache(self._n_layers, len(rows), n + width, cache) if n else None
-        kw = {self._cache_kw: batch} if batch is not None else {}
-        out = self.model(input_ids=x.to(device), position_ids=torch.arange(n, n + width, device=device)[None].expand(len(rows), -1),
-                         attention_mask=torch.ones((len(rows), n + width), dtype=torch.long, device=device),
-                         use_cache=batch is not None, **kw)
-        last = torch.tensor([len(s) - 1 for s in suffixes], device=device)
-        return out.logits[torch.arange(len(rows), device=device), last]
+        mask = torch.zeros((len(rows), n + width), dtype=torch.long)
+        mask[:, :n] = 1
+        for r, suf in enumerate(suffixes):
+            x[r, width - len(suf):] = torch.tensor(suf)
+            mask[r, n + width - len(suf):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, n:]
+        kw: dict = {}
+        if cache is not None:
+            kw[self._cache_kw] = batch_cache(self._n_layers, len(rows), n + width, cache)
+        if "logits_to_keep" in inspect.signature(self.model.forward).parameters:
+            kw["logits_to_keep"] = 1
+        out = self.model(input_ids=x.to(device), position_ids=pos.to(device), attention_mask=mask.to(device),
+                         use_cache=cache is not None, **kw)
+        return out.logits[:, -1]
