@@ -258,3 +258,29 @@ def test_score_dry_run_counts_one_call_per_question(tmp_path, capsys, monkeypatc
     assert plan["n_items"] == 70 * k and plan["max_new_tokens"] == 1 and plan["cost_usd_max"] > 0
     assert "Answer yes or no." in plan["first_messages"][-1]["content"]
     assert not (tmp_path / "runs").exists()
+
+
+def test_score_on_a_streamed_corpus_labels_every_item_and_resumes_with_its_calibration(tmp_path):
+    from pathlib import Path
+
+    from llmscisci.backends.base import GenParams
+    from llmscisci.data.corpus import CorpusPlan
+    from llmscisci.tasks.label import LabelSpec
+    from llmscisci.tasks.label_stream import run_label_stream
+
+    fix = Path(__file__).parent / "fixtures" / "corpus"
+    cb = load_codebook(str(fix / "open_science.toml"))
+    plan = CorpusPlan.open(fix / "openalex_works.jsonl", cb)
+    spec = LabelSpec(codebook=cb, variant="score", model="hash", params=GenParams(max_new_tokens=1), limit=30)
+    scorer = HashScorer()
+    run = run_label_stream(spec, plan, scorer, tmp_path, chunk_size=10, show_progress=False)
+    preds = run.predictions()
+    k = len(prompts.score_categories(cb))
+    assert len(preds) == 30 and all(p["valid"] for p in preds)
+    scored = [p for p in preds if not p.get("empty")]
+    assert scored and all(set(p["scores"]) == {cb.shorts[j] for j in prompts.score_categories(cb)} for p in scored)
+    assert scorer.questions == k * (len(scored) + 1)
+    cal = run.config["calibration"]
+    again = HashScorer()
+    run_label_stream(spec, plan, again, tmp_path, chunk_size=10, show_progress=False)
+    assert again.questions == 0 and run.config["calibration"] == cal  # resumed: nothing asked twice
