@@ -284,3 +284,19 @@ def test_score_on_a_streamed_corpus_labels_every_item_and_resumes_with_its_calib
     again = HashScorer()
     run_label_stream(spec, plan, again, tmp_path, chunk_size=10, show_progress=False)
     assert again.questions == 0 and run.config["calibration"] == cal  # resumed: nothing asked twice
+
+
+@pytest.mark.slow
+def test_score_with_the_embedded_model_on_three_reports(embedded_model_dir, data_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from llmscisci.cli import app
+
+    res = CliRunner().invoke(app, ["label", "--task", "easy", "--variant", "score", "--limit", "3",
+                                   "--data-dir", str(data_dir), "--out", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    run_dir = next(tmp_path.glob("label_easy_score_smollm2-135m_*"))
+    preds = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 3 and all(p["valid"] and len(p["scores"]) == 4 for p in preds)
+    # the log-odds depend on the passage: three reports, three different score vectors
+    assert len({tuple(p["scores"].values()) for p in preds}) == 3
