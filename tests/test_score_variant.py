@@ -239,6 +239,7 @@ def test_providers_without_logprobs_are_refused_in_one_line_before_anything_runs
     (["--variant", "score", "--calibrate", "no/such/file.csv"], "--calibrate no/such/file.csv: not found"),
     (["--variant", "score", "--shots", "2"], "asks without examples"),
     (["--variant", "score", "--model", "baseline:some/dir"], "needs a language model"),
+    (["--variant", "score", "--model", "openai:gpt-4o-mini", "--batch"], "scores live"),
 ])
 def test_score_options_are_checked_before_loading(args, message, tmp_path, capsys, monkeypatch):
     from console import run_console
@@ -300,3 +301,19 @@ def test_score_with_the_embedded_model_on_three_reports(embedded_model_dir, data
     assert len(preds) == 3 and all(p["valid"] and len(p["scores"]) == 4 for p in preds)
     # the log-odds depend on the passage: three reports, three different score vectors
     assert len({tuple(p["scores"].values()) for p in preds}) == 3
+
+
+def test_resume_keeps_the_calibration_source(tmp_path, capsys, monkeypatch):
+    from console import run_console
+
+    from llmscisci.runs import RunFolder
+
+    run_dir = tmp_path / "run"
+    RunFolder(run_dir).path.mkdir()
+    cfg = {"kind": "label", "task": "easy", "variant": "score", "model": "smollm2-135m", "calibrate": "bundled",
+           "codebook": load_codebook("easy").model_dump(),
+           "params": {"max_new_tokens": 1, "temperature": 0.0, "seed": 2025}}
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    (run_dir / "predictions.jsonl").write_text("")
+    code, out, err = run_console(["label", "--resume", run_dir, "--calibrate", str(tmp_path)], capsys, monkeypatch)
+    assert code != 0 and "--calibrate" in err and "differs" in err

@@ -28,7 +28,7 @@ SPLITS = ("all", "train", "test")
 # options a resumed run takes from its config.json: giving another value is an error, never ignored
 RESUMED = {"task": "--task", "variant": "--variant", "model": "--model", "limit": "--limit", "split": "--split",
            "shots": "--shots", "max_new_tokens": "--max-new-tokens", "temperature": "--temperature",
-           "seed": "--seed"}
+           "seed": "--seed", "calibrate": "--calibrate"}
 
 
 def explicit(ctx: typer.Context | None, name: str) -> bool:
@@ -85,7 +85,7 @@ def resume_conflicts(ctx: typer.Context | None, given: dict, cfg: dict) -> None:
     source_book = cfg["codebook"].get("source", "builtin")
     stored = {"task": cfg["task"] if source_book == "builtin" else source_book, "variant": cfg["variant"],
               "model": cfg["model"], "limit": cfg.get("limit"), "split": cfg.get("split_filter", "all"),
-              "shots": cfg.get("shots", 0), **{k: cfg["params"][k] for k in ("max_new_tokens", "temperature", "seed")}}
+              "shots": cfg.get("shots", 0), "calibrate": cfg.get("calibrate"), **{k: cfg["params"][k] for k in ("max_new_tokens", "temperature", "seed")}}
     for name, flag in RESUMED.items():
         if explicit(ctx, name) and given[name] != stored[name]:
             raise UserError(f"--resume keeps the run's configuration: {flag} {given[name]} differs from the "
@@ -135,15 +135,16 @@ def label(
     from llmscisci.metrics.evaluate import format_table
     from llmscisci.paths import data_dir as resolve_data_dir
     from llmscisci.paths import data_label
-    from llmscisci.prompts.label import check_variant
+    from llmscisci.prompts.label import check_variant, is_scoring
     from llmscisci.runs import RunFolder
     from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec, draw_shots, run_label, select_items
 
     check_variant(variant)
     check_label_options(limit, split, shots, max_new_tokens, temperature, input_csv)
-    check_score_options(variant, model, shots, calibrate)
+    if resume is None:  # a resumed run's variant comes from its config.json (checked below)
+        check_score_options(variant, model, shots, calibrate)
     batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
-    if batch_opts is not None and variant == "score":
+    if resume is None and batch_opts is not None and is_scoring(variant):
         raise UserError("--batch and --batch-file send generation requests; the score variant scores live")
     if chunk_size < 1:
         raise UserError(f"--chunk-size {chunk_size}: must be at least 1")
@@ -157,7 +158,7 @@ def label(
             raise UserError(f"--resume {resume}: not a labelling run (kind {cfg.get('kind')!r})")
         resume_conflicts(ctx, {"task": task, "variant": variant, "model": model, "limit": limit, "split": split,
                                "shots": shots, "max_new_tokens": max_new_tokens, "temperature": temperature,
-                               "seed": seed}, cfg)
+                               "seed": seed, "calibrate": calibrate}, cfg)
         if cfg.get("streamed") and input_csv is None:
             inp = cfg.get("input") or {}
             input_csv, id_column = Path(inp.get("path", "")), inp.get("id_column")
@@ -171,6 +172,9 @@ def label(
         max_new_tokens, temperature, seed = p["max_new_tokens"], p["temperature"], p["seed"]
         paraphrase = int(cfg.get("paraphrase") or 0)
         calibrate = cfg.get("calibrate")
+        check_score_options(variant, model, shots, calibrate)
+        if batch_opts is not None and is_scoring(variant):
+            raise UserError("--batch and --batch-file send generation requests; the score variant scores live")
         if data_dir is None and input_csv is None:
             src = Path(cfg.get("data_source", ""))
             input_csv, data_dir = (src, None) if src.is_file() else (None, src)
