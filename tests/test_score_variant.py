@@ -317,3 +317,46 @@ def test_resume_keeps_the_calibration_source(tmp_path, capsys, monkeypatch):
     (run_dir / "predictions.jsonl").write_text("")
     code, out, err = run_console(["label", "--resume", run_dir, "--calibrate", str(tmp_path)], capsys, monkeypatch)
     assert code != 0 and "--calibrate" in err and "differs" in err
+
+
+def test_calibration_sources_bundled_folder_and_coded_file(tmp_path):
+    import pandas as pd
+
+    from llmscisci.errors import UserError
+    from llmscisci.tasks.score import calibration_items
+
+    cb = load_codebook("easy")
+    bundled = calibration_items(cb, "bundled")
+    assert len(bundled) == 70 and all(it.labels is not None for it in bundled)
+    assert len(calibration_items(cb, str(bundled_copy(tmp_path, flip=False)))) == 70
+    rows = [{"doi": it.doi, "easy": it.text, **dict(zip(cb.shorts, it.labels))} for it in bundled[:12]]
+    coded = tmp_path / "coded.csv"
+    pd.DataFrame(rows).to_csv(coded, index=False)
+    from_file = calibration_items(cb, str(coded))
+    assert [it.labels for it in from_file] == [it.labels for it in bundled[:12]]
+    with pytest.raises(UserError, match="not `bundled`"):
+        calibration_items(cb, str(tmp_path / "missing.csv"))
+
+
+def test_score_is_a_grid_variant(tmp_path, data_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from llmscisci.backends import registry
+    from llmscisci.cli import app
+
+    scorer = HashScorer()
+    monkeypatch.setattr(registry, "load_backend", lambda name, options=None: scorer)
+    out = tmp_path / "grid"
+    cfg = tmp_path / "g.toml"
+    cfg.write_text(f'name = "t"\nout = "{out}"\ntasks = ["easy"]\nvariants = ["structured", "score"]\n'
+                   'models = ["smollm2-135m"]\nlimit = 3\n', encoding="utf-8")
+    res = CliRunner().invoke(app, ["grid", str(cfg), "--data-dir", str(data_dir), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "2 cells" in res.output and "15 model calls" in res.output  # 3 answers + 3 x 4 questions
+    cfg.write_text(cfg.read_text().replace('"structured", ', ""), encoding="utf-8")
+    res = CliRunner().invoke(app, ["grid", str(cfg), "--data-dir", str(data_dir)])
+    assert res.exit_code == 0, res.output
+    (run_dir,) = out.glob("**/label_easy_score_*")
+    preds = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 3 and all(p["valid"] and p["scores"] for p in preds)
+    assert scorer.questions == 4 * 4  # 3 reports + the content-free passage
