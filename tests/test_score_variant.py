@@ -360,3 +360,15 @@ def test_score_is_a_grid_variant(tmp_path, data_dir, monkeypatch):
     preds = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 3 and all(p["valid"] and p["scores"] for p in preds)
     assert scorer.questions == 4 * 4  # 3 reports + the content-free passage
+
+
+def test_training_commands_refuse_the_score_variant(tmp_path, capsys, monkeypatch):
+    from console import run_console
+
+    from llmscisci.errors import UserError
+    from llmscisci.train.common import label_prompt
+
+    code, out, err = run_console(["dpo", "build", "--variant", "score", "--out", tmp_path / "prefs"], capsys, monkeypatch)
+    assert code != 0 and "labels by likelihood" in err and not (tmp_path / "prefs").exists()
+    with pytest.raises(UserError, match="labels by likelihood"):
+        label_prompt(None, load_codebook("easy"), "score")

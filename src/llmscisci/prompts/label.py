@@ -139,6 +139,13 @@ def is_scoring(variant: str) -> bool:
     return bool(check_variant(variant).get("scoring", False))
 
 
+def check_generating(variant: str, what: str) -> None:
+    """`what` (training, preference pairs) needs an answer the model writes: not the score variant."""
+    if is_scoring(variant):
+        raise UserError(f"{what} needs a variant whose answer is written text (icl, guidelines, structured); "
+                        f"{variant!r} labels by likelihood")
+
+
 def score_categories(codebook: Codebook) -> list[int]:
     """The categories a scoring variant asks about: all but the exclusive `none`, which follows from the
     others by the label policy (no other category -> none)."""
