@@ -81,6 +81,15 @@ def test_score_run_gives_valid_labels_for_every_item_and_keeps_log_odds(tiny_mod
         for j, short in enumerate(scored):
             assert p["scores"][short] == pytest.approx(raw[short] - cal["content_free"][j], abs=1e-3)
             assert p["labels"][cb.shorts.index(short)] == int(p["scores"][short] > 0)
+    # eval (even --reparse: there is no text to parse) keeps the labels and their metrics
+    from typer.testing import CliRunner
+
+    from llmscisci.cli import app
+
+    before = json.loads((run_dir / "metrics.json").read_text())["all"]
+    res = CliRunner().invoke(app, ["eval", str(run_dir), "--reparse", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((run_dir / "metrics.json").read_text())["all"] == before
 
 
 # --------------------------------------------------------------------------- calibration (a fake scorer)
