@@ -381,3 +381,21 @@ def test_training_commands_refuse_the_score_variant(tmp_path, capsys, monkeypatc
     assert code != 0 and "labels by likelihood" in err and not (tmp_path / "prefs").exists()
     with pytest.raises(UserError, match="labels by likelihood"):
         label_prompt(None, load_codebook("easy"), "score")
+
+
+def test_a_corpus_run_calibrated_on_the_study_data(tiny_model_dir, tmp_path):
+    import pandas as pd
+
+    corpus = tmp_path / "mine.csv"
+    pd.DataFrame({"doi": ["a", "b", "c"], "easy": TEXTS}).to_csv(corpus, index=False)
+    res = tiny_label(tiny_model_dir, tmp_path / "runs", "--input", str(corpus), "--calibrate", "bundled",
+                     "--batch-size", "16")
+    assert res.exit_code == 0, res.output
+    run_dir = next((tmp_path / "runs").glob("label_easy_score_*"))
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["calibrate"] == "bundled" and cfg["calibration"]["source"] == "bundled"
+    cal = cfg["calibration"]
+    # the tiny model's 512-token context cannot take every report: those are left out and counted
+    assert cal["n_items"] + cal["n_failed"] == 70 and cal["n_items"] > 0 and len(cal["thresholds"]) == 4
+    preds = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 3 and all(p["valid"] for p in preds)

@@ -46,6 +46,7 @@ class Calibration:
     thresholds: list[float]  # on the calibrated log-odds; 0 unless fitted on a source
     source: str | None = None  # --calibrate SOURCE
     n_items: int = 0  # items of the source the thresholds were fitted on
+    n_failed: int = 0  # items of the source that could not be scored (e.g. longer than the context)
     content_free_text: str = "N/A"
 
     def as_dict(self) -> dict:
@@ -126,16 +127,22 @@ def fit_calibration(backend: Backend, codebook: Codebook, variant: str, cf: list
     items = calibration_items(codebook, source)
     known = known if known is not None else {}
     todo = [it for it in items if it.text not in known]
+    errors = []
     for it, gens in zip(todo, score_texts(backend, codebook, variant, [it.text for it in todo], paraphrase)):
         odds = log_odds(gens)
         if odds is None:
-            raise UserError(f"--calibrate {source}: scoring item {it.doi} failed: "
-                            f"{next((g.error for g in gens if g.error), 'no log-odds')}")
-        known[it.text] = odds
+            errors.append(f"{it.doi}: {next((g.error for g in gens if g.error), 'no log-odds')}")
+        else:
+            known[it.text] = odds
+    failed = [it for it in items if it.text not in known]
+    items = [it for it in items if it.text in known]
+    if not items:
+        raise UserError(f"--calibrate {source}: no item could be scored ({errors[0] if errors else 'no items'})")
     idx = prompts.score_categories(codebook)
     x = np.array([known[it.text] for it in items]) - np.array(cf)[None, :]
     y = np.array([[it.labels[k] for k in idx] for it in items])
     cal.thresholds = [round(t, 6) for t in fit_thresholds(x, y)]
+    cal.n_failed = len(failed)
     cal.source, cal.n_items = source, len(items)
     return cal
 
