@@ -374,15 +374,17 @@ class LocalBackend(Backend):
         if self._yes_no is None:
             found = []
             for words in YES_NO:
-                ids = {t[0] for w in sorted(words) if len(t := self.tokenizer(w, add_special_tokens=False)["input_ids"]) == 1}
+                spelled = [self.tokenizer(w, add_special_tokens=False)["input_ids"] for w in sorted(words)]
+                ids = {t[0] for t in spelled if len(t) == 1}
                 if not ids:  # no one-token spelling: the first token of each spelling
-                    ids = {t[0] for w in sorted(words) if (t := self.tokenizer(w, add_special_tokens=False)["input_ids"])}
+                    ids = {t[0] for t in spelled if t}
                 found.append(ids)
             yes, no = found
             self._yes_no = (sorted(yes - no), sorted(no - yes))
         return self._yes_no
 
-    def score_yes_no(self, conversations: list[Messages], on_result: OnResult | None = None) -> list[Generation]:
+    def score_yes_no(self, conversations: list[Messages],
+                     on_result: OnResult | None = None) -> list[Generation]:
         """Log-odds of yes vs no as the next token after each conversation (see `Backend.score_yes_no`).
 
         Conversations that follow each other and share more than the common prefix of all (the questions
@@ -395,8 +397,9 @@ class LocalBackend(Backend):
             if self.context_length is None or len(ids) + 1 <= self.context_length:
                 todo.append(i)
                 continue
-            results[i] = Generation(tokens_in=len(ids), model_version=self.model_version,
-                                    error=f"prompt of {len(ids)} tokens exceeds the context length {self.context_length}")
+            results[i] = Generation(
+                tokens_in=len(ids), model_version=self.model_version,
+                error=f"prompt of {len(ids)} tokens exceeds the context length {self.context_length}")
             if on_result:
                 on_result(i, results[i])
         base = self._shared_prefix([rows[i] for i in todo])
@@ -410,9 +413,10 @@ class LocalBackend(Backend):
                 yes, no = self.answer_token_ids()
                 odds = (torch.logsumexp(logp[:, yes], -1) - torch.logsumexp(logp[:, no], -1)).tolist()
                 for i, lo in zip(idx, odds):
-                    results[i] = Generation(text="yes" if lo > 0 else "no", tokens_in=len(rows[i]), tokens_out=0,
-                                            seconds=seconds / len(idx), model_version=self.model_version,
-                                            extra={"log_odds": float(lo), "batch_size": len(idx)})
+                    results[i] = Generation(
+                        text="yes" if lo > 0 else "no", tokens_in=len(rows[i]), tokens_out=0,
+                        seconds=seconds / len(idx), model_version=self.model_version,
+                        extra={"log_odds": float(lo), "batch_size": len(idx)})
                     if on_result:
                         on_result(i, results[i])
         return results  # type: ignore[return-value]

@@ -130,8 +130,9 @@ class OpenAIBackend(APIBackend):
         return kw
 
     # --- scoring: yes/no log-odds from the first answer token's top_logprobs -------------------------
-    def score_yes_no(self, conversations: list[Messages], on_result: OnResult | None = None) -> list[Generation]:
-        """One call per conversation with max_tokens=1, logprobs and top_logprobs (see Backend.score_yes_no)."""
+    def score_yes_no(self, conversations: list[Messages],
+                     on_result: OnResult | None = None) -> list[Generation]:
+        """One call per conversation with max_tokens=1, logprobs and top_logprobs (Backend.score_yes_no)."""
 
         def checked(i: int, gen: Generation) -> Generation:
             if "log_odds" in gen.extra:

@@ -58,5 +58,5 @@ def check_can_score(name: str) -> None:
     if name.startswith("baseline:") or name == "baseline":
         raise UserError(f"the score variant needs a language model, not the classifier {name!r}")
     if provider is not None and provider not in SCORING_PROVIDERS:
-        raise UserError(f"{name}: {provider} returns no log-probabilities, so the score variant cannot use it; "
-                        "use a local model or an OpenAI-compatible API (openai:MODEL, --base-url)")
+        raise UserError(f"{name}: {provider} returns no log-probabilities, so the score variant cannot use "
+                        "it; use a local model or an OpenAI-compatible API (openai:MODEL, --base-url)")

@@ -41,7 +41,8 @@ def apply_thresholds(scores, thresholds: Sequence[float]) -> np.ndarray:
     return (np.asarray(scores, dtype=float) > np.asarray(thresholds, dtype=float)[None, :]).astype(int)
 
 
-def cross_fit(scores, truth, folds: Sequence[int], default: float = 0.0) -> tuple[np.ndarray, dict[int, list[float]]]:
+def cross_fit(scores, truth, folds: Sequence[int],
+              default: float = 0.0) -> tuple[np.ndarray, dict[int, list[float]]]:
     """(out-of-fold labels, thresholds per fold): each fold's items thresholded with cuts fitted on the
     other folds' items only."""
     s, y, f = np.asarray(scores, dtype=float), np.asarray(truth, dtype=int), np.asarray(folds)

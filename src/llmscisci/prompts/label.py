@@ -157,7 +157,8 @@ def content_free(variant: str) -> str:
     return str(check_variant(variant).get("content_free", "N/A"))
 
 
-def score_messages(text: str, codebook: Codebook, variant: str, category: int, paraphrase: int = 0) -> list[dict]:
+def score_messages(text: str, codebook: Codebook, variant: str, category: int,
+                   paraphrase: int = 0) -> list[dict]:
     """The yes/no question about one category of one passage (system prompt + one user turn)."""
     tpl = check_variant(variant)
     c = codebook.categories[category]

@@ -121,7 +121,8 @@ def fit_calibration(backend: Backend, codebook: Codebook, variant: str, cf: list
     raw log-odds are added to `known`, by text, so target items that are also source items are not scored
     twice)."""
     cats = scored(codebook)
-    cal = Calibration(cats, [round(v, 6) for v in cf], [0.0] * len(cats), content_free_text=prompts.content_free(variant))
+    cal = Calibration(cats, [round(v, 6) for v in cf], [0.0] * len(cats),
+                      content_free_text=prompts.content_free(variant))
     if not source:
         return cal
     items = calibration_items(codebook, source)
@@ -137,7 +138,8 @@ def fit_calibration(backend: Backend, codebook: Codebook, variant: str, cf: list
     failed = [it for it in items if it.text not in known]
     items = [it for it in items if it.text in known]
     if not items:
-        raise UserError(f"--calibrate {source}: no item could be scored ({errors[0] if errors else 'no items'})")
+        first = errors[0] if errors else "no items"
+        raise UserError(f"--calibrate {source}: no item could be scored ({first})")
     idx = prompts.score_categories(codebook)
     x = np.array([known[it.text] for it in items]) - np.array(cf)[None, :]
     y = np.array([[it.labels[k] for k in idx] for it in items])
@@ -147,7 +149,8 @@ def fit_calibration(backend: Backend, codebook: Codebook, variant: str, cf: list
     return cal
 
 
-def labels_from_odds(odds: Sequence[float], cal: Calibration, codebook: Codebook) -> tuple[list[int], list[float]]:
+def labels_from_odds(odds: Sequence[float], cal: Calibration,
+                     codebook: Codebook) -> tuple[list[int], list[float]]:
     """(label vector under the none rule, calibrated log-odds) of one item."""
     calibrated = [o - c for o, c in zip(odds, cal.content_free)]
     vec = [0] * codebook.n
@@ -156,7 +159,8 @@ def labels_from_odds(odds: Sequence[float], cal: Calibration, codebook: Codebook
     return list(apply_none_rule(vec, codebook.none_index).labels), calibrated
 
 
-def score_record(item: Item, gens: list[Generation], cal: Calibration, codebook: Codebook, phash: str) -> dict:
+def score_record(item: Item, gens: list[Generation], cal: Calibration, codebook: Codebook,
+                 phash: str) -> dict:
     odds = log_odds(gens)
     error = None if odds is not None else next((g.error for g in gens if g.error), "no log-odds")
     labels, calibrated = labels_from_odds(odds, cal, codebook) if odds is not None else (None, None)
@@ -198,7 +202,8 @@ def score_into(run: RunFolder, backend: Backend, items: list[Item], cal: Calibra
         todo = []
         for it in items:
             if it.text in known:
-                done(it, [Generation(text="scored for calibration", extra={"log_odds": v}) for v in known[it.text]])
+                done(it, [Generation(text="scored for calibration", extra={"log_odds": v})
+                          for v in known[it.text]])
             else:
                 todo.append(it)
         score_texts(backend, codebook, variant, [it.text for it in todo], paraphrase,
@@ -231,5 +236,5 @@ def run_calibration(run: RunFolder, backend: Backend, codebook: Codebook, varian
     return cal
 
 
-__all__ = ["Calibration", "run_calibration", "calibration_items", "content_free_odds", "fit_calibration", "labels_from_odds",
-           "score_into", "score_record", "score_texts"]
+__all__ = ["Calibration", "calibration_items", "content_free_odds", "fit_calibration", "labels_from_odds",
+           "run_calibration", "score_into", "score_record", "score_texts"]
