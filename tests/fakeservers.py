@@ -323,12 +323,24 @@ class FakeOpenAI(FakeServer):
         schema = (rf.get("json_schema") or {}).get("schema") if rf.get("type") == "json_schema" else None
         return prompt, schema
 
+    with_logprobs = True  # answer `logprobs`/`top_logprobs` requests (False: a server that ignores them)
+
+    def logprobs(self, body) -> dict | None:
+        """Log-probabilities of a one-token yes/no answer: yes is likely when the passage says
+        "available", else no; both spellings of each answer are listed."""
+        if not (body.get("logprobs") and self.with_logprobs):
+            return None
+        yes = -0.1 if "available" in self.parse(body)[0] else -3.0
+        top = [{"token": "Yes", "logprob": yes, "bytes": None}, {"token": " no", "logprob": -1.0, "bytes": None},
+               {"token": "Maybe", "logprob": -6.0, "bytes": None}][: int(body.get("top_logprobs") or 0)]
+        return {"content": [{"token": "Yes", "logprob": yes, "bytes": None, "top_logprobs": top}]}
+
     def answer(self, body, model, text, refusal, usage):
         msg = {"role": "assistant", "content": text, "refusal": REFUSAL_TEXT if refusal else None}
         return {
             "id": f"chatcmpl-{self.calls}", "object": "chat.completion", "created": int(time.time()),
             "model": self.version(body.get("model", "")),
-            "choices": [{"index": 0, "message": msg, "logprobs": None,
+            "choices": [{"index": 0, "message": msg, "logprobs": self.logprobs(body),
                          "finish_reason": "stop"}],
             "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
                       "total_tokens": usage[0] + usage[1]},

@@ -69,6 +69,7 @@ class LabelPrediction(CallRecord):
     empty: bool = False  # an empty text: no model call, counted as an invalid output
     meta: dict | None = None  # the item's grouping columns
     fold: int | None = None  # baselines: the cross-validation fold
+    scores: dict[str, float] | None = None  # the score variant: calibrated log-odds per scored category
 
 
 class JudgeCall(CallRecord):

@@ -43,6 +43,8 @@ class Generation:
 
 OnResult = Callable[[int, Generation], None]
 
+YES_NO = ({"yes", "Yes", "YES", " yes", " Yes", " YES"}, {"no", "No", "NO", " no", " No", " NO"})
+
 
 class Backend(abc.ABC):
     """Generate answers for a list of conversations.
@@ -68,6 +70,20 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def count_tokens(self, messages: Messages) -> int:
         """Prompt tokens of a conversation (an estimate where the backend has no local tokenizer)."""
+
+    # whether `score_yes_no` works (local models; OpenAI-compatible APIs that return log-probabilities)
+    can_score: bool = False
+
+    def score_yes_no(self, conversations: list[Messages],
+                     on_result: OnResult | None = None) -> list[Generation]:
+        """Score each conversation's next answer as yes or no, without generating: one Generation per
+        conversation, in order, whose `extra["log_odds"]` is log P(yes) - log P(no) of the first answer
+        token (case and leading space folded) and whose `text` is the likelier answer. A failed item has
+        `error` set, as in `generate`."""
+        from llmscisci.errors import UserError
+
+        raise UserError(f"{self.name} cannot score answers by log-probability: use the embedded model, "
+                        "a local Hugging Face model or an OpenAI-compatible API that returns logprobs")
 
     def describe(self) -> dict:
         """What config.json records about this backend (never secrets)."""

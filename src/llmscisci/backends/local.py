@@ -33,7 +33,7 @@ import torch
 from pydantic import BaseModel
 from transformers import DynamicCache
 
-from llmscisci.backends.base import Backend, BackendOptions, Generation, GenParams, Messages, OnResult
+from llmscisci.backends.base import YES_NO, Backend, BackendOptions, Generation, GenParams, Messages, OnResult
 from llmscisci.backends.kv_cache import (
     batch_cache,
     prefill_forward,
@@ -70,6 +70,8 @@ def balanced_batches(items: list, batch_size: int) -> list[list]:
 
 class LocalBackend(Backend):
     """A local transformers model (see `llmscisci.backends.models` for the names it accepts)."""
+
+    can_score = True
 
     def __init__(
         self,
@@ -109,6 +111,7 @@ class LocalBackend(Backend):
         text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
         self._n_layers = int(getattr(text_cfg, "num_hidden_layers", 0) or 0)
         self._eos_ids = self._eos_token_ids()
+        self._yes_no: tuple[list[int], list[int]] | None = None
 
     # ----------------------------------------------------------------- description and token counts
     def _context_length(self) -> int | None:
@@ -364,3 +367,103 @@ class LocalBackend(Backend):
             )
             for text, row, n_out, why in zip(texts, rows, toks_out, finish)
         ]
+
+    # ----------------------------------------------------------------- scoring (yes/no log-odds)
+    def answer_token_ids(self) -> tuple[list[int], list[int]]:
+        """Token ids of the one-token spellings of yes and of no (case, leading space)."""
+        if self._yes_no is None:
+            found = []
+            for words in YES_NO:
+                spelled = [self.tokenizer(w, add_special_tokens=False)["input_ids"] for w in sorted(words)]
+                ids = {t[0] for t in spelled if len(t) == 1}
+                if not ids:  # no one-token spelling: the first token of each spelling
+                    ids = {t[0] for t in spelled if t}
+                found.append(ids)
+            yes, no = found
+            self._yes_no = (sorted(yes - no), sorted(no - yes))
+        return self._yes_no
+
+    def score_yes_no(self, conversations: list[Messages],
+                     on_result: OnResult | None = None) -> list[Generation]:
+        """Log-odds of yes vs no as the next token after each conversation (see `Backend.score_yes_no`).
+
+        Conversations that follow each other and share more than the common prefix of all (the questions
+        about one passage) are scored together: their shared part (system prompt + passage) is run once,
+        on top of the prefix cache of the system prompt, and only the short questions are batched."""
+        rows = [self.prompt_ids(c) for c in conversations]
+        results: list[Generation | None] = [None] * len(rows)
+        todo = []
+        for i, ids in enumerate(rows):
+            if self.context_length is None or len(ids) + 1 <= self.context_length:
+                todo.append(i)
+                continue
+            results[i] = Generation(
+                tokens_in=len(ids), model_version=self.model_version,
+                error=f"prompt of {len(ids)} tokens exceeds the context length {self.context_length}")
+            if on_result:
+                on_result(i, results[i])
+        base = self._shared_prefix([rows[i] for i in todo])
+        for group in self._score_groups(todo, rows, len(base[0]) if base else 0):
+            for idx in balanced_batches(group, self.batch_size):
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    logits = self._next_logits([rows[i] for i in idx], base)
+                seconds = time.perf_counter() - t0
+                logp = torch.log_softmax(logits.float(), dim=-1)
+                yes, no = self.answer_token_ids()
+                odds = (torch.logsumexp(logp[:, yes], -1) - torch.logsumexp(logp[:, no], -1)).tolist()
+                for i, lo in zip(idx, odds):
+                    results[i] = Generation(
+                        text="yes" if lo > 0 else "no", tokens_in=len(rows[i]), tokens_out=0,
+                        seconds=seconds / len(idx), model_version=self.model_version,
+                        extra={"log_odds": float(lo), "batch_size": len(idx)})
+                    if on_result:
+                        on_result(i, results[i])
+        return results  # type: ignore[return-value]
+
+    @staticmethod
+    def _score_groups(todo: list[int], rows: list[list[int]], base_len: int) -> list[list[int]]:
+        """Runs of consecutive rows sharing at least MIN_PREFIX tokens beyond the common prefix."""
+        groups: list[list[int]] = []
+        for i in todo:
+            if groups and _common_prefix_len([rows[groups[-1][0]], rows[i]]) >= base_len + MIN_PREFIX:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        return groups
+
+    def _next_logits(self, rows: list[list[int]], base) -> torch.Tensor:
+        """Next-token logits after each row (n_rows x vocab). The rows' own common prefix (at least the
+        run's system-prompt prefix) runs once at batch 1; the rest is laid out [prefix][pads][suffix]
+        (pads masked, positions continuing after the prefix), so the last position is every row's
+        answer position and only its logits are computed."""
+        device = self.model.device
+        n = min(_common_prefix_len(rows), min(len(r) for r in rows) - 1) if self.prefix_cache else 0
+        cache = None
+        if n:
+            b_ids, b_cache = base if base is not None and len(base[0]) <= n else ((), None)
+            start = len(b_ids)
+            cache = batch_cache(self._n_layers, 1, n + 1, b_cache)
+            if n > start:
+                forward, extra = prefill_forward(self.model)
+                forward(input_ids=torch.tensor([rows[0][start:n]], device=device),
+                        position_ids=torch.arange(start, n, device=device)[None],
+                        attention_mask=torch.ones((1, n), dtype=torch.long, device=device),
+                        use_cache=True, **{self._cache_kw: cache}, **extra)
+        suffixes = [r[n:] for r in rows]
+        width = max(len(x) for x in suffixes)
+        x = torch.full((len(rows), width), self._eos_ids[0], dtype=torch.long)
+        mask = torch.zeros((len(rows), n + width), dtype=torch.long)
+        mask[:, :n] = 1
+        for r, suf in enumerate(suffixes):
+            x[r, width - len(suf):] = torch.tensor(suf)
+            mask[r, n + width - len(suf):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, n:]
+        kw: dict = {}
+        if cache is not None:
+            kw[self._cache_kw] = batch_cache(self._n_layers, len(rows), n + width, cache)
+        if "logits_to_keep" in inspect.signature(self.model.forward).parameters:
+            kw["logits_to_keep"] = 1
+        out = self.model(input_ids=x.to(device), position_ids=pos.to(device), attention_mask=mask.to(device),
+                         use_cache=cache is not None, **kw)
+        return out.logits[:, -1]

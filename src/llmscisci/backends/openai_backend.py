@@ -8,18 +8,21 @@ in each form in turn, until the server takes one; the rest follow in that form.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 from pydantic import BaseModel
 
 from llmscisci.backends import structured
 from llmscisci.backends.api_common import APIBackend, Reply, safe_url
-from llmscisci.backends.base import BackendOptions, GenParams, Generation, Messages, OnResult
+from llmscisci.backends.base import YES_NO, BackendOptions, GenParams, Generation, Messages, OnResult
 from llmscisci.backends.retry import MalformedResponse
 
 # reasoning models take max_completion_tokens and reject sampling parameters
 REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 DUMMY_KEY = "not-needed"  # local OpenAI-compatible servers usually ignore the key
+TOP_LOGPROBS = 20  # the most alternatives OpenAI returns per position
+NO_LOGPROBS = "the server returned no log-probabilities of yes or no (logprobs/top_logprobs)"
 
 
 def is_reasoning_model(model: str) -> bool:
@@ -62,6 +65,8 @@ def json_object_format(schema: type[BaseModel]) -> dict:
 class OpenAIBackend(APIBackend):
     provider = "openai"
     key_envs = ("OPENAI_API_KEY",)
+    can_score = True  # where the server returns logprobs (OpenAI's chat models, vLLM, llama.cpp server)
+    _scoring = False
 
     def __init__(self, model: str, options: BackendOptions | None = None):
         opts = options or BackendOptions()
@@ -93,6 +98,8 @@ class OpenAIBackend(APIBackend):
 
     def answer_options(self) -> dict:
         # the form changes what a structured answer looks like: part of the cache's backend identity
+        if self._scoring:
+            return {"top_logprobs": TOP_LOGPROBS}
         if self._schema_call and self.options.base_url and self.mode != "json_schema":
             return {"structured_mode": self.mode}
         return {}
@@ -114,11 +121,36 @@ class OpenAIBackend(APIBackend):
             kw["temperature"] = params.temperature
             kw["top_p"] = params.top_p
         kw["seed"] = params.seed
+        if self._scoring:
+            kw["logprobs"], kw["top_logprobs"] = True, TOP_LOGPROBS
         if schema is not None and self.mode == "json_schema":
             kw["response_format"] = response_format(schema)
         elif schema is not None and self.mode == "json_object":
             kw["response_format"] = json_object_format(schema)
         return kw
+
+    # --- scoring: yes/no log-odds from the first answer token's top_logprobs -------------------------
+    def score_yes_no(self, conversations: list[Messages],
+                     on_result: OnResult | None = None) -> list[Generation]:
+        """One call per conversation with max_tokens=1, logprobs and top_logprobs (Backend.score_yes_no)."""
+
+        def checked(i: int, gen: Generation) -> Generation:
+            if "log_odds" in gen.extra:
+                gen.error = None  # a one-token answer of white space is still a score
+                if gen.text not in ("yes", "no"):
+                    gen.extra["answer_token"] = gen.text
+                    gen.text = "yes" if gen.extra["log_odds"] > 0 else "no"
+            elif gen.error is None:
+                gen.error = NO_LOGPROBS
+            return gen
+
+        hook = (lambda i, gen: on_result(i, checked(i, gen))) if on_result is not None else None
+        self._scoring = True
+        try:
+            gens = super().generate(conversations, GenParams(max_new_tokens=1, temperature=0.0), None, hook)
+        finally:
+            self._scoring = False
+        return [checked(i, g) for i, g in enumerate(gens)]
 
     # --- structured output: find the form the server takes ----------------------------------------
     def generate(self, conversations: list[Messages], params: GenParams = GenParams(),
@@ -161,7 +193,12 @@ class OpenAIBackend(APIBackend):
         return gen
 
     def _call(self, messages: Messages, params: GenParams, schema: type[BaseModel] | None) -> Reply:
-        reply = to_reply(self.client.chat.completions.create(**self.request(messages, params, schema)))
+        resp = self.client.chat.completions.create(**self.request(messages, params, schema))
+        reply = to_reply(resp)
+        if self._scoring:
+            odds = yes_no_log_odds(resp)
+            if odds is not None:
+                reply.extra["log_odds"], reply.extra["log_odds_bounded"] = odds
         if self._schema_call and self.mode in ("json_object", "prompt") and not reply.refusal:
             found = structured.extract_json(reply.text)  # prompt mode: the JSON out of the prose
             if found != reply.text:
@@ -189,3 +226,24 @@ def to_reply(resp) -> Reply:
         finish_reason=choice.finish_reason,
         extra=extra,
     )
+
+
+def yes_no_log_odds(resp) -> tuple[float, bool] | None:
+    """(log P(yes) - log P(no), bounded) from the first answer token's top_logprobs, the spellings of each
+    answer summed; an answer missing from the list is bounded by the smallest listed probability
+    (bounded=True). None when neither answer is listed or the response has no logprobs."""
+    try:
+        first = resp.choices[0].logprobs.content[0]
+    except (AttributeError, IndexError, TypeError):
+        return None
+    top = list(getattr(first, "top_logprobs", None) or []) or [first]
+    found: list[list[float]] = [[], []]
+    for alt in top:
+        for k, words in enumerate(YES_NO):
+            if alt.token in words:
+                found[k].append(float(alt.logprob))
+    if not found[0] and not found[1]:
+        return None
+    floor = min(float(a.logprob) for a in top)
+    lse = [math.log(sum(math.exp(v) for v in vals)) if vals else floor for vals in found]
+    return lse[0] - lse[1], not (found[0] and found[1])

@@ -13,6 +13,8 @@ PROVIDERS: dict[str, str] = {
     "anthropic": "llmscisci.backends.anthropic_backend:AnthropicBackend",
     "gemini": "llmscisci.backends.gemini_backend:GeminiBackend",
 }
+# providers whose answers come with log-probabilities (the `score` variant); local models always do
+SCORING_PROVIDERS = ("openai",)
 
 
 def split_provider(name: str) -> tuple[str | None, str]:
@@ -43,3 +45,18 @@ def load_backend(name: str, options: BackendOptions | None = None) -> Backend:
     except ModuleNotFoundError as exc:
         raise UserError(f"backend for {name!r} is not available ({exc.name} missing)") from None
     return getattr(module, cls_name)(model, opts)
+
+
+def check_can_score(name: str) -> None:
+    """A one-line error, before anything loads, for a model the `score` variant cannot use."""
+    provider, _ = split_provider(name)
+    if provider is None:
+        from llmscisci.backends.aliases import api_alias
+
+        alias = api_alias(name)
+        provider = alias[0] if alias else None
+    if name.startswith("baseline:") or name == "baseline":
+        raise UserError(f"the score variant needs a language model, not the classifier {name!r}")
+    if provider is not None and provider not in SCORING_PROVIDERS:
+        raise UserError(f"{name}: {provider} returns no log-probabilities, so the score variant cannot use "
+                        "it; use a local model or an OpenAI-compatible API (openai:MODEL, --base-url)")

@@ -42,7 +42,7 @@ def build(
     from llmscisci.errors import UserError
     from llmscisci.paths import cache_dir
     from llmscisci.paths import data_dir as resolve
-    from llmscisci.prompts.label import check_variant
+    from llmscisci.prompts.label import check_generating, check_variant
     from llmscisci.rewards.tokens import load_tokenizer
     from llmscisci.train import preferences as P
 
@@ -53,6 +53,7 @@ def build(
     if use_response is None:
         use_response = strategy == "by-source"
     check_variant(variant)
+    check_generating(variant, "preference pairs")
     src = resolve(data_dir)
     files = [Path(f) for f in (labels or [])] or sorted((src / "labels").glob("annotator_*.jsonl"))
     if strategy == "by-source" and len(files) != 2:

@@ -33,7 +33,7 @@ PlaceboOpt = Annotated[Optional[int], typer.Option(
 # options a resumed run takes from its config.json: giving another value is an error, never ignored
 RESUMED = {"task": "--task", "variant": "--variant", "model": "--model", "limit": "--limit", "split": "--split",
            "shots": "--shots", "max_new_tokens": "--max-new-tokens", "temperature": "--temperature",
-           "seed": "--seed"}
+           "seed": "--seed", "calibrate": "--calibrate"}
 
 
 def explicit(ctx: typer.Context | None, name: str) -> bool:
@@ -74,6 +74,27 @@ def check_placebo_options(placebo, model: str, batch_opts) -> None:
         raise UserError("--placebo checks an LLM's answers, not a saved classifier's")
 
 
+def check_score_options(variant: str, model: str, shots: int, calibrate: str | None) -> None:
+    """The score variant's checks, before any data or model is loaded (one-line errors)."""
+    from llmscisci.errors import UserError
+    from llmscisci.prompts.label import is_scoring
+
+    if not is_scoring(variant):
+        if calibrate is not None:
+            raise UserError(f"--calibrate applies to --variant score, not {variant!r}")
+        return
+    from llmscisci.backends.registry import check_can_score
+
+    check_can_score(model)
+    if shots:
+        raise UserError(f"--shots {shots}: the score variant asks without examples; use --shots 0")
+    if calibrate is not None:
+        from llmscisci.paths import BUNDLED
+
+        if calibrate != BUNDLED and not Path(calibrate).exists():
+            raise UserError(f"--calibrate {calibrate}: not found (use bundled, a data folder or a coded label file)")
+
+
 def resume_conflicts(ctx: typer.Context | None, given: dict, cfg: dict) -> None:
     """A resumed run keeps its configuration: an option given with another value is an error."""
     from llmscisci.errors import UserError
@@ -81,7 +102,7 @@ def resume_conflicts(ctx: typer.Context | None, given: dict, cfg: dict) -> None:
     source_book = cfg["codebook"].get("source", "builtin")
     stored = {"task": cfg["task"] if source_book == "builtin" else source_book, "variant": cfg["variant"],
               "model": cfg["model"], "limit": cfg.get("limit"), "split": cfg.get("split_filter", "all"),
-              "shots": cfg.get("shots", 0), **{k: cfg["params"][k] for k in ("max_new_tokens", "temperature", "seed")}}
+              "shots": cfg.get("shots", 0), "calibrate": cfg.get("calibrate"), **{k: cfg["params"][k] for k in ("max_new_tokens", "temperature", "seed")}}
     if source_book != "builtin" and given.get("task"):  # a codebook file, however its path is spelled
         given = {**given, "task": str(Path(str(given["task"])).resolve())}
         stored["task"] = str(Path(source_book).resolve())
@@ -95,7 +116,7 @@ def resume_conflicts(ctx: typer.Context | None, given: dict, cfg: dict) -> None:
 def label(
     ctx: typer.Context,
     task: TasksOpt = "easy,difficult",
-    variant: Annotated[str, typer.Option("--variant", help="icl | guidelines | structured")] = "structured",
+    variant: Annotated[str, typer.Option("--variant", help="icl | guidelines | structured | score")] = "structured",
     model: ModelOpt = "smollm2-135m",
     limit: Annotated[Optional[int], typer.Option("--limit", help="Label only the first N items.")] = None,
     split: Annotated[str, typer.Option("--split", help="all | train | test (canonical DOI-grouped split)")] = "all",
@@ -107,6 +128,7 @@ def label(
     text_template: Annotated[Optional[str], typer.Option("--text", help="--input: a template over columns, e.g. '{title}. {abstract}'.")] = None,
     by: Annotated[Optional[str], typer.Option("--by", help="--input: label distribution per group of this column.")] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="--input: items read and labelled per chunk.")] = 1000,
+    calibrate: Annotated[Optional[str], typer.Option("--calibrate", help="score variant: fit per-category thresholds on this source's reference labels (bundled, a data folder or a coded label file).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (items, first prompt, tokens, cost or ETA); write nothing.")] = False,
     placebo: PlaceboOpt = None,
     out_dir: OutOpt = Path("runs"),
@@ -135,15 +157,19 @@ def label(
     from llmscisci.metrics.evaluate import format_table
     from llmscisci.paths import data_dir as resolve_data_dir
     from llmscisci.paths import data_label
-    from llmscisci.prompts.label import check_variant
+    from llmscisci.prompts.label import check_variant, is_scoring
     from llmscisci.runs import RunFolder
     from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec, draw_shots, run_label, select_items
     from llmscisci.tasks.placebo import run_placebo
 
     check_variant(variant)
     check_label_options(limit, split, shots, max_new_tokens, temperature, input_csv)
+    if resume is None:  # a resumed run's variant comes from its config.json (checked below)
+        check_score_options(variant, model, shots, calibrate)
     batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
     check_placebo_options(placebo, model, batch_opts)
+    if resume is None and batch_opts is not None and is_scoring(variant):
+        raise UserError("--batch and --batch-file send generation requests; the score variant scores live")
     if chunk_size < 1:
         raise UserError(f"--chunk-size {chunk_size}: must be at least 1")
     opts = backend.options()
@@ -163,7 +189,7 @@ def label(
             raise UserError(f"--resume {resume}: not a labelling run (kind {cfg.get('kind')!r})")
         resume_conflicts(ctx, {"task": task, "variant": variant, "model": model, "limit": limit, "split": split,
                                "shots": shots, "max_new_tokens": max_new_tokens, "temperature": temperature,
-                               "seed": seed}, cfg)
+                               "seed": seed, "calibrate": calibrate}, cfg)
         if cfg.get("streamed") and input_csv is None:
             inp = cfg.get("input") or {}
             input_csv, id_column = Path(inp.get("path", "")), inp.get("id_column")
@@ -176,6 +202,10 @@ def label(
         p = cfg["params"]
         max_new_tokens, temperature, seed = p["max_new_tokens"], p["temperature"], p["seed"]
         paraphrase = int(cfg.get("paraphrase") or 0)
+        calibrate = cfg.get("calibrate")
+        check_score_options(variant, model, shots, calibrate)
+        if batch_opts is not None and is_scoring(variant):
+            raise UserError("--batch and --batch-file send generation requests; the score variant scores live")
         if data_dir is None and input_csv is None:
             src = Path(cfg.get("data_source", ""))
             input_csv, data_dir = (src, None) if src.is_file() else (None, src)
@@ -195,7 +225,7 @@ def label(
                                shots=shots, paraphrase=paraphrase, out_dir=out_dir, resume=resume,
                                id_column=id_column, text_column=text_column, template=text_template, by=by,
                                chunk_size=chunk_size, dry_run=dry_run, batch=batch_opts,
-                               placebo=None if dry_run else placebo)
+                               placebo=None if dry_run else placebo, calibrate=calibrate)
             results.append(res["result"])
             tables += res["tables"]
         emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
@@ -222,7 +252,7 @@ def label(
     results, tables = [], []
     for cb, items in loaded:
         spec = LabelSpec(codebook=cb, variant=variant, model=model, params=params, shots=shots, limit=limit,
-                         split=split, data_source=source, paraphrase=paraphrase)
+                         split=split, data_source=source, paraphrase=paraphrase, calibrate=calibrate)
         try:
             run = run_label(spec, items, backend, out_dir, run_dir=resume)
         except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet

@@ -23,22 +23,39 @@ def load_labeller(model: str, opts, codebook):
 
 
 def _messages(items, codebook, variant, paraphrase):
-    from llmscisci.prompts.label import build_messages
+    from llmscisci.prompts.label import build_messages, is_scoring, item_score_messages
 
     for it in items:
-        yield build_messages(it.text, codebook, variant, [], paraphrase) if it.text.strip() else None
+        if not it.text.strip():
+            yield None
+        elif is_scoring(variant):  # one yes/no question per category: one call each
+            yield from item_score_messages(it.text, codebook, variant, paraphrase)
+        else:
+            yield build_messages(it.text, codebook, variant, [], paraphrase)
 
 
 def dry_run_items(codebook, items, *, model, variant, params, opts, shots=0, paraphrase=0):
     """The plan for labelling `items` (an iterable), its text in `plan.text`; nothing is sent or written."""
-    from llmscisci.prompts.label import is_structured, label_schema
+    from llmscisci.prompts.label import is_scoring, is_structured, label_schema, score_categories
 
     schema = label_schema(codebook) if is_structured(variant) else None
-    return plan_conversations(model, _messages(items, codebook, variant, paraphrase), params, opts, schema)
+    if not is_scoring(variant):
+        return plan_conversations(model, _messages(items, codebook, variant, paraphrase), params, opts, schema)
+    from dataclasses import replace
+
+    k = len(score_categories(codebook))
+    plan = plan_conversations(model, _messages(items, codebook, variant, paraphrase), replace(params, max_new_tokens=1),
+                              opts, None, what=f"yes/no questions ({k} per item, one forward pass or call each)")
+    plan.notes.append(f"plus {k} questions on the content-free passage (calibration), once per run; "
+                      "--calibrate adds the calibration source's items")
+    from llmscisci.tasks.plan import format_plan
+
+    plan.text = format_plan(plan, f"yes/no questions ({k} per item)")
+    return plan
 
 
 def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, shots, paraphrase, out_dir, resume,
-                 id_column, text_column, template, by, chunk_size, dry_run, batch=None, placebo=None) -> dict:
+                 id_column, text_column, template, by, chunk_size, dry_run, batch=None, placebo=None, calibrate=None) -> dict:
     """Label (or plan) one codebook over the corpus; {"result": JSON result, "tables": what a person reads}."""
 
     from llmscisci.data.corpus import CorpusPlan
@@ -79,7 +96,7 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
         chunk_size = max(chunk_size, corpus.n_items)
     labeller = labeller or load_labeller(model, opts, codebook)
     spec = LabelSpec(codebook=codebook, variant=variant, model=model, params=params, limit=limit,
-                     data_source=str(path), paraphrase=paraphrase)
+                     data_source=str(path), paraphrase=paraphrase, calibrate=calibrate)
     from llmscisci.backends.batch import BatchPending
 
     try:

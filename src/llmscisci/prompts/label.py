@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 from llmscisci.data.codebook import Codebook
 from llmscisci.errors import UserError
 
-VARIANTS = ("icl", "guidelines", "structured")
+VARIANTS = ("icl", "guidelines", "structured", "score")
 
 
 @lru_cache(maxsize=None)
@@ -108,6 +108,9 @@ def system_prompt(codebook: Codebook, variant: str, paraphrase: int = 0) -> str:
 
 def user_prompt(text: str, codebook: Codebook, variant: str) -> str:
     tpl = check_variant(variant)
+    if is_scoring(variant):  # the template of every category's question (for the prompt hash)
+        return tpl["user"].format(**_fields(codebook), text=text, category="{category}",
+                                  description="{description}")
     if _delegated(variant):
         from llmscisci.prompts import cot
 
@@ -138,6 +141,45 @@ def shown_examples(codebook: Codebook, variant: str, shots: list[tuple[str, str]
 
         examples.append(cot.fields(codebook)["example"])
     return examples
+
+
+def is_scoring(variant: str) -> bool:
+    """A variant whose labels come from the log-odds of yes/no answers, not from generated text."""
+    return bool(check_variant(variant).get("scoring", False))
+
+
+def check_generating(variant: str, what: str) -> None:
+    """`what` (training, preference pairs) needs an answer the model writes: not the score variant."""
+    if is_scoring(variant):
+        raise UserError(f"{what} needs a variant whose answer is written text (icl, guidelines, structured); "
+                        f"{variant!r} labels by likelihood")
+
+
+def score_categories(codebook: Codebook) -> list[int]:
+    """The categories a scoring variant asks about: all but the exclusive `none`, which follows from the
+    others by the label policy (no other category -> none)."""
+    return [i for i in range(codebook.n) if i != codebook.none_index]
+
+
+def content_free(variant: str) -> str:
+    """The content-free passage of contextual calibration (Zhao et al. 2021)."""
+    return str(check_variant(variant).get("content_free", "N/A"))
+
+
+def score_messages(text: str, codebook: Codebook, variant: str, category: int,
+                   paraphrase: int = 0) -> list[dict]:
+    """The yes/no question about one category of one passage (system prompt + one user turn)."""
+    tpl = check_variant(variant)
+    c = codebook.categories[category]
+    user = tpl["user"].format(**_fields(codebook), text=text.strip() or "(empty)", category=c.name,
+                              description=c.description or c.name)
+    return [{"role": "system", "content": system_prompt(codebook, variant, paraphrase)},
+            {"role": "user", "content": user}]
+
+
+def item_score_messages(text: str, codebook: Codebook, variant: str, paraphrase: int = 0) -> list[list[dict]]:
+    """One conversation per scored category of a passage, in `score_categories` order."""
+    return [score_messages(text, codebook, variant, k, paraphrase) for k in score_categories(codebook)]
 
 
 def is_structured(variant: str) -> bool:

@@ -26,7 +26,7 @@ from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.parse import is_exact_format, parse_answer, render_answer
 from llmscisci.tasks.texts import TEXTS_KEY, reconcile
 
-DEFAULT_MAX_NEW_TOKENS = {"icl": 48, "guidelines": 32, "structured": 64, "cot": 192}
+DEFAULT_MAX_NEW_TOKENS = {"icl": 48, "guidelines": 32, "structured": 64, "cot": 192, "score": 1}
 
 
 @dataclass
@@ -42,6 +42,7 @@ class LabelSpec:
     split: str = "all"  # all | train | test
     data_source: str = ""
     paraphrase: int = 0  # wording of the system prompt: 0 = label.toml's, k = label_paraphrases.toml's k-th
+    calibrate: str | None = None  # `score` variant: the source its thresholds are fitted on
 
     def core(self, items: list[Item], shots: list[tuple[str, str]]) -> dict:
         """What defines the experiment: its stable hash names the run (and finds it again to resume)."""
@@ -61,6 +62,8 @@ class LabelSpec:
         }
         if self.paraphrase:  # the original wording keeps the hashes of runs made before paraphrases existed
             core["paraphrase"] = self.paraphrase
+        if self.calibrate:
+            core["calibrate"] = self.calibrate
         return core
 
     def hash(self, items: list[Item], shots: list[tuple[str, str]]) -> str:
@@ -158,6 +161,19 @@ def split_empty(items: list[Item]) -> tuple[list[Item], list[Item]]:
     return [it for it in items if not is_empty(it)], [it for it in items if is_empty(it)]
 
 
+def check_scoring(spec: LabelSpec, backend: Backend | None = None) -> None:
+    """What a scoring variant refuses, before anything runs: examples, a backend that cannot score,
+    --calibrate with a generating variant."""
+    if not prompts.is_scoring(spec.variant):
+        if spec.calibrate:
+            raise UserError(f"--calibrate applies to the score variant, not {spec.variant!r}")
+        return
+    if spec.shots:
+        raise UserError(f"--shots {spec.shots}: the score variant asks without examples; use --shots 0")
+    if backend is not None and not getattr(backend, "can_score", False):
+        backend.score_yes_no([])  # the backend's own one-line error
+
+
 def run_label(
     spec: LabelSpec,
     items: list[Item],
@@ -169,6 +185,7 @@ def run_label(
     """Label `items` (already loaded) with `backend`; write (or resume) the run folder; return it."""
     prompts.check_variant(spec.variant)
     prompts.check_paraphrase(spec.variant, spec.paraphrase)
+    check_scoring(spec, backend)
     all_items = items
     items = select_items(items, spec.split, spec.limit)
     shots = draw_shots(all_items, spec.codebook, spec.variant, spec.shots, spec.params.seed)
@@ -179,6 +196,8 @@ def run_label(
     path = Path(run_dir) if run_dir else Path(out) / f"label_{spec.codebook.task}_{spec.variant}{para}_{slug(spec.model)}_{config['hash'][:8]}"
     config = reconcile(path, spec.core(items, shots), config, lambda: ((it.doi, text_sha(it.text)) for it in items))
     with RunFolder(path).writing():
+        # a resumed score run keeps its calibration (create rewrites config.json)
+        previous = RunFolder(path).config.get("calibration") if (path / "config.json").is_file() else None
         run = RunFolder.create(path, config, resume=True)
         run.repair_tail()
         done = run.done_keys()
@@ -186,6 +205,11 @@ def run_label(
         schema = prompts.label_schema(spec.codebook) if prompts.is_structured(spec.variant) else None
         if empty:
             run.append([empty_record(it, spec.codebook, phash) for it in empty])
+        if prompts.is_scoring(spec.variant):
+            t0 = time.perf_counter()
+            _score_run(run, spec, backend, pending, phash, show_progress, previous)
+            finish_run(run, spec.codebook, wall_seconds=time.perf_counter() - t0, n_resumed=len(done))
+            return run
         entries = [(it, prompts.build_messages(it.text, spec.codebook, spec.variant, shots, spec.paraphrase))
                    for it in pending]
         t0 = time.perf_counter()
@@ -194,6 +218,19 @@ def run_label(
                       f"label {spec.codebook.task}/{spec.variant}", schema=schema, show_progress=show_progress)
         finish_run(run, spec.codebook, wall_seconds=time.perf_counter() - t0, n_resumed=len(done))
     return run
+
+
+def _score_run(run: RunFolder, spec: LabelSpec, backend: Backend, pending: list[Item], phash: str,
+               show_progress: bool, previous: dict | None = None) -> None:
+    """The score variant: calibration (kept from config.json on a resumed run), then the scoring loop."""
+    from llmscisci.tasks.score import run_calibration, score_into
+
+    known: dict[str, list[float]] = {}
+    cal = run_calibration(run, backend, spec.codebook, spec.variant, spec.calibrate, spec.paraphrase, previous, known)
+    score_into(run, backend, pending, cal, spec.codebook, spec.variant, phash,
+               f"label {spec.codebook.task}/{spec.variant}", paraphrase=spec.paraphrase, known=known,
+               show_progress=show_progress)
+    run.update_config({"backend": backend.describe()})
 
 
 def reevaluate(run_dir: str | Path, reparse: bool = False, skip_bad: bool = False) -> dict:
@@ -215,6 +252,8 @@ def _reevaluate(run: RunFolder, cfg: dict, reparse: bool, skip_bad: bool) -> dic
     if "codebook" not in cfg:
         raise UserError(f"{run_dir}: config.json has no codebook; not a labelling-style run")
     codebook = Codebook(**cfg["codebook"])
+    if reparse and prompts.is_scoring(cfg.get("variant", "guidelines")):
+        reparse = False  # labels come from log-odds, not from text: nothing to parse again
     if reparse:
         preds = run.predictions(skip_bad=skip_bad)
         variant = cfg.get("variant", "guidelines")

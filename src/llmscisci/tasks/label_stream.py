@@ -26,7 +26,7 @@ from llmscisci.errors import UserError
 from llmscisci.prompts import label as prompts
 from llmscisci.runs import RunFolder, stable_hash, write_json
 from llmscisci.runs import slug
-from llmscisci.tasks.label import LabelSpec, empty_record, is_empty, prediction_record
+from llmscisci.tasks.label import LabelSpec, check_scoring, empty_record, is_empty, prediction_record
 from llmscisci.tasks.stoprule import StopRule
 from llmscisci.tasks.stream_progress import StreamProgress
 from llmscisci.tasks.texts import TEXTS_KEY, reconcile
@@ -68,6 +68,8 @@ def stream_core(spec: LabelSpec, plan: CorpusPlan) -> dict:
                       "text": plan.text_spec, TEXTS_KEY: plan.texts_fingerprint}}
     if spec.paraphrase:
         core["paraphrase"] = spec.paraphrase
+    if spec.calibrate:
+        core["calibrate"] = spec.calibrate
     return core
 
 
@@ -150,6 +152,8 @@ def run_label_stream(
     prompts.check_paraphrase(spec.variant, spec.paraphrase)
     if spec.shots:
         raise UserError("--shots needs the study's data (--data-dir); with --input, label without examples")
+    if not isinstance(labeller, Classifier):
+        check_scoring(spec, labeller)
     config = stream_config(spec, plan, labeller.describe(), by)
     para = f"_p{spec.paraphrase}" if spec.paraphrase else ""
     path = Path(run_dir) if run_dir else (
@@ -164,6 +168,8 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
     from llmscisci.tasks.stream_finish import finish_stream
 
     phash = config["prompt_hash"]
+    # a resumed score run keeps its calibration (create rewrites config.json)
+    previous = RunFolder(path).config.get("calibration") if (path / "config.json").is_file() else None
     run = RunFolder.create(path, config, resume=True)
     run.repair_tail()
     if hasattr(labeller, "bind_run"):  # batch mode keeps its request -> item map in the run folder
@@ -179,6 +185,11 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
     writer = Appender(run.predictions_path)
     rule = StopRule()  # shared by the chunks: a run of permanent failures may span two
     bar = StreamProgress(f"label {spec.codebook.task}/{spec.variant}", total, show_progress)
+    cal = None
+    if prompts.is_scoring(spec.variant) and not is_classifier:
+        from llmscisci.tasks.score import run_calibration
+
+        cal = run_calibration(run, labeller, spec.codebook, spec.variant, spec.calibrate, spec.paraphrase, previous)
     t0 = time.perf_counter()
     seen = 0
     try:
@@ -202,6 +213,8 @@ def _stream_into(path: Path, config: dict, spec: LabelSpec, plan: CorpusPlan, la
                     for it, labels in zip(todo, labeller.predict_texts([it.text for it in todo])):
                         writer.write(classifier_record(it, labels, phash), it)
                         bar.advance()
+                elif todo and cal is not None:
+                    _score(labeller, todo, spec, phash, cal, writer, bar, rule, run)
                 elif todo:
                     _generate(labeller, todo, spec, phash, schema, writer, bar, rule)
                 if finished:  # the checkpoint stays: its offset still marks where the unfinished chunk starts
@@ -251,3 +264,16 @@ def _generate(backend: Backend, todo: list[Item], spec: LabelSpec, phash: str, s
         if hasattr(backend, "bind_items"):
             backend.bind_items([(it.doi, it.task) for it in sent])
         backend.generate(convs, spec.params, schema=schema, on_result=on_result)
+
+
+def _score(backend: Backend, todo: list[Item], spec: LabelSpec, phash: str, cal, writer: Appender,
+           bar: StreamProgress, rule: StopRule, run: RunFolder) -> None:
+    """The score variant's chunk: yes/no log-odds per category (tasks/score.py), written as they come."""
+    from llmscisci.tasks.score import score_into
+
+    def write(it: Item, rec: dict) -> None:
+        writer.write(rec, it)
+        bar.advance(invalid=not rec["valid"], cost=rec.get("cost_usd"))
+
+    score_into(run, backend, todo, cal, spec.codebook, spec.variant, phash, "", paraphrase=spec.paraphrase,
+               write=write, rule=rule)

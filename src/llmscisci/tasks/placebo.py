@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import random
 
-from llmscisci.backends.base import Backend, GenParams
+from llmscisci.backends.base import Backend, GenParams, Generation
 from llmscisci.data.codebook import Codebook
 from llmscisci.errors import UserError
 from llmscisci.prompts import label as prompts
@@ -49,6 +49,35 @@ def choose_items(run: RunFolder, n: int, seed: int) -> list[dict]:
     return random.Random(seed).sample(items, min(n, len(items)))
 
 
+def _ask_neutral(backend: Backend, codebook: Codebook, variant: str, shots, paraphrase: int, params: GenParams,
+                 n: int) -> list[tuple[Generation, list[int] | None]]:
+    """A generating variant's answers to the neutral passage, parsed as the run parses its answers."""
+    msgs = prompts.build_messages(NEUTRAL_PASSAGE, codebook, variant, shots, paraphrase)
+    schema = prompts.label_schema(codebook) if prompts.is_structured(variant) else None
+    out = []
+    for gen in backend.generate([msgs] * n, params, schema=schema):
+        parsed = parse_answer(gen.text, codebook) if gen.error is None else None
+        out.append((gen, list(parsed.labels) if parsed and parsed.valid and parsed.labels is not None else None))
+    return out
+
+
+def _score_neutral(run: RunFolder, backend: Backend, codebook: Codebook, variant: str, paraphrase: int,
+                   n: int) -> list[tuple[Generation, list[int] | None]]:
+    """The score variant: the neutral passage's log-odds under the run's own calibration (its
+    content-free log-odds and thresholds, from config.json), the same answer for every chosen item."""
+    from llmscisci.tasks.score import Calibration, labels_from_odds, log_odds, score_texts
+
+    cal = run.config.get("calibration")
+    if not cal:
+        raise UserError(f"{run.path}: a score run without its calibration in config.json (--placebo)")
+    gens = score_texts(backend, codebook, variant, [NEUTRAL_PASSAGE], paraphrase)[0]
+    odds = log_odds(gens)
+    err = next((g.error for g in gens if g.error), None) if odds is None else None
+    gen = Generation(text=json.dumps({"log_odds": odds}) if odds is not None else "", error=err or None)
+    labels = labels_from_odds(odds, Calibration(**cal), codebook)[0] if odds is not None else None
+    return [(gen, labels)] * n
+
+
 def run_placebo(run: RunFolder, backend: Backend, n: int, seed: int | None = None) -> dict:
     """Ask `n` items again with the neutral passage (seeded choice: `seed`, else the run's); write
     placebo.jsonl (replacing an earlier check's) and recompute metrics.json. Returns the metrics."""
@@ -62,14 +91,13 @@ def run_placebo(run: RunFolder, backend: Backend, n: int, seed: int | None = Non
     seed = params.seed if seed is None else seed
     shots = [tuple(s) for s in cfg.get("shot_examples") or []]
     chosen = choose_items(run, n, seed)
-    msgs = prompts.build_messages(NEUTRAL_PASSAGE, codebook, variant, shots, int(cfg.get("paraphrase") or 0))
-    schema = prompts.label_schema(codebook) if prompts.is_structured(variant) else None
+    paraphrase = int(cfg.get("paraphrase") or 0)
     with run.writing():
-        gens = backend.generate([msgs] * len(chosen), params, schema=schema)
+        answers = (_score_neutral(run, backend, codebook, variant, paraphrase, len(chosen))
+                   if prompts.is_scoring(variant) else
+                   _ask_neutral(backend, codebook, variant, shots, paraphrase, params, len(chosen)))
         rows = []
-        for item, gen in zip(chosen, gens):
-            parsed = parse_answer(gen.text, codebook) if gen.error is None else None
-            labels = list(parsed.labels) if parsed and parsed.valid and parsed.labels is not None else None
+        for item, (gen, labels) in zip(chosen, answers):
             rows.append({"doi": item["doi"], "task": item["task"], "kind": KIND, "passage": NEUTRAL_PASSAGE,
                          "seed": seed, "raw": gen.text, "labels": labels, "valid": labels is not None,
                          "error": gen.error, "original": item["labels"], "unchanged": labels == item["labels"]})

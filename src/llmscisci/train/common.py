@@ -10,7 +10,7 @@ from llmscisci.data.items import Item, load_items
 from llmscisci.data.split import SPLIT_INFO
 from llmscisci.errors import UserError
 from llmscisci.paths import data_dir as resolve_data_dir
-from llmscisci.prompts.label import build_messages, check_variant
+from llmscisci.prompts.label import build_messages, check_generating, check_variant
 
 LORA_DEFAULTS = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
 
@@ -63,6 +63,7 @@ def split_record(items_by_task: list[tuple]) -> dict:
 
 def label_prompt(item: Item, codebook, variant: str) -> list[dict]:
     check_variant(variant)
+    check_generating(variant, "training")
     return build_messages(item.text, codebook, variant)
 
 

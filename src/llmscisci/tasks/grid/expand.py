@@ -48,7 +48,7 @@ def expand(spec: GridSpec) -> Grid:
     unknown = [v for v in spec.variants if not any(k.has_variant(v) for k in kinds)]
     if unknown:
         raise UserError(f"unknown variant {unknown[0]!r}: use icl, guidelines, structured "
-                        "(or cot for labelling)")
+                        "(or cot, score for labelling)")
     books: dict[str, Codebook] = {}
     for t in spec.tasks:
         if not registry.is_grid_task(t):

@@ -68,8 +68,12 @@ class Label(TaskKind):
         pending = [it for it in selected if it.key not in done] if cell.status != "done" else []
         cell.calls = len(pending)
         if ctx.est is not None:
-            convs = [prompts.build_messages(it.text, spec.codebook, spec.variant, shots, spec.paraphrase)
-                     for it in pending]
+            if prompts.is_scoring(spec.variant):  # one yes/no question per category and item
+                convs = [c for it in pending
+                         for c in prompts.item_score_messages(it.text, spec.codebook, spec.variant, spec.paraphrase)]
+            else:
+                convs = [prompts.build_messages(it.text, spec.codebook, spec.variant, shots, spec.paraphrase)
+                         for it in pending]
             ctx.estimate(cell, convs, spec.params.max_new_tokens)
 
     def run(self, ctx, cell, backend, show_progress=True):
