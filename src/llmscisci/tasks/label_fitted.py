@@ -1,0 +1,40 @@
+"""Labelling the study data with a fitted classifier (`label --model baseline:DIR`, no `--input`): the
+same run folder as an LLM's labelling run (config, predictions scored against the references, metrics,
+CSV), with the classifier's description in place of a backend's and no prompt sent anywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from llmscisci.data.items import Item
+from llmscisci.errors import UserError
+from llmscisci.runs import RunFolder, slug
+from llmscisci.tasks.finish import finish_run
+from llmscisci.tasks.label import LabelSpec, empty_record, select_items, split_empty
+from llmscisci.tasks.label_stream import Classifier, classifier_record
+
+
+def run_label_classifier(spec: LabelSpec, items: list[Item], classifier: Classifier, out: str | Path,
+                         run_dir: str | Path | None = None) -> RunFolder:
+    """Label `items` (already loaded) with `classifier`; write (or resume) the run folder; return it."""
+    if spec.shots:
+        raise UserError("--shots is for language models: a saved classifier takes no examples")
+    selected = select_items(items, spec.split, spec.limit)
+    train_ref = [list(it.labels) for it in items if it.split == "train" and it.labels is not None]
+    config = spec.config(classifier, selected, [], train_ref)
+    phash = config["prompt_hash"]
+    path = Path(run_dir) if run_dir else (
+        Path(out) / f"label_{spec.codebook.task}_{spec.variant}_{slug(spec.model)}_{config['hash'][:8]}")
+    with RunFolder(path).writing():
+        run = RunFolder.create(path, config, resume=True)
+        run.repair_tail()
+        done = run.done_keys()
+        todo, empty = split_empty([it for it in selected if it.key not in done])
+        t0 = time.perf_counter()
+        run.append([empty_record(it, spec.codebook, phash) for it in empty])
+        labels = classifier.predict_texts([it.text for it in todo])
+        run.append([classifier_record(it, lab, phash) for it, lab in zip(todo, labels)])
+        finish_run(run, spec.codebook, wall_seconds=time.perf_counter() - t0, n_resumed=len(done))
+    return run
