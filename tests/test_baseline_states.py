@@ -103,6 +103,10 @@ def test_label_with_saved_states_model_on_a_corpus_and_on_the_study_data(saved, 
     expect = _expected(tiny_model_dir, data_dir, [test[p["doi"]].text for p in preds])
     assert [p["labels"] for p in preds] == expect
     assert 0 <= res["metrics"]["test"]["macro_f1"] <= 1 and (run / "predictions.csv").is_file()
+    # fitted on all 70 reports, so the 14 scored were training items: the run says so
+    assert cfg["seen_in_training"] == len(test)
+    assert any(f"{len(test)} of the {len(test)} items labelled were in the classifier's training data" in w
+               for w in res["metrics"]["warnings"])
 
 
 def test_study_data_refuses_what_a_classifier_cannot_do(saved, data_dir, tmp_path, capsys, monkeypatch):
@@ -246,7 +250,21 @@ def test_distil_from_a_run_on_the_study_data(data_dir, tmp_path, capsys, monkeyp
     with np.load(tmp_path / "m1" / "arrays.npz") as a, np.load(tmp_path / "m2" / "arrays.npz") as b:
         assert not np.allclose(a["coef"][0], b["coef"][0])
         np.testing.assert_allclose(a["coef"][0], -b["coef"][0], atol=1e-6)  # the code column learnt backwards
-    assert len(list((tmp_path / "runs").iterdir())) == 2  # its own run folder, not the first one's
+    assert len({p.name for p in (tmp_path / "runs").iterdir()}) == 2  # its own run folder, not the first one's
+
+    # a teacher run on the train split only: its student scored on the test split has seen none of it
+    train_only = _fake_run(tmp_path / "teacher3", cb, {it.doi: labels[it.doi] for it in items
+                                                     if it.split == "train" and it.doi in labels})
+    code, _, err = run_console(["baseline", "--labels", train_only, "--method", "tfidf-logreg", "--folds", "3",
+                                "--out", tmp_path / "runs", "--save", tmp_path / "m3"], capsys, monkeypatch)
+    assert code == 0, err
+    code, out, err = run_console(["label", "--task", "easy", "--model", f"baseline:{tmp_path / 'm3'}", "--split",
+                                  "test", "--out", tmp_path / "scored", "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["metrics"]["test"]["n"] == 14 and not res["metrics"].get("warnings")
+    assert json.loads((tmp_path / "scored" / res["run_dir"].rsplit("/", 1)[-1] / "config.json").read_text())[
+        "seen_in_training"] == 0
 
     # a label file is still for --input; a run whose items are not in the data says which
     code, _, err = run_console(["baseline", "--labels", data_dir / "labels" / "reference.csv", "--out", tmp_path],

@@ -104,7 +104,7 @@ def baseline(
                 cv = {k: v for k, v in run.metrics()["cv"].items() if k != "folds"}
                 save_model(save, m, cb, [it.text for it in coded], np.array([it.labels for it in coded]), seed,
                            cv={**cv, "test_macro_f1": run.metrics()["test"]["macro_f1"]}, states=states,
-                           teacher=taught_by)
+                           teacher=taught_by, train_ids=[it.doi for it in coded])
                 console.print(f"model folder: {save}")
             met = run.metrics()
             cv = met["cv"]
@@ -112,6 +112,10 @@ def baseline(
             tables += [format_table(met),
                        f"{t} {m}: CV macro-F1 {cv['macro_f1_mean']:.3f} ± {cv['macro_f1_std']:.3f} "
                        f"(k={cv['k']}); canonical test macro-F1 {met['test']['macro_f1']:.3f}; run folder {run.path}"]
+            if teacher is not None:  # the scores measure agreement with the teacher, not with references
+                tables.append(f"labels learnt and scored against: the answers of {teacher.config.get('model')} in "
+                              f"{teacher.path} ({len(teacher.labels)} items; {teacher.n_left_out} left out: failed, "
+                              "unparseable or empty)")
     emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
 
 

@@ -212,6 +212,10 @@ def label(
         metrics = run.metrics()
         results.append({"task": cb.task, "run_dir": str(run.path), "metrics": metrics})
         tables += [format_table(metrics), f"run folder: {run.path}"]
+        if fitted and run.config.get("seen_in_training"):
+            from llmscisci.tasks.label_fitted import seen_warning
+
+            tables.append("warning: " + seen_warning(run.config["seen_in_training"], metrics["all"]["n"]))
     emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
 
 

@@ -78,9 +78,11 @@ def _features(method: str, texts: list[str], states=None):
 
 
 def save_model(folder: str | Path, method: str, codebook: Codebook, texts: list[str], y: np.ndarray, seed: int,
-               cv: dict | None = None, states=None, teacher: dict | None = None) -> Path:
+               cv: dict | None = None, states=None, teacher: dict | None = None,
+               train_ids: list[str] | None = None) -> Path:
     """Fit on all (texts, y) and write the model folder exactly at `folder` (created, or replaced whole).
-    `states`: the StatesEmbedder of `llm-states`; `teacher`: the labelling run that gave the labels."""
+    `states`: the StatesEmbedder of `llm-states`; `teacher`: the labelling run that gave the labels;
+    `train_ids`: the items' ids, so a run that scores the classifier on its own training items says so."""
     from sklearn.linear_model import LogisticRegression
 
     if method not in SAVABLE:
@@ -108,12 +110,12 @@ def save_model(folder: str | Path, method: str, codebook: Codebook, texts: list[
         coef[j], intercept[j] = clf.coef_[0], clf.intercept_[0]
     arrays = {"coef": coef, "intercept": intercept, "constant": constant}
     with atomic_folder(folder) as tmp:
-        _write_model(tmp, arrays, vec, method, codebook, texts, seed, dim, cv, states, teacher)
+        _write_model(tmp, arrays, vec, method, codebook, texts, seed, dim, cv, states, teacher, train_ids)
     return folder
 
 
 def _write_model(tmp: Path, arrays: dict, vec, method: str, codebook: Codebook, texts, seed: int, dim: int,
-                 cv: dict | None, states=None, teacher: dict | None = None) -> None:
+                 cv: dict | None, states=None, teacher: dict | None = None, train_ids=None) -> None:
     files = {}
     if vec is not None:
         arrays["idf"] = vec.idf_.astype(np.float64)
@@ -131,6 +133,8 @@ def _write_model(tmp: Path, arrays: dict, vec, method: str, codebook: Codebook, 
     }
     if teacher:
         manifest["taught_by"] = teacher
+    if train_ids is not None:
+        manifest["train_ids"] = list(train_ids)
     if method == "tfidf-logreg":
         manifest["features"] = TFIDF_PARAMS
     elif method == "llm-states":
@@ -156,6 +160,7 @@ class SavedClassifier(Classifier):
         self.method = manifest["method"]
         self.name = f"baseline:{self.method}"
         self.none_index = manifest["categories"].index(manifest["none"]) if manifest.get("none") else None
+        self.train_ids = frozenset(manifest.get("train_ids") or ())
         self.vec = self.states = None
         if self.method == "llm-states":
             from llmscisci.paths import cache_dir
@@ -243,6 +248,9 @@ def load_model(folder: str | Path) -> SavedClassifier:
         raise _fail(folder, "categories must be a list of short names")
     if manifest.get("none") is not None and manifest["none"] not in cats:
         raise _fail(folder, "the none category is not among the categories")
+    ids = manifest.get("train_ids")
+    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+        raise _fail(folder, "train_ids must be a list of item ids")
     feats = manifest.get("features")
     if method == "tfidf-logreg" and feats != TFIDF_PARAMS:
         raise _fail(folder, f"unsupported TF-IDF settings {json.dumps(feats)[:200]}")

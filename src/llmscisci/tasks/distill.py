@@ -34,7 +34,7 @@ class Teacher:
         return {"run": str(self.path.resolve()), "run_hash": self.config.get("hash"),
                 "model": self.config.get("model"), "variant": self.config.get("variant"),
                 "n_items": len(self.labels), "n_left_out": self.n_left_out,
-                "labels_sha256": stable_hash(sorted((k, list(v)) for k, v in self.labels.items()))}
+                "labels_hash": stable_hash(sorted((k, list(v)) for k, v in self.labels.items()))}
 
     def input_spec(self) -> dict:
         """For a run over a corpus (`label --input`): its path, id column and text column or template."""
@@ -76,21 +76,25 @@ def read_teacher(run_dir: str | Path) -> Teacher:
 
 
 def taught_items(items: list[Item], teacher: Teacher, where: str) -> list[Item]:
-    """The items the teacher labelled, carrying its labels; every one must be among `items`."""
+    """The items the teacher labelled, carrying its labels, with the canonical DOI-grouped split drawn
+    over them (a teacher that saw only the study's train split still gets a test split); every one must
+    be among `items`."""
+    from llmscisci.data.split import canonical_split
+
     have = {it.doi for it in items}
     missing = [k for k in teacher.labels if k not in have]
     if missing:
         raise UserError(f"--labels {teacher.path}: {len(missing)} of its items are not in {where} "
                         f"(first: {missing[0]!r}); give the data it labelled (--input or --data-dir)")
-    return [replace(it, labels=teacher.labels[it.doi]) for it in items if it.doi in teacher.labels]
+    split = canonical_split(teacher.labels)
+    return [replace(it, labels=teacher.labels[it.doi], split=split[it.doi]) for it in items if it.doi in teacher.labels]
 
 
 def corpus_items(teacher: Teacher, path: str | Path, id_column: str | None = None, text_column: str | None = None,
                  template: str | None = None) -> list[Item]:
-    """The teacher's items read from a corpus file (streamed: only those items are kept), with the
-    canonical DOI-grouped split; the id column and text default to those the run recorded."""
+    """The teacher's items read from a corpus file (streamed: only those items are kept); the id column
+    and text default to those the run recorded."""
     from llmscisci.data.corpus import CorpusPlan
-    from llmscisci.data.split import canonical_split
 
     spec = teacher.input_spec()
     if id_column is None:
@@ -98,6 +102,4 @@ def corpus_items(teacher: Teacher, path: str | Path, id_column: str | None = Non
     if text_column is None and template is None:
         text_column, template = spec.get("text_column"), spec.get("template")
     plan = CorpusPlan.open(path, teacher.codebook, id_column=id_column, text_column=text_column, template=template)
-    items = taught_items([it for it in plan.items() if it.doi in teacher.labels], teacher, str(path))
-    split = canonical_split(it.doi for it in items)
-    return [replace(it, split=split[it.doi]) for it in items]
+    return taught_items([it for it in plan.items() if it.doi in teacher.labels], teacher, str(path))

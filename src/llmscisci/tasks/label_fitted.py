@@ -1,6 +1,9 @@
 """Labelling the study data with a fitted classifier (`label --model baseline:DIR`, no `--input`): the
 same run folder as an LLM's labelling run (config, predictions scored against the references, metrics,
 CSV), with the classifier's description in place of a backend's and no prompt sent anywhere.
+
+A classifier scored on items it was fitted on measures its fit, not its accuracy: the run counts them
+(`seen_in_training` in config.json) and metrics.json carries a warning saying so.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ def run_label_classifier(spec: LabelSpec, items: list[Item], classifier: Classif
         raise UserError("--shots is for language models: a saved classifier takes no examples")
     selected = select_items(items, spec.split, spec.limit)
     train_ref = [list(it.labels) for it in items if it.split == "train" and it.labels is not None]
-    config = spec.config(classifier, selected, [], train_ref)
+    seen = getattr(classifier, "train_ids", frozenset())
+    n_seen = sum(1 for it in selected if it.doi in seen)
+    config = spec.config(classifier, selected, [], train_ref) | {"seen_in_training": n_seen}
     phash = config["prompt_hash"]
     path = Path(run_dir) if run_dir else (
         Path(out) / f"label_{spec.codebook.task}_{spec.variant}_{slug(spec.model)}_{config['hash'][:8]}")
@@ -36,5 +41,14 @@ def run_label_classifier(spec: LabelSpec, items: list[Item], classifier: Classif
         run.append([empty_record(it, spec.codebook, phash) for it in empty])
         labels = classifier.predict_texts([it.text for it in todo])
         run.append([classifier_record(it, lab, phash) for it, lab in zip(todo, labels)])
-        finish_run(run, spec.codebook, wall_seconds=time.perf_counter() - t0, n_resumed=len(done))
+        metrics = finish_run(run, spec.codebook, wall_seconds=time.perf_counter() - t0, n_resumed=len(done))
+        if n_seen:
+            metrics["warnings"] = [*metrics.get("warnings", []), seen_warning(n_seen, len(selected))]
+            run.write_metrics(metrics)
     return run
+
+
+def seen_warning(n_seen: int, n: int) -> str:
+    return (f"{n_seen} of the {n} items labelled were in the classifier's training data: its scores on them "
+            "measure how well it fits them, not how well it labels new texts (baseline's cross-validated scores "
+            "do)")
