@@ -115,8 +115,8 @@ def test_study_data_refuses_what_a_classifier_cannot_do(saved, data_dir, tmp_pat
     assert code == 2 and "--shots is for language models" in err
     code, _, err = run_console([*base, "--batch"], capsys, monkeypatch)
     assert code == 2 and "not a saved classifier" in err
-    code, _, err = run_console(["label", "--task", "difficult", "--model", f"baseline:{saved}", "--data-dir", data_dir,
-                                "--out", tmp_path], capsys, monkeypatch)
+    code, _, err = run_console(["label", "--task", "easy,difficult", "--model", f"baseline:{saved}", "--data-dir",
+                                data_dir, "--out", tmp_path], capsys, monkeypatch)
     assert code == 2 and "do not match the codebook" in err
     assert not any(tmp_path.iterdir())
 

@@ -192,16 +192,19 @@ def label(
         emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
         return
     backend = None if fitted else load_run_backend(model, opts, batch_opts)
+    if fitted:  # every task's codebook checked against the classifier before any run is written
+        from llmscisci.cli.label_corpus import load_labeller
+
+        classifiers = [load_labeller(model, opts, cb) for cb, _ in loaded]
     results, tables = [], []
-    for cb, items in loaded:
+    for i, (cb, items) in enumerate(loaded):
         spec = LabelSpec(codebook=cb, variant=variant, model=model, params=params, shots=shots, limit=limit,
                          split=split, data_source=source, paraphrase=paraphrase)
         try:
             if fitted:
-                from llmscisci.cli.label_corpus import load_labeller
                 from llmscisci.tasks.label_fitted import run_label_classifier
 
-                run = run_label_classifier(spec, items, load_labeller(model, opts, cb), out_dir, run_dir=resume)
+                run = run_label_classifier(spec, items, classifiers[i], out_dir, run_dir=resume)
             else:
                 run = run_label(spec, items, backend, out_dir, run_dir=resume)
         except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet

@@ -32,8 +32,10 @@ CACHE_NAME = "llm-states"
 def model_name(name: str) -> str:
     """How a saved classifier names its states model: an existing folder as an absolute path (so the
     classifier finds it from any working directory), any other name as given."""
-    path = Path(name).expanduser()
-    return str(path.resolve()) if path.is_dir() else name
+    from llmscisci.backends.models import resolve_model
+
+    r = resolve_model(name)
+    return str(Path(name).expanduser().resolve()) if r.kind == "local" or r.adapter else name
 
 
 def _folders(name: str) -> list[Path] | None:
