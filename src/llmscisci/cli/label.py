@@ -11,6 +11,7 @@ from llmscisci.cli.batch import (RESUMERS, BatchAttemptsOpt, BatchFileOpt, Batch
                                  batch_options, load_run_backend, pending_result)
 from llmscisci.backends.settings import BackendSettings
 from llmscisci.cli.backend_flags import backend_flags
+from llmscisci.cli.dryrun import BASELINE_PREFIX
 from llmscisci.cli.common import (
     TasksOpt,
     DataDirOpt,
@@ -214,6 +215,11 @@ def label(
         raise UserError("--task is empty")
     if batch_opts is not None and batch_opts.file is not None and len(codebooks) > 1:
         raise UserError("--batch-file writes one run's requests: give one --task")
+    fitted = model.startswith(BASELINE_PREFIX)  # a saved classifier (`baseline --save DIR`), not an LLM
+    if fitted and batch_opts is not None:
+        raise UserError("--batch and --batch-file are for LLMs, not a saved classifier")
+    if fitted and shots:
+        raise UserError("--shots is for language models: a saved classifier takes no examples")
     params = GenParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(variant, 64),
                        temperature=temperature, seed=seed)
     if input_csv is not None:
@@ -248,13 +254,22 @@ def label(
             tables.append(plan.text)
         emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
         return
-    backend = load_run_backend(model, opts, batch_opts)
+    backend = None if fitted else load_run_backend(model, opts, batch_opts)
+    if fitted:  # every task's codebook checked against the classifier before any run is written
+        from llmscisci.cli.label_corpus import load_labeller
+
+        classifiers = [load_labeller(model, opts, cb) for cb, _ in loaded]
     results, tables = [], []
-    for cb, items in loaded:
+    for i, (cb, items) in enumerate(loaded):
         spec = LabelSpec(codebook=cb, variant=variant, model=model, params=params, shots=shots, limit=limit,
                          split=split, data_source=source, paraphrase=paraphrase, calibrate=calibrate)
         try:
-            run = run_label(spec, items, backend, out_dir, run_dir=resume)
+            if fitted:
+                from llmscisci.tasks.label_fitted import run_label_classifier
+
+                run = run_label_classifier(spec, items, classifiers[i], out_dir, run_dir=resume)
+            else:
+                run = run_label(spec, items, backend, out_dir, run_dir=resume)
         except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
             res, line = pending_result(cb.task, exc)
             results.append(res)
@@ -263,6 +278,10 @@ def label(
         metrics = run_placebo(run, backend, placebo) if placebo else run.metrics()
         results.append(run_result(cb.task, run.path, metrics))
         tables += [format_table(metrics, cb.task), *summary_lines(metrics), f"run folder: {run.path}"]
+        if fitted and run.config.get("seen_in_training"):
+            from llmscisci.tasks.label_fitted import seen_warning
+
+            tables.append("warning: " + seen_warning(run.config["seen_in_training"], metrics["all"]["n"]))
     emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
     exit_if_unanswered([r["metrics"] for r in results if "metrics" in r])
 

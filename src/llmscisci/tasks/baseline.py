@@ -1,8 +1,11 @@
-"""Classical baselines: TF-IDF or sentence embeddings + one-vs-rest logistic regression, majority, prior.
+"""Classical baselines: TF-IDF, sentence embeddings or a local LM's hidden states (`llm-states`) +
+one-vs-rest logistic regression, majority, prior.
 
 Evaluation: grouped k-fold cross-validation over DOIs on the whole dataset (each item predicted by
 the fold where it was held out) and a fit on the canonical train split scored on its test split.
 The output is a normal run folder, so `llmscisci eval`, grids and reports treat it like any model.
+The labels learnt are the items' reference labels, or a labelling run's predictions (distillation:
+`teacher` names that run, and it is part of the run's hash).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from llmscisci.data.validate import apply_none_rule
 from llmscisci.errors import UserError
 from llmscisci.runs import RunFolder, stable_hash
 
-METHODS = ("tfidf-logreg", "embed-logreg", "majority", "prior")
+METHODS = ("tfidf-logreg", "embed-logreg", "llm-states", "majority", "prior")
 EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -62,8 +65,8 @@ def embed_texts(texts: list[str], cache_file: Path | None = None) -> np.ndarray:
 
 
 class Featurizer:
-    def __init__(self, method: str, cache_file: Path | None = None):
-        self.method, self.cache_file, self.vec = method, cache_file, None
+    def __init__(self, method: str, cache_file: Path | None = None, states=None):
+        self.method, self.cache_file, self.vec, self.states = method, cache_file, None, states
 
     def fit_transform(self, texts: list[str]) -> np.ndarray:
         if self.method == "tfidf-logreg":
@@ -71,17 +74,20 @@ class Featurizer:
 
             self.vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
             return self.vec.fit_transform(texts)
-        return embed_texts(texts, self.cache_file)
+        return self.transform(texts)
 
     def transform(self, texts: list[str]) -> np.ndarray:
         if self.method == "tfidf-logreg":
             return self.vec.transform(texts)
+        if self.method == "llm-states":
+            return self.states.embed(texts)
         return embed_texts(texts, self.cache_file)
 
 
 def fit_predict(method: str, train_x: list[str], train_y: np.ndarray, test_x: list[str], codebook: Codebook,
-                seed: int, cache_file: Path | None = None) -> np.ndarray:
-    """Predict label vectors for test_x from a model fitted on (train_x, train_y); none rule applied."""
+                seed: int, cache_file: Path | None = None, states=None) -> np.ndarray:
+    """Predict label vectors for test_x from a model fitted on (train_x, train_y); none rule applied.
+    `states`: the StatesEmbedder of `llm-states` (default: the embedded model, no disk cache)."""
     from llmscisci.metrics.multilabel import majority_vector, prior_predictions
 
     if method == "majority":
@@ -91,7 +97,11 @@ def fit_predict(method: str, train_x: list[str], train_y: np.ndarray, test_x: li
     else:
         from sklearn.linear_model import LogisticRegression
 
-        feats = Featurizer(method, cache_file)
+        if method == "llm-states" and states is None:
+            from llmscisci.tasks.llm_states import StatesEmbedder
+
+            states = StatesEmbedder()
+        feats = Featurizer(method, cache_file, states)
         xtr = feats.fit_transform(train_x)
         xte = feats.transform(test_x)
         pred = np.zeros((len(test_x), codebook.n), dtype=int)
@@ -115,12 +125,21 @@ class BaselineSpec:
     folds: int = 5
     seed: int = 2025
     data_source: str = ""
+    states_model: str | None = None  # llm-states: the language model (default: the embedded one)
+    teacher: dict | None = None  # distillation: the labelling run whose predictions are the labels
 
     def core(self, items: list[Item]) -> dict:
         """What defines the experiment (the labelled items only): its stable hash names the run."""
-        return {"kind": "baseline", "task": self.codebook.task, "method": self.method,
+        core = {"kind": "baseline", "task": self.codebook.task, "method": self.method,
                 "model": f"baseline:{self.method}", "variant": "-", "folds": self.folds, "seed": self.seed,
                 "codebook": self.codebook.model_dump(), "items": [it.doi for it in items if it.labels is not None]}
+        if self.method == "llm-states":
+            from llmscisci.tasks.llm_states import DEFAULT_STATES_MODEL
+
+            core["states_model"] = self.states_model or DEFAULT_STATES_MODEL
+        if self.teacher:
+            core["labels_from"] = self.teacher
+        return core
 
     def hash(self, items: list[Item]) -> str:
         return stable_hash(self.core(items))
@@ -132,7 +151,11 @@ class BaselineSpec:
 
 
 def run_baseline(codebook: Codebook, items: list[Item], method: str, out: str | Path, k: int = 5,
-                 seed: int = 2025, data_source: str = "", cache_dir: Path | None = None) -> RunFolder:
+                 seed: int = 2025, data_source: str = "", cache_dir: Path | None = None, states=None,
+                 teacher: dict | None = None) -> RunFolder:
+    """Score `method` on the labelled items (grouped k-fold CV and the canonical split); `states` is the
+    StatesEmbedder of `llm-states` (default: the embedded model, cached under `cache_dir`); `teacher`
+    describes the labelling run whose predictions the items carry as labels (distillation)."""
     from llmscisci.metrics.evaluate import evaluate
 
     if method not in METHODS:
@@ -140,7 +163,13 @@ def run_baseline(codebook: Codebook, items: list[Item], method: str, out: str | 
     items = [it for it in items if it.labels is not None]
     if len(items) < k or k < 2:
         raise UserError(f"need at least k={max(k, 2)} labelled items for {k}-fold cross-validation")
-    config = BaselineSpec(codebook, method, k, seed, data_source).config(items)
+    if method == "llm-states" and states is None:
+        from llmscisci.tasks.llm_states import CACHE_NAME, StatesEmbedder
+
+        states = StatesEmbedder(cache_root=cache_dir / CACHE_NAME if cache_dir else None)
+    spec = BaselineSpec(codebook, method, k, seed, data_source, states.model if method == "llm-states" else None,
+                        teacher)
+    config = spec.config(items)
     run = RunFolder.create(Path(out) / f"baseline_{codebook.task}_{method}_{config['hash'][:8]}", config)
     cache_file = (cache_dir / "embeddings.npz") if cache_dir else None
     texts = [it.text for it in items]
@@ -151,12 +180,12 @@ def run_baseline(codebook: Codebook, items: list[Item], method: str, out: str | 
     for f in range(k):
         te, tr = fold_of == f, fold_of != f
         oof[te] = fit_predict(method, [t for t, m in zip(texts, tr) if m], y[tr],
-                              [t for t, m in zip(texts, te) if m], codebook, seed + f, cache_file)
+                              [t for t, m in zip(texts, te) if m], codebook, seed + f, cache_file, states)
     # canonical split: fit on train, predict test
     tr = np.array([it.split == "train" for it in items])
     te = ~tr
     canon = fit_predict(method, [t for t, m in zip(texts, tr) if m], y[tr], [t for t, m in zip(texts, te) if m],
-                        codebook, seed, cache_file)
+                        codebook, seed, cache_file, states)
     preds, canon_preds = [], []
     for i, it in enumerate(items):
         preds.append({"doi": it.doi, "task": it.task, "split": it.split, "fold": int(fold_of[i]),
@@ -178,7 +207,8 @@ def run_baseline(codebook: Codebook, items: list[Item], method: str, out: str | 
                       **{f"{m}_mean": float(np.mean([p[m] for p in per_fold])) for m in ("macro_f1", "hamming_loss")},
                       **{f"{m}_std": float(np.std([p[m] for p in per_fold], ddof=1)) for m in ("macro_f1", "hamming_loss")}},
                "note": "'all' = out-of-fold predictions of grouped k-fold CV; 'test' = fit on the canonical "
-                       "train split, scored on its test split"}
+                       "train split, scored on its test split"
+                       + (f"; the labels scored against are run {teacher['run']}'s predictions" if teacher else "")}
     run.write_metrics(metrics)
     (run.path / "canonical_predictions.jsonl").write_text(
         "".join(json.dumps(p) + "\n" for p in canon_preds), encoding="utf-8")

@@ -4,7 +4,10 @@
 all given items and writes DIR/model.json (method, codebook categories, versions, CV scores, the
 SHA-256 of each data file) and plain arrays: arrays.npz (idf weights, coefficients, intercepts, the
 value of categories that were constant in training) and, for TF-IDF, vocabulary.json. For
-`embed-logreg` the folder names the embedding model and the hash of its files, never its weights.
+`embed-logreg` the folder names the embedding model and the hash of its files, never its weights; for
+`llm-states` it names the language model whose hidden states are the features (and the hash of its
+files), which labelling loads to embed new texts. A classifier fitted on a labelling run's predictions
+(distillation) records that run in `taught_by` (path, config hash, labels' hash, items).
 
 Nothing is unpickled: arrays load with `allow_pickle=False`, the vocabulary is JSON, and the types a
 manifest names must be in the fixed allow-list below (the estimators are rebuilt by this code, never
@@ -29,13 +32,15 @@ from llmscisci.tasks.baseline import EMBED_MODEL, embed_texts, embedding_model_p
 from llmscisci.tasks.label_stream import Classifier
 
 FORMAT = "llmscisci-baseline-model/1"
-SAVABLE = ("tfidf-logreg", "embed-logreg")
+SAVABLE = ("tfidf-logreg", "embed-logreg", "llm-states")
 # role -> the only type names a manifest may carry for it (checked as exact strings, never imported)
 ALLOWED_TYPES = {
     "tfidf-logreg": {"features": "sklearn.feature_extraction.text.TfidfVectorizer",
                      "classifier": "sklearn.linear_model.LogisticRegression"},
     "embed-logreg": {"features": "sentence_transformers.SentenceTransformer",
                      "classifier": "sklearn.linear_model.LogisticRegression"},
+    "llm-states": {"features": "transformers.AutoModelForCausalLM",
+                   "classifier": "sklearn.linear_model.LogisticRegression"},
 }
 TFIDF_PARAMS = {"ngram_range": [1, 2], "sublinear_tf": True, "min_df": 1}
 ARRAYS = {"coef": 2, "intercept": 1, "constant": 1}  # name -> ndim (+ "idf": 1 for TF-IDF)
@@ -60,7 +65,9 @@ def embedding_model_hash() -> str:
     return h.hexdigest()
 
 
-def _features(method: str, texts: list[str]):
+def _features(method: str, texts: list[str], states=None):
+    if method == "llm-states":
+        return None, states.embed(texts)
     if method == "tfidf-logreg":
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -71,8 +78,11 @@ def _features(method: str, texts: list[str]):
 
 
 def save_model(folder: str | Path, method: str, codebook: Codebook, texts: list[str], y: np.ndarray, seed: int,
-               cv: dict | None = None) -> Path:
-    """Fit on all (texts, y) and write the model folder exactly at `folder` (created, or replaced whole)."""
+               cv: dict | None = None, states=None, teacher: dict | None = None,
+               train_ids: list[str] | None = None) -> Path:
+    """Fit on all (texts, y) and write the model folder exactly at `folder` (created, or replaced whole).
+    `states`: the StatesEmbedder of `llm-states`; `teacher`: the labelling run that gave the labels;
+    `train_ids`: the items' ids, so a run that scores the classifier on its own training items says so."""
     from sklearn.linear_model import LogisticRegression
 
     if method not in SAVABLE:
@@ -81,7 +91,12 @@ def save_model(folder: str | Path, method: str, codebook: Codebook, texts: list[
     if folder.exists() and not (folder / "model.json").is_file():
         if not folder.is_dir() or any(folder.iterdir()):
             raise UserError(f"--save {folder}: exists and is not a model folder; choose a new path")
-    vec, x = _features(method, texts)
+    if method == "llm-states" and states is None:
+        from llmscisci.paths import cache_dir
+        from llmscisci.tasks.llm_states import CACHE_NAME, StatesEmbedder
+
+        states = StatesEmbedder(cache_root=cache_dir() / CACHE_NAME)
+    vec, x = _features(method, texts, states)
     n, dim = codebook.n, x.shape[1]
     coef = np.zeros((n, dim), dtype=np.float64)
     intercept = np.zeros(n, dtype=np.float64)
@@ -95,12 +110,12 @@ def save_model(folder: str | Path, method: str, codebook: Codebook, texts: list[
         coef[j], intercept[j] = clf.coef_[0], clf.intercept_[0]
     arrays = {"coef": coef, "intercept": intercept, "constant": constant}
     with atomic_folder(folder) as tmp:
-        _write_model(tmp, arrays, vec, method, codebook, texts, seed, dim, cv)
+        _write_model(tmp, arrays, vec, method, codebook, texts, seed, dim, cv, states, teacher, train_ids)
     return folder
 
 
 def _write_model(tmp: Path, arrays: dict, vec, method: str, codebook: Codebook, texts, seed: int, dim: int,
-                 cv: dict | None) -> None:
+                 cv: dict | None, states=None, teacher: dict | None = None, train_ids=None) -> None:
     files = {}
     if vec is not None:
         arrays["idf"] = vec.idf_.astype(np.float64)
@@ -116,8 +131,14 @@ def _write_model(tmp: Path, arrays: dict, vec, method: str, codebook: Codebook, 
         "cv": cv or {},
         "versions": {p: _version(p) for p in ("llmscisci", "scikit-learn", "numpy")},
     }
+    if teacher:
+        manifest["taught_by"] = teacher
+    if train_ids is not None:
+        manifest["train_ids"] = list(train_ids)
     if method == "tfidf-logreg":
         manifest["features"] = TFIDF_PARAMS
+    elif method == "llm-states":
+        manifest["features"] = states.features()
     else:
         manifest["features"] = {"embedding_model": EMBED_MODEL, "embedding_model_sha256": embedding_model_hash(),
                                 "normalize": True}
@@ -139,7 +160,14 @@ class SavedClassifier(Classifier):
         self.method = manifest["method"]
         self.name = f"baseline:{self.method}"
         self.none_index = manifest["categories"].index(manifest["none"]) if manifest.get("none") else None
-        self.vec = None
+        self.train_ids = frozenset(manifest.get("train_ids") or ())
+        self.vec = self.states = None
+        if self.method == "llm-states":
+            from llmscisci.paths import cache_dir
+            from llmscisci.tasks.llm_states import CACHE_NAME, StatesEmbedder
+
+            self.states = StatesEmbedder(manifest["features"]["states_model"], cache_dir() / CACHE_NAME)
+            self.states._fingerprint = manifest["features"]["states_model_sha256"]  # checked by load_model
         if vocabulary is not None:
             from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -156,12 +184,16 @@ class SavedClassifier(Classifier):
     def describe(self) -> dict:
         return {"name": self.name, "folder": str(self.folder), "method": self.method,
                 "model_sha256": {k: v for k, v in self.manifest["files"].items()},
-                "features": self.manifest["features"], "context_length": None}
+                "features": self.manifest["features"], "context_length": None,
+                **({"taught_by": self.manifest["taught_by"]} if self.manifest.get("taught_by") else {})}
 
     def predict_texts(self, texts: list[str]) -> list[list[int]]:
         if not texts:
             return []
-        x = self.vec.transform(texts) if self.vec is not None else embed_texts(texts)
+        if self.vec is not None:
+            x = self.vec.transform(texts)
+        else:
+            x = self.states.embed(texts) if self.states is not None else embed_texts(texts)
         scores = np.asarray(x @ self.arrays["coef"].T) + self.arrays["intercept"]
         pred = (scores > 0).astype(int)
         const = self.arrays["constant"]
@@ -172,6 +204,23 @@ class SavedClassifier(Classifier):
 
 def _fail(folder: Path, why: str) -> UserError:
     return UserError(f"{folder}: not a usable model folder: {why}")
+
+
+def _check_states_model(folder: Path, feats) -> None:
+    """The language model an llm-states classifier names must be here, with the same files."""
+    from llmscisci.paths import cache_dir
+    from llmscisci.tasks.llm_states import CACHE_NAME, SETTINGS, model_fingerprint
+
+    if (not isinstance(feats, dict) or not isinstance(feats.get("states_model"), str)
+            or {k: feats.get(k) for k in SETTINGS} != SETTINGS):
+        raise _fail(folder, f"unsupported llm-states features {json.dumps(feats)[:200]}")
+    try:
+        have = model_fingerprint(feats["states_model"], cache_dir() / CACHE_NAME / "fingerprints.json")
+    except UserError as exc:
+        raise _fail(folder, f"its states model {feats['states_model']!r} cannot be found here ({exc})") from None
+    if feats.get("states_model_sha256") != have:
+        raise _fail(folder, f"the states model {feats['states_model']!r} here (sha256 {have[:12]}) is not the one "
+                            "it was fitted with")
 
 
 def load_model(folder: str | Path) -> SavedClassifier:
@@ -199,6 +248,9 @@ def load_model(folder: str | Path) -> SavedClassifier:
         raise _fail(folder, "categories must be a list of short names")
     if manifest.get("none") is not None and manifest["none"] not in cats:
         raise _fail(folder, "the none category is not among the categories")
+    ids = manifest.get("train_ids")
+    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+        raise _fail(folder, "train_ids must be a list of item ids")
     feats = manifest.get("features")
     if method == "tfidf-logreg" and feats != TFIDF_PARAMS:
         raise _fail(folder, f"unsupported TF-IDF settings {json.dumps(feats)[:200]}")
@@ -243,4 +295,6 @@ def load_model(folder: str | Path) -> SavedClassifier:
                 or not all(isinstance(k, str) and isinstance(v, int) for k, v in vocab.items())
                 or sorted(vocab.values()) != list(range(dim))):
             raise _fail(folder, "vocabulary.json must map each term to a distinct column 0..dim-1")
+    if method == "llm-states":  # last: it hashes the language model's files
+        _check_states_model(folder, feats)
     return SavedClassifier(folder, manifest, arrays, vocab)
