@@ -102,6 +102,9 @@ def label(
     batch_attempts: BatchAttemptsOpt = 2,
     batch_fallback: FallbackOpt = "none",
     encoding: EncodingOpt = None,
+    engine: Annotated[str, typer.Option("--engine", help="--input: local (this process) | ray (a pool of Ray actors, docs/scale-out.md).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="--engine ray: a running cluster (auto | HOST:PORT); default: start one here.")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="--engine ray: actors, each with its own backend.")] = 1,
     backend: BackendSettings | None = None,
 ) -> None:
     """Label texts with an LLM under one of three prompt variants; write a run folder with metrics."""
@@ -119,6 +122,9 @@ def label(
 
     check_variant(variant)
     check_label_options(limit, split, shots, max_new_tokens, temperature, input_csv)
+    from llmscisci.tasks.label_ray import check_engine
+
+    check_engine(engine, workers, ray_address)
     batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
     if chunk_size < 1:
         raise UserError(f"--chunk-size {chunk_size}: must be at least 1")
@@ -163,11 +169,14 @@ def label(
             res = label_corpus(cb, input_csv, model=model, variant=variant, params=params, opts=opts, limit=limit,
                                shots=shots, paraphrase=paraphrase, out_dir=out_dir, resume=resume,
                                id_column=id_column, text_column=text_column, template=text_template, by=by,
-                               chunk_size=chunk_size, dry_run=dry_run, batch=batch_opts)
+                               chunk_size=chunk_size, dry_run=dry_run, batch=batch_opts,
+                               engine=(engine, workers, ray_address))
             results.append(res["result"])
             tables += res["tables"]
         emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
         return
+    if engine != "local":
+        raise UserError("--engine ray labels a corpus given with --input")
     source_dir = resolve_data_dir(data_dir)
     source = data_label(source_dir)  # recorded as `bundled` for the packaged dataset
     loaded = [(cb, load_items(cb, data_dir=source_dir)) for cb in codebooks]
