@@ -96,6 +96,9 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
 
         res, line = pending_result(codebook.task, exc)
         return {"result": res, "tables": [line]}
+    finally:
+        if engine[0] == "ray":  # the Ray workers go with the run
+            labeller.close()
     metrics = run.metrics()
     tables = []
     if isinstance(metrics.get("all"), dict) and "macro_f1" in metrics["all"]:

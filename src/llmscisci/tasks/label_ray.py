@@ -4,7 +4,7 @@ The corpus run is the ordinary one (tasks/label_stream.py): the same reader, pro
 run hash, checkpoints and resume. Only the model calls move: `RayPool` stands where the backend stands and
 hands the conversations of each chunk, in small batches, to a pool of N Ray actors, each holding one
 backend built from the same settings (an API client with its own --concurrency, cache and rate limits,
-or a local model). Answers come back to the driver, which writes each one as it arrives, so a killed run
+or a local model; with --device cuda each worker asks Ray for one GPU). Answers come back to the driver, which writes each one as it arrives, so a killed run
 resumes like any other: only the items not written are asked again.
 
 Without --ray-address a local Ray instance starts on this machine (one CPU per worker). Ray is an
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable
 
 from llmscisci.backends.base import Backend, BackendOptions, GenParams, Generation, Messages, OnResult
 from llmscisci.errors import UserError
@@ -74,7 +73,7 @@ class RayPool(Backend):
     """A backend whose calls run on N Ray actors (the streaming runner's labeller under --engine ray)."""
 
     def __init__(self, model: str, options: BackendOptions, workers: int = 2, address: str | None = None,
-                 batch: int | None = None, init: Callable | None = None):
+                 batch: int | None = None):
         import ray
 
         self.model, self.options, self.workers, self.address = model, options, workers, address
@@ -84,9 +83,10 @@ class RayPool(Backend):
         self.batch = batch or max(1, 2 * options.concurrency)
         if not ray.is_initialized():
             kw: dict = {"address": address} if address else {"num_cpus": workers}
-            (init or ray.init)(include_dashboard=False, log_to_driver=False, **kw,
+            ray.init(include_dashboard=False, log_to_driver=False, **kw,
                                runtime_env={"env_vars": _worker_env()})
-        actor = ray.remote(num_cpus=1)(_Labeller)
+        gpus = 1 if options.device.startswith("cuda") else 0  # a local model on a GPU: one GPU per worker
+        actor = ray.remote(num_cpus=1, num_gpus=gpus)(_Labeller)
         self.actors = [actor.remote(model, options) for _ in range(workers)]
         self._inner = ray.get(self.actors[0].describe.remote())
         if "error" in self._inner:  # a bad model name or key: one error here, not one per worker
