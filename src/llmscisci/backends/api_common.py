@@ -52,9 +52,12 @@ def env_key(names: tuple[str, ...]) -> str | None:
 
 
 def safe_url(url: str | None) -> str | None:
-    """A base URL without any user:password part (for config.json and messages)."""
+    """A base URL without any user:password part (for config.json and messages); a comma-separated
+    list of URLs (several servers) URL by URL."""
     if not url:
         return url
+    if "," in url:
+        return ",".join(safe_url(u.strip()) or "" for u in url.split(","))
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -102,6 +105,8 @@ class APIBackend(Backend, abc.ABC):
         if not model or not model.strip():
             raise UserError(f"no model name after '{self.provider}:'")
         check_options(opts)
+        if opts.base_url and "," in opts.base_url and self.provider != "openai":
+            raise UserError(f"--base-url: a list of servers is for OpenAI-compatible servers, not {self.provider}")
         self.model = model.strip()
         self.name = f"{self.provider}:{self.model}"
         key = self._resolve_key()

@@ -17,6 +17,7 @@ from llmscisci.backends import structured
 from llmscisci.backends.api_common import APIBackend, Reply, safe_url
 from llmscisci.backends.base import YES_NO, BackendOptions, GenParams, Generation, Messages, OnResult
 from llmscisci.backends.retry import MalformedResponse
+from llmscisci.backends.server_pool import ServerPool, split_urls
 
 # reasoning models take max_completion_tokens and reject sampling parameters
 REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
@@ -88,8 +89,13 @@ class OpenAIBackend(APIBackend):
     def _make_client(self, key):
         import openai
 
-        return openai.OpenAI(api_key=key, base_url=self.options.base_url or None, timeout=self.options.timeout,
-                             max_retries=0)
+        def make(url: str | None):
+            return openai.OpenAI(api_key=key, base_url=url, timeout=self.options.timeout, max_retries=0)
+
+        urls = split_urls(self.options.base_url)
+        if len(urls) > 1:  # several servers: each request to the least busy one
+            return ServerPool(urls, make)
+        return make(self.options.base_url or None)
 
     def _transient(self):
         import openai
@@ -105,9 +111,12 @@ class OpenAIBackend(APIBackend):
         return {}
 
     def describe(self) -> dict:
-        return {**super().describe(), "structured_mode": {
+        out = {**super().describe(), "structured_mode": {
             "requested": self.requested_mode, "used": self.mode if self.mode_settled else None,
             "how": self.mode_source}}
+        if isinstance(self.client, ServerPool):
+            out["requests_per_server"] = {safe_url(u): n for u, n in self.client.requests_sent().items()}
+        return out
 
     def request(self, messages: Messages, params: GenParams, schema: type[BaseModel] | None) -> dict:
         if schema is not None and self.mode in ("json_object", "prompt"):

@@ -27,7 +27,8 @@ class BackendSettings(BaseModel):
     chat_template: Literal["llama3", "gemma"] | None = Field(
         default=None, description="Local models: override the tokenizer's chat template: llama3 | gemma")
     trust_remote_code: bool = Field(default=False, description="Local models: run the model repository's code.")
-    base_url: str | None = Field(default=None, description="OpenAI-compatible server URL.")
+    base_url: str | None = Field(default=None, description="OpenAI-compatible server URL; several "
+                                    "(URL1,URL2,...) share the requests, each to the least busy.")
     concurrency: int = Field(default=8, ge=1, description="API models: requests in flight.")
     rpm: float | None = Field(default=None, gt=0, description="API rate limit, requests per minute.")
     tpm: float | None = Field(default=None, gt=0, description="API rate limit, tokens per minute.")
@@ -49,9 +50,11 @@ class BackendSettings(BaseModel):
             raise UserError("--batch-size and --concurrency must be at least 1")
         if self.chat_template not in (None, *CHAT_TEMPLATES):
             raise UserError(f"unknown --chat-template {self.chat_template!r}: use llama3 or gemma")
+        from llmscisci.backends.server_pool import split_urls
         from llmscisci.backends.structured import check_mode
 
         check_mode(self.structured_mode)
+        split_urls(self.base_url)
         return self
 
     def options(self) -> BackendOptions:

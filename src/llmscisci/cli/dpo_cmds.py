@@ -100,6 +100,10 @@ def train(
     cfg = resolve_config(config, DEFAULTS, set_, out_dir=out_dir, train={"report_to": report_to},
                          data={"preferences": str(preferences) if preferences else None})
     result = train_dpo(cfg)
+    from llmscisci.train.distributed import is_main
+
+    if not is_main():  # under accelerate launch: the main process reports
+        return
     log = [r for r in result.read_log() if "loss" in r]
     if log:
         out.print(f"loss {log[0]['loss']:.4f} -> {log[-1]['loss']:.4f}; rewards/accuracies "

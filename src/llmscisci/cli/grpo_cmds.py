@@ -275,6 +275,10 @@ def train(
     cfg = resolve_config(config, DEFAULTS, set_, data_dir=data_dir, out_dir=out_dir, rewards={"mix": rewards},
                          data={"truth_labels": str(truth_labels) if truth_labels else None})
     result = train_grpo(cfg)
+    from llmscisci.train.distributed import is_main
+
+    if not is_main():  # under accelerate launch: the main process reports
+        return
     log = [r for r in result.read_log() if "reward" in r]
     if log:
         out.print(f"mean reward: first step {log[0]['reward']:.3f}, last step {log[-1]['reward']:.3f} "

@@ -146,6 +146,9 @@ def label(
     batch_attempts: BatchAttemptsOpt = 2,
     batch_fallback: FallbackOpt = "none",
     encoding: EncodingOpt = None,
+    engine: Annotated[str, typer.Option("--engine", help="--input: local (this process) | ray (a pool of Ray actors, docs/scale-out.md).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="--engine ray: a running cluster (auto | HOST:PORT); default: start one here.")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="--engine ray: actors, each with its own backend.")] = 1,
     backend: BackendSettings | None = None,
 ) -> None:
     """Label texts with an LLM under one of three prompt variants; write a run folder with metrics."""
@@ -167,6 +170,12 @@ def label(
     check_label_options(limit, split, shots, max_new_tokens, temperature, input_csv)
     if resume is None:  # a resumed run's variant comes from its config.json (checked below)
         check_score_options(variant, model, shots, calibrate)
+    from llmscisci.tasks.label_ray import check_engine
+
+    check_engine(engine, workers, ray_address)
+    if engine != "local" and (placebo or is_scoring(variant)):
+        raise UserError("--engine ray sends generation requests: not with --placebo (run `llmscisci eval RUN "
+                        "--placebo N` after the run) nor with the score variant")
     batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
     check_placebo_options(placebo, model, batch_opts)
     if resume is None and batch_opts is not None and is_scoring(variant):
@@ -231,12 +240,15 @@ def label(
                                shots=shots, paraphrase=paraphrase, out_dir=out_dir, resume=resume,
                                id_column=id_column, text_column=text_column, template=text_template, by=by,
                                chunk_size=chunk_size, dry_run=dry_run, batch=batch_opts,
-                               placebo=None if dry_run else placebo, calibrate=calibrate)
+                               placebo=None if dry_run else placebo, calibrate=calibrate,
+                               engine=(engine, workers, ray_address))
             results.append(res["result"])
             tables += res["tables"]
         emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
         exit_if_unanswered([r["metrics"] for r in results if "metrics" in r])
         return
+    if engine != "local":
+        raise UserError("--engine ray labels a corpus given with --input")
     source_dir = resolve_data_dir(data_dir)
     source = data_label(source_dir)  # recorded as `bundled` for the packaged dataset
     loaded = [(cb, load_items(cb, data_dir=source_dir)) for cb in codebooks]

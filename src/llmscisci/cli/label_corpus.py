@@ -55,7 +55,8 @@ def dry_run_items(codebook, items, *, model, variant, params, opts, shots=0, par
 
 
 def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, shots, paraphrase, out_dir, resume,
-                 id_column, text_column, template, by, chunk_size, dry_run, batch=None, placebo=None, calibrate=None) -> dict:
+                 id_column, text_column, template, by, chunk_size, dry_run, batch=None, placebo=None, calibrate=None,
+                 engine: tuple = ("local", 1, None)) -> dict:
     """Label (or plan) one codebook over the corpus; {"result": JSON result, "tables": what a person reads}."""
 
     from llmscisci.data.corpus import CorpusPlan
@@ -94,6 +95,12 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
             raise UserError("--batch and --batch-file are for LLMs, not a saved classifier")
         labeller = load_run_backend(model, opts, batch)
         chunk_size = max(chunk_size, corpus.n_items)
+    if engine[0] == "ray":  # the same run, its model calls on a pool of Ray actors (tasks/label_ray.py)
+        if batch is not None or model.startswith(BASELINE_PREFIX):
+            raise UserError("--engine ray is for live LLM calls, not --batch or a saved classifier")
+        from llmscisci.tasks.label_ray import RayPool
+
+        labeller = RayPool(model, opts, workers=engine[1], address=engine[2])
     labeller = labeller or load_labeller(model, opts, codebook)
     spec = LabelSpec(codebook=codebook, variant=variant, model=model, params=params, limit=limit,
                      data_source=str(path), paraphrase=paraphrase, calibrate=calibrate)
@@ -106,6 +113,9 @@ def label_corpus(codebook, path: Path, *, model, variant, params, opts, limit, s
 
         res, line = pending_result(codebook.task, exc)
         return {"result": res, "tables": [line]}
+    finally:
+        if engine[0] == "ray":  # the Ray workers go with the run
+            labeller.close()
     if placebo:
         from llmscisci.tasks.placebo import run_placebo
 

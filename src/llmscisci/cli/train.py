@@ -29,6 +29,10 @@ def sft_train(
 
     cfg = resolve_config(config, DEFAULTS, set_, data_dir=data_dir, out_dir=out_dir)
     result = train_sft(cfg)
+    from llmscisci.train.distributed import is_main
+
+    if not is_main():  # under accelerate launch: the main process reports
+        return
     log = result.read_log()
     losses = [r["loss"] for r in log if "loss" in r]
     if losses:

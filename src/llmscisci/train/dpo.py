@@ -11,7 +11,8 @@ import json
 import time
 from pathlib import Path
 
-from llmscisci.train.common import LORA_DEFAULTS, device_args, fix_adapter_base, load_trainable, lora_config, require
+from llmscisci.train.common import LORA_DEFAULTS, device_args, load_trainable, lora_config, require
+from llmscisci.train.distributed import is_main, save_adapter
 from llmscisci.train.layout import TrainOutput, make_log_callback
 
 DEFAULTS = {
@@ -114,10 +115,9 @@ def train_dpo(cfg: dict) -> TrainOutput:
     t0 = time.perf_counter()
     trainer.train()
     out.log({"step": trainer.state.global_step, "train_seconds": round(time.perf_counter() - t0, 2)})
-    trainer.model.save_pretrained(str(out.path))
-    tok.save_pretrained(str(out.path))
-    fix_adapter_base(out.path, model_name)
-    if cfg["output"]["merge"] and not cfg["dpo"]["full_finetune"]:  # a full fine-tune is already whole
+    out.record_schedule(trainer)
+    save_adapter(trainer, tok, out.path, model_name)
+    if cfg["output"]["merge"] and not cfg["dpo"]["full_finetune"] and is_main():  # a full fine-tune is whole
         merged = trainer.model.merge_and_unload()
         merged.save_pretrained(str(out.path / "merged"))
         tok.save_pretrained(str(out.path / "merged"))

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from llmscisci.train.common import device_args, fix_adapter_base, load_trainable, lora_config, require
+from llmscisci.train.common import device_args, load_trainable, lora_config, require
+from llmscisci.train.distributed import is_main, save_adapter
 from llmscisci.train.layout import TrainOutput, make_log_callback
 
 DEFAULTS = {
@@ -126,7 +127,7 @@ class SampleLog:
 
     def __call__(self, prompts=None, completions=None, **kw):
         values = self.func(prompts=prompts, completions=completions, **kw)
-        if self.per_step and completions:
+        if self.per_step and completions and is_main():  # one writer under accelerate launch
             from llmscisci.rewards.trl import completion_text
 
             n = min(self.per_step, len(completions))
@@ -179,7 +180,8 @@ def train_grpo(cfg: dict) -> TrainOutput:
     funcs[0] = SampleLog(funcs[0], mix, out.path / "samples.jsonl", int(cfg["grpo"]["samples_per_step"]), state)
     ds = Dataset.from_list([{"prompt": r["prompt"], "labels": r["labels"], "doi": r["doi"], "task": r["task"]}
                             for r in train_rows])
-    (out.path / "rewards.json").write_text(json.dumps(mix.describe(), indent=2, default=str), encoding="utf-8")
+    if is_main():
+        (out.path / "rewards.json").write_text(json.dumps(mix.describe(), indent=2, default=str), encoding="utf-8")
 
     class StepTracker(TrainerCallback):
         def on_step_begin(self, args, state_, control, **kw):
@@ -191,9 +193,8 @@ def train_grpo(cfg: dict) -> TrainOutput:
     t0 = time.perf_counter()
     trainer.train()
     out.log({"step": trainer.state.global_step, "train_seconds": round(time.perf_counter() - t0, 2)})
-    trainer.model.save_pretrained(str(out.path))
-    tok.save_pretrained(str(out.path))
-    fix_adapter_base(out.path, model_name if int(ws["sft_steps"]) <= 0 else str(out.path / "warm_start"))
+    out.record_schedule(trainer)
+    save_adapter(trainer, tok, out.path, model_name if int(ws["sft_steps"]) <= 0 else str(out.path / "warm_start"))
     keys = ["loss", "reward", "reward_std", "kl", "completions/mean_length"] + \
            [f"rewards/{f.__name__}/mean" for f in mix.funcs]
     out.cleanup()

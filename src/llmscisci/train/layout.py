@@ -9,6 +9,9 @@
       split.json                                        the canonical split used (train/test DOIs)
       llmscisci_train.json                              marker: trainer kind and base model name
 
+Under `accelerate launch` only the main process writes it (llmscisci.train.distributed); train_config.json
+then also records the schedule (processes, effective batch size, learning-rate schedule).
+
 A folder like this is accepted as a model name everywhere a model is (the local backend loads the
 base model and applies the adapter).
 """
@@ -21,6 +24,7 @@ import statistics
 from pathlib import Path
 
 from llmscisci.runs import read_jsonl, versions, write_json
+from llmscisci.train.distributed import is_main, schedule_record
 
 MARKER = "llmscisci_train.json"
 LOG = "train_log.jsonl"
@@ -31,6 +35,8 @@ class TrainOutput:
         self.path = Path(path)
 
     def prepare(self, config: dict, kind: str, base_model: str, split: dict | None = None) -> None:
+        if not is_main():
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / LOG).write_text("", encoding="utf-8")
         write_json(self.path / "train_config.json", {**config, "kind": kind, "versions": versions()})
@@ -39,6 +45,8 @@ class TrainOutput:
             write_json(self.path / "split.json", split)
 
     def log(self, record: dict) -> None:
+        if not is_main():
+            return
         with (self.path / LOG).open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=float) + "\n")
 
@@ -49,11 +57,23 @@ class TrainOutput:
         """Drop the trainer's empty scratch folder (checkpoints are not saved: the adapter is the result)."""
         import shutil
 
+        if not is_main():
+            return
         scratch = self.path / "checkpoints"
         if scratch.is_dir() and not any(scratch.rglob("*.safetensors")):
             shutil.rmtree(scratch, ignore_errors=True)
 
+    def record_schedule(self, trainer) -> None:
+        """Add the schedule the trainer used (batch sizes over all processes, learning rate) to train_config.json."""
+        if not is_main():
+            return
+        cfg_path = self.path / "train_config.json"
+        cfg = json.loads(cfg_path.read_text("utf-8"))
+        write_json(cfg_path, {**cfg, "schedule": schedule_record(trainer)})
+
     def plot(self, keys: list[str] | None = None, title: str = "") -> Path | None:
+        if not is_main():
+            return None
         return plot_curves(self.read_log(), self.path / "curves.png", keys=keys, title=title)
 
 

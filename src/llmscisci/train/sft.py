@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from llmscisci.train.common import (LORA_DEFAULTS, device_args, fix_adapter_base, label_prompt, load_trainable,
-                                    lora_config, require, split_record, task_items)
+from llmscisci.train.common import (LORA_DEFAULTS, device_args, label_prompt, load_trainable, lora_config, require,
+                                    split_record, task_items)
+from llmscisci.train.distributed import save_adapter
 from llmscisci.train.layout import TrainOutput, make_log_callback
 
 DEFAULTS = {
@@ -85,9 +86,8 @@ def train_sft(cfg: dict, rows: tuple | None = None, show_progress: bool = True) 
     t0 = time.perf_counter()
     trainer.train()
     out.log({"step": trainer.state.global_step, "train_seconds": round(time.perf_counter() - t0, 2)})
-    trainer.model.save_pretrained(str(out.path))
-    tok.save_pretrained(str(out.path))
-    fix_adapter_base(out.path, model_name)
+    out.record_schedule(trainer)
+    save_adapter(trainer, tok, out.path, model_name)
     out.cleanup()
     out.plot(title=f"SFT {model_name}")
     return out
