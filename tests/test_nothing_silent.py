@@ -422,3 +422,16 @@ def test_a_grid_finds_its_runs_made_before_text_fingerprints(tmp_path, data_dir,
     g, _ = G.prepare_grid(G.load_grid(cfg), data_dir=data_dir)
     (cell,) = g.cells
     assert cell.status == "done" and cell.calls == 0
+
+
+def test_loading_a_model_from_disk_shows_no_weight_bars(tiny_model_dir, capfd):
+    """A local model folder loads without transformers' "Loading weights" bar (noise in a log file)."""
+    from transformers.utils import logging as hf_logging
+
+    from llmscisci.backends.base import BackendOptions
+    from llmscisci.backends.models import load
+
+    capfd.readouterr()
+    load(str(tiny_model_dir), BackendOptions(device="cpu"))
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # restored afterwards

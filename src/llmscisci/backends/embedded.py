@@ -130,22 +130,29 @@ def _temporary(parent: Path, name: str):
 
 
 @contextlib.contextmanager
-def quiet_progress():
-    """No progress bars while the model is converted: transformers' own ("Loading weights") are turned
-    off, and the GGUF reader's, which cannot be, go to a buffer instead of the terminal (stderr is
-    looked up when a bar starts; logging keeps its own stream, so warnings still show)."""
-    import io
-
+def no_weight_bars():
+    """transformers' own progress bars ("Loading weights") turned off for the block: a model read from
+    disk loads in a second, and its bar is noise in a terminal and garbage in a log file."""
     from transformers.utils import logging as hf_logging
 
     was = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            yield
+        yield
     finally:
         if was:
             hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def quiet_progress():
+    """No progress bars while the model is converted: transformers' own are turned off, and the GGUF
+    reader's, which cannot be, go to a buffer instead of the terminal (stderr is looked up when a bar
+    starts; logging keeps its own stream, so warnings still show)."""
+    import io
+
+    with no_weight_bars(), contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def _build(tmp: Path) -> None:

@@ -15,6 +15,7 @@ Accepted names, in the order they are tried:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass
@@ -293,13 +294,17 @@ def load(
         local_only = True  # use the cached files without transformers' minute of retries
     quant = _quantization(opts, device, dtype)
     tok_source = resolved.adapter if _has_tokenizer(resolved.adapter) else source
+    # a hub download keeps its bars (minutes, worth watching); a load from disk shows none
+    bars = contextlib.nullcontext() if resolved.kind in ("hub", "catalogue") and not local_only \
+        else embedded.no_weight_bars()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            tok_source, trust_remote_code=trust, local_files_only=local_only
-        )
-        model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=getattr(torch, dtype), trust_remote_code=trust, local_files_only=local_only, **quant
-        )
+        with bars:
+            tokenizer = AutoTokenizer.from_pretrained(
+                tok_source, trust_remote_code=trust, local_files_only=local_only
+            )
+            model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=getattr(torch, dtype), trust_remote_code=trust, local_files_only=local_only, **quant
+            )
     except Exception as exc:  # noqa: BLE001 - hub/network/format errors all become one line
         if resolved.kind not in ("hub", "catalogue") and not isinstance(exc, (OSError, ValueError)):
             raise
