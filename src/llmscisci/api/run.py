@@ -162,18 +162,22 @@ class Run:
 
         m = self.metrics
         if isinstance(m.get("all"), dict) and "macro_f1" in m["all"]:
-            data = {s: [(m.get(s) or {}).get(k) for k in (*SCORES, "n")] for s in SPLITS if isinstance(m.get(s), dict)}
-            return pd.DataFrame(data, index=[*SCORES, "n"])
+            data = {f"{s} (n={(m.get(s) or {}).get('n')})": [(m.get(s) or {}).get(k) for k in SCORES]
+                    for s in SPLITS if isinstance(m.get(s), dict)}
+            return pd.DataFrame(data, index=list(SCORES))
         dist = (m.get("distribution") or {}).get("all") if isinstance(m.get("distribution"), dict) else None
         if isinstance(dist, dict):
             rows = {k: v for k, v in dist.items() if isinstance(v, dict)}
-            return pd.DataFrame(rows).T[["count", "share", "low", "high"]]
+            df = pd.DataFrame(rows).T[["count", "share", "low", "high"]]
+            return df.astype({"count": int, "share": float, "low": float, "high": float})
         flat = {k: v for k, v in m.items() if isinstance(v, (int, float, str, bool)) or v is None}
         return pd.DataFrame({"value": list(flat.values())}, index=list(flat))
 
     def _head(self) -> str:
         m = self.metrics
         n = m.get("n_items")
+        if n is None and isinstance(m.get("distribution"), dict):
+            n = (m["distribution"].get("all") or {}).get("n")
         return f"{self.title()}" + (f", {n} items" if n is not None else "") + f" — {self.path}"
 
     def __repr__(self) -> str:
