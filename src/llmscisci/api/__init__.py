@@ -25,6 +25,8 @@ EXPORTS = {
     "Codebook": "codebook",
     "Category": "codebook",
     "load_codebook": "codebook",
+    "VARIANTS": "study",
+    "data_dir": "study",
     "dpo_pairs": "train",
     "dpo_train": "train",
     "dpo_eval": "train",
