@@ -155,6 +155,22 @@ def test_a_codebook_built_in_python_is_a_task(tmp_path, keys):
     assert list(run.predictions.columns[3:5]) == ["code", "none"]
 
 
+def test_rewards_from_python_match_the_command(tmp_path):
+    truth = [1, 0, 1, 0, 0]
+    rows = [{"completion": "<think>clear code</think> <label> [1, 0, 1, 0, 0] </label>", "truth": truth},
+            {"completion": "code and readability", "truth": truth}]
+    scores = ls.grpo_score(rows, "format:1,label:1")
+    src = tmp_path / "rows.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli(["grpo", "score", str(src), "--rewards", "format:1,label:1", "--out", str(tmp_path / "scored.jsonl")], tmp_path)
+    by_cli = [json.loads(x) for x in (tmp_path / "scored.jsonl").read_text().splitlines()]
+    assert list(scores["total"]) == [r["total"] for r in by_cli] and scores["total"][0] > scores["total"][1]
+    probes = ls.grpo_probe("format:1,label:1", task="easy", truth=truth, huge_words=10)
+    assert probes.set_index("probe").loc["perfect", "total"] == probes["total"].max()
+    with pytest.raises(UserError, match="truth"):
+        ls.grpo_score([{"completion": "x", "truth": [2]}])
+
+
 def test_import_loads_no_torch():
     code = ("import sys, llmscisci as ls\n"
             "assert callable(ls.label) and callable(ls.report) and ls.Run and ls.open_run\n"

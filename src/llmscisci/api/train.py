@@ -37,6 +37,7 @@ def dpo_pairs(*, strategy: str = "self", task="easy", variant: str = "guidelines
     from llmscisci.train import preferences as P
 
     settings = backend_settings(options)
+    out = Path(out)
     if strategy not in P.STRATEGIES:
         raise UserError(f"unknown --strategy {strategy!r}: use one of {', '.join(P.STRATEGIES)}")
     if keep_ties and strategy != "by-source":
