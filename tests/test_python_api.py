@@ -102,6 +102,22 @@ def test_dataframe_and_list_input_label_as_the_same_corpus_file(tmp_path, data_d
     assert "share" in by_frame.summary().columns
 
 
+def test_api_judge_is_the_cli_judge(tmp_path, data_dir, keys):
+    cand = data_dir / "labels" / "annotator_b.jsonl"
+    with make_server("openai") as srv:
+        cli(["judge", "--task", "easy", "--model", MODEL, "--base-url", srv.base_url, "--llm", str(cand), "--limit", "2",
+             "--orders", "cyclic", "--data-dir", str(data_dir), "--no-cache", "--out", str(tmp_path / "cli")], tmp_path)
+        run = ls.judge([cand], task="easy", model=MODEL, base_url=srv.base_url, limit=2, orders="cyclic",
+                       data_dir=data_dir, no_cache=True, out=tmp_path / "api")
+    by_cli = only_run(tmp_path / "cli")
+    assert run.kind == "judge" and run.path.name == by_cli.name
+    key = lambda p: [(r["doi"], r["order"], r["judge_scores"], r["final_labels"])  # noqa: E731
+                     for r in sorted(ls.open_run(p).records(), key=lambda r: (r["doi"], r["order"]))]
+    assert key(run.path) == key(by_cli) and len(key(by_cli)) == 4
+    assert run.metrics.keys() == json.loads((by_cli / "metrics.json").read_text()).keys()
+    assert list(run.predictions.columns[:2]) == ["doi", "task"] and len(run.predictions) == 4
+
+
 def test_open_run_on_folders_the_cli_wrote(tmp_path, data_dir):
     cli(["baseline", "--task", "easy", "--method", "majority", "--folds", "2", "--data-dir", str(data_dir),
          "--out", str(tmp_path / "b")], tmp_path)

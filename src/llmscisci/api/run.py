@@ -81,10 +81,23 @@ class Run:
         return out
 
     def records(self) -> list[dict]:
-        """predictions.jsonl's records (one per item key, the last written wins)."""
-        if not self._folder.predictions_path.is_file():
+        """predictions.jsonl's records, one per call: per item (label-style runs) or per item and candidate
+        order (judge runs); the last written wins."""
+        from llmscisci.runs import read_jsonl
+
+        path = self._folder.predictions_path
+        if not path.is_file():
             return []
-        return self._folder.predictions()
+        seen: dict = {}
+        for i, rec in enumerate(read_jsonl(path)):
+            if self.kind == "judge":
+                key = (rec.get("doi"), rec.get("task"), tuple(rec.get("order") or ()))
+            elif "labels" in rec:
+                key = (rec.get("doi"), rec.get("task"))
+            else:
+                key = i
+            seen[key] = rec
+        return list(seen.values())
 
     @property
     def predictions(self):
