@@ -187,6 +187,23 @@ def test_rewards_from_python_match_the_command(tmp_path):
         ls.grpo_score([{"completion": "x", "truth": [2]}])
 
 
+def test_progress_bars_in_a_notebook_need_its_widgets(monkeypatch):
+    import importlib.util
+
+    from llmscisci.api.progress import show_progress
+    from llmscisci.console import console
+
+    real = importlib.util.find_spec
+    widgets = {"ipywidgets": None}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: widgets[name] if name in widgets else real(name, *a))
+    monkeypatch.setattr(console, "is_jupyter", False)
+    assert show_progress(None) is True and show_progress(False) is False
+    monkeypatch.setattr(console, "is_jupyter", True)  # a kernel without ipywidgets: no raw terminal bars
+    assert show_progress(None) is False and show_progress(True) is True
+    widgets["ipywidgets"] = object()
+    assert show_progress(None) is True
+
+
 def test_import_loads_no_torch():
     code = ("import sys, llmscisci as ls\n"
             "assert callable(ls.label) and callable(ls.report) and ls.Run and ls.open_run\n"
