@@ -171,6 +171,22 @@ def test_a_codebook_built_in_python_is_a_task(tmp_path, keys):
     assert list(run.predictions.columns[3:5]) == ["code", "none"]
 
 
+def test_encoding_of_a_corpus_file(tmp_path, keys):
+    path = tmp_path / "legacy.csv"
+    path.write_bytes("id,text\na,Le code était sur GitHub.\n".encode("cp1252"))
+    with pytest.raises(UserError, match="encoding"):
+        ls.label(path, model=MODEL, out=tmp_path / "o")
+    with pytest.raises(UserError):
+        ls.label(path, model=MODEL, out=tmp_path / "o", encoding="no-such-codec")
+    with make_server("openai") as srv:
+        run = ls.label(path, model=MODEL, base_url=srv.base_url, no_cache=True, out=tmp_path / "o",
+                       encoding="cp1252", text_column="text", progress=False)
+    assert run.predictions["valid"].all() and len(run.predictions) == 1
+    from llmscisci.data.textio import chosen_encoding
+
+    assert chosen_encoding() is None  # the call's encoding does not outlive it
+
+
 def test_rewards_from_python_match_the_command(tmp_path):
     truth = [1, 0, 1, 0, 0]
     rows = [{"completion": "<think>clear code</think> <label> [1, 0, 1, 0, 0] </label>", "truth": truth},

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from llmscisci.api.inputs import codebooks_of, corpus_path
 from llmscisci.api.options import backend_settings, batch_options, load_run_backend, split_options
+from llmscisci.api.options import encoding as use_encoding
 from llmscisci.api.progress import show_progress
 from llmscisci.api.run import Run
 from llmscisci.errors import UserError
@@ -20,15 +21,22 @@ def label(data=None, *, task="easy", model: str = DEFAULT_MODEL, variant: str = 
           data_dir: str | Path | None = None, id_column: str | None = None, text_column: str | None = None,
           text: str | None = None, by: str | None = None, chunk_size: int = 1000,
           max_new_tokens: int | None = None, temperature: float = 0.0, seed: int = 2025,
-          progress: bool | None = None, **options):
+          progress: bool | None = None, encoding: str | None = None, **options):
     """Label texts with an LLM (or a saved classifier, `model="baseline:DIR"`) and return the `Run`.
 
     `data`: None (the study's data, or `data_dir`), a corpus file in any format, a pandas DataFrame or a
     list of dicts (`id_column`, `text_column`, `text` as `--id-column`, `--text-column`, `--text`).
     `task`: a built-in name, a codebook .toml file, a `Codebook`, or a list of them (then a list of Runs).
     Any backend option of the command line is a keyword (`base_url=`, `concurrency=`, `structured_mode=`,
-    `no_cache=`, ...), and so is batch mode (`batch=True`, `batch_file=`, ...). Calling again with the same
-    arguments continues an interrupted run in the same folder."""
+    `no_cache=`, ...), and so is batch mode (`batch=True`, `batch_file=`, ...); `encoding` is the corpus
+    file's when not UTF-8. Calling again with the same arguments continues an interrupted run in its folder."""
+    with use_encoding(encoding):
+        return _label(data, task, model, variant, out, limit, split, shots, data_dir, id_column, text_column, text,
+                      by, chunk_size, max_new_tokens, temperature, seed, progress, options)
+
+
+def _label(data, task, model, variant, out, limit, split, shots, data_dir, id_column, text_column, text, by,
+           chunk_size, max_new_tokens, temperature, seed, progress, options):
     from llmscisci.backends.base import GenParams
     from llmscisci.prompts.label import check_variant
     from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS

@@ -5,6 +5,7 @@ A wrong name or value is a one-line `UserError` naming the option, raised before
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from pathlib import Path
 
@@ -91,3 +92,16 @@ def load_run_backend(model: str, opts, batch):
 
     return make_batch_backend(model, opts, batch,
                               report=lambda line: console.print(line, highlight=False, markup=False))
+
+
+@contextlib.contextmanager
+def encoding(name: str | None):
+    """The encoding of the user's files (`encoding="cp1252"`, as `--encoding`) for the duration of a call."""
+    from llmscisci.data.textio import chosen_encoding, use_encoding
+
+    before = chosen_encoding()
+    use_encoding(name)  # an unknown name is a one-line error before anything loads
+    try:
+        yield
+    finally:
+        use_encoding(before)
