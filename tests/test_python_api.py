@@ -134,6 +134,10 @@ def test_open_run_on_folders_the_cli_wrote(tmp_path, data_dir):
     ex = ls.open_run(only_run(tmp_path / "x"))
     assert ex.kind == "extract" and ex.metrics and ex.title().startswith("extract run")
     assert isinstance(ex.predictions, pd.DataFrame) and repr(ex).startswith("<Run extract run")
+    by_api = ls.extract(page, model="baseline", out=tmp_path / "y", progress=False)  # the same run from Python
+    assert by_api.path.name == ex.path.name and by_api.metrics["headline"] == ex.metrics["headline"]
+    fit = ls.baseline(task="easy", method="majority", folds=2, out=tmp_path / "b")
+    assert fit.path == folder  # the same configuration finds the command's folder
 
 
 def test_bad_input_raises_a_one_line_user_error(tmp_path):
