@@ -14,6 +14,7 @@ from llmscisci.api.run import Run
 from llmscisci.errors import UserError
 
 DEFAULT_MODEL = "smollm2-135m"
+BASELINE_PREFIX = "baseline:"  # `model="baseline:DIR"`: a saved classifier labels instead of an LLM
 
 
 def label(data=None, *, task="easy", model: str = DEFAULT_MODEL, variant: str = "structured",
@@ -132,9 +133,6 @@ def _label_corpus(cb, path: Path, *, model, variant, params, opts, limit, out, b
     except BatchPending as exc:
         return _pending(exc)
     return Run(run.path)
-
-
-BASELINE_PREFIX = "baseline:"
 
 
 def _labeller(model: str, opts, codebook):

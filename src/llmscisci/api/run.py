@@ -11,6 +11,8 @@ from pathlib import Path
 from llmscisci.errors import UserError
 from llmscisci.runs import RunFolder
 
+__all__ = ["Run", "open_run"]
+
 SCORES = ("macro_f1", "micro_f1", "subset_accuracy", "hamming_loss")
 SPLITS = ("all", "test")
 
@@ -234,6 +236,3 @@ def _corpus_ids(inp: dict) -> list[str] | None:
         return [text_of(rec.get(column)) for _, rec in open_corpus(path).records()]
     except UserError:
         return None
-
-
-__all__ = ["Run", "open_run"]
