@@ -1,6 +1,6 @@
 """The docs cannot drift from the CLI: every `llmscisci ...` command shown in README.md and docs/*.md
 names a subcommand and options that exist; the commands marked `<!-- doc-test -->` (cheap ones) are
-run; the README stays a five-minute read; and the MkDocs site builds with --strict (no broken link)."""
+run, and so are the marked Python examples (a page's in order, in one namespace); the README stays a five-minute read; and the MkDocs site builds with --strict (no broken link)."""
 
 from __future__ import annotations
 
@@ -113,6 +113,32 @@ def test_marked_commands_run(page, line, capsys, monkeypatch):
     code, out, err = run_console(_argv(line), capsys, monkeypatch)
     assert code == 0, f"{page.name}: {line}\n{err}"
     assert out.strip() or err.strip()
+
+
+def _python_examples(text: str) -> list[str]:
+    """The marked ```python blocks of a page, in order."""
+    return [m.group("body") for m in re.finditer(r"(?m)^<!-- doc-test -->\n```python\n(?P<body>.*?)^```", text, re.S)]
+
+
+PY_PAGES = [p for p in PAGES if _python_examples(p.read_text("utf-8"))]
+
+
+def test_some_python_examples_are_marked_to_run():
+    assert ROOT / "docs" / "python-api.md" in PY_PAGES
+    assert _python_examples("<!-- doc-test -->\n```python\nx = 1\n```\n```python\ny\n```\n") == ["x = 1\n"]
+
+
+@pytest.mark.parametrize("page", PY_PAGES, ids=[p.name for p in PY_PAGES])
+def test_marked_python_examples_run(page, tmp_path, monkeypatch):
+    """A page's marked Python examples run top to bottom, as a reader pastes them (in a fresh folder)."""
+    monkeypatch.delenv("LLMSCISCI_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "__doc_example__"}
+    for i, code in enumerate(_python_examples(page.read_text("utf-8")), 1):
+        try:
+            exec(compile(code, f"{page.name}, example {i}", "exec"), namespace)
+        except Exception as exc:  # noqa: BLE001 - name the example that failed
+            raise AssertionError(f"{page.name}, example {i} failed: {exc!r}\n{code}") from exc
 
 
 def test_readme_is_a_five_minute_read():

@@ -1,0 +1,226 @@
+"""Studies 2 and 3 from Python: thin wrappers over the training package, as `llmscisci dpo ...` and
+`llmscisci grpo ...` call it. `settings` are the `--set section.key=value` overrides as a dict
+(`{"train.max_steps": 4}`); a config TOML (`configs/dpo.toml`) may be given as `config`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from llmscisci.api.inputs import codebooks_of
+from llmscisci.api.options import backend_settings
+from llmscisci.errors import DataError, UserError
+
+
+def _overrides(settings: dict | None) -> list[str]:
+    return [f"{k}={json.dumps(v)}" for k, v in (settings or {}).items()]
+
+
+def _tasks(task) -> list:
+    return codebooks_of(task)
+
+
+# --- study 2: DPO --------------------------------------------------------------------------------
+def dpo_pairs(*, strategy: str = "self", task="easy", variant: str = "guidelines", labels=None,
+              model: str = "smollm2-135m", samples: int = 4, temperature: float = 0.9, use_response=None,
+              keep_ties: bool = False, quantile: float = 0.95, seed: int = 2025, data_dir=None,
+              out: str | Path = "runs/prefs", **options) -> dict:
+    """Build a preference set (prompt / chosen / rejected, canonical split) as `llmscisci dpo build`;
+    returns its card plus `path` and `rows` (the pairs)."""
+    from llmscisci.data.items import load_items
+    from llmscisci.data.labelfiles import load_labels
+    from llmscisci.data.split import SPLIT_INFO
+    from llmscisci.paths import cache_dir
+    from llmscisci.paths import data_dir as resolve
+    from llmscisci.prompts.label import check_variant
+    from llmscisci.rewards.tokens import load_tokenizer
+    from llmscisci.train import preferences as P
+
+    settings = backend_settings(options)
+    out = Path(out)
+    if strategy not in P.STRATEGIES:
+        raise UserError(f"unknown --strategy {strategy!r}: use one of {', '.join(P.STRATEGIES)}")
+    if keep_ties and strategy != "by-source":
+        raise UserError("--keep-ties applies to --strategy by-source only")
+    use_response = strategy == "by-source" if use_response is None else use_response
+    check_variant(variant)
+    src = resolve(data_dir)
+    files = [Path(f) for f in (labels or [])] or sorted((src / "labels").glob("annotator_*.jsonl"))
+    if strategy == "by-source" and len(files) != 2:
+        raise UserError("by-source needs exactly two label files: chosen first, rejected second")
+    if strategy == "by-correctness" and len(files) < 2:
+        raise UserError("by-correctness needs at least two label files")
+    books = _tasks(task)
+    rows = []
+    for cb in books:
+        items = load_items(cb, data_dir=src)
+        sets = [load_labels(f, known_dois=[it.doi for it in items]) for f in files] if strategy != "self" else []
+        if strategy == "by-source":
+            rows += P.by_source(items, cb, variant, sets[0], sets[1], use_response, keep_ties)
+        elif strategy == "by-correctness":
+            rows += P.by_correctness(items, cb, variant, sets, use_response)
+        else:
+            samp = P.sample_answers(items, cb, variant, model, samples, seed, temperature,
+                                    cache_file=cache_dir() / "dpo_samples.jsonl", options=settings.options())
+            rows += P.self_pairs(items, cb, variant, samp)
+    rows, lengths = P.length_filter(rows, load_tokenizer(model), quantile)
+    card = {"strategy": strategy, "tasks": ",".join(cb.task for cb in books), "variant": variant, "model": model,
+            "label_files": [str(f) for f in files], "samples": samples if strategy == "self" else None, "seed": seed,
+            "lengths": lengths, "split": SPLIT_INFO, "data_source": str(src), "use_response": use_response,
+            "keep_ties": keep_ties if strategy == "by-source" else None}
+    P.save_preferences(rows, out, card)
+    return {**card, "path": str(out), "rows": rows}
+
+
+def dpo_train(preferences=None, *, config=None, settings: dict | None = None, out=None):
+    """Train a LoRA policy with DPO (`llmscisci dpo train`); returns the training output (`.path`, the
+    adapter folder to label with as `model=`, and `.read_log()`)."""
+    from llmscisci.train.config import resolve_config
+    from llmscisci.train.dpo import DEFAULTS, train_dpo
+
+    cfg = resolve_config(config, DEFAULTS, _overrides(settings), out_dir=out,
+                         data={"preferences": str(preferences) if preferences else None})
+    return train_dpo(cfg)
+
+
+def dpo_eval(policy, *, reference: str | None = None, task="easy", variant: str = "guidelines",
+             preferences=None, data_dir=None, out=None) -> dict:
+    """Policy vs reference on the held-out split (`llmscisci dpo eval`); with `preferences`, also the
+    held-out implicit-reward accuracy. Returns the comparison (also written to OUT/comparison.json)."""
+    from llmscisci.runs import write_json
+    from llmscisci.train.compare import evaluate_policy
+    from llmscisci.train.layout import MARKER
+
+    policy = Path(getattr(policy, "path", policy))
+    if not (policy / MARKER).is_file():
+        raise UserError(f"{policy}: not a training output folder (no {MARKER})")
+    info = json.loads((policy / MARKER).read_text("utf-8"))
+    dest = Path(out) if out is not None else policy / "eval"
+    result = evaluate_policy(str(policy), reference or info["base_model"], [cb.task for cb in _tasks(task)],
+                             variant, str(data_dir) if data_dir else None, dest)
+    if preferences is not None:
+        from llmscisci.train.dpo import implicit_reward_accuracy
+        from llmscisci.train.preferences import load_preferences
+
+        cfg = json.loads((policy / "train_config.json").read_text("utf-8"))
+        dd = load_preferences(preferences)
+        result["implicit_reward"] = implicit_reward_accuracy(policy, dd["test"] if "test" in dd else [],
+                                                            float(cfg["dpo"]["beta"]))
+        write_json(dest / "comparison.json", result)
+    return result
+
+
+# --- study 3: GRPO -------------------------------------------------------------------------------
+def _context(mix: str, books, data_dir, tokenizer: str, n_labels: int, none_index=None):
+    from llmscisci.data.items import load_items
+    from llmscisci.paths import data_dir as resolve
+    from llmscisci.rewards.core import prevalence
+    from llmscisci.rewards.registry import REWARDS, RewardContext, parse_mix
+    from llmscisci.rewards.tokens import token_counter
+
+    names = [name for name, _, _ in parse_mix(mix)]
+    prev = None
+    if any(REWARDS[n].needs_prevalence for n in names):
+        prev = {}
+        for cb in books:
+            items = [it for it in load_items(cb, data_dir=resolve(data_dir)) if it.split == "train" and it.labels]
+            if not items:
+                raise UserError(f"no labelled train items for task {cb.task!r} to compute prevalences from")
+            prev[cb.task] = prevalence([it.labels for it in items])
+    counts = any(n.startswith(("cot_", "conditional")) for n in names)
+    count, method = token_counter(tokenizer) if counts else (None, tokenizer)
+    return RewardContext(n_labels=n_labels, none_index=none_index, prevalence=prev, count_tokens=count,
+                         token_method=method)
+
+
+def grpo_probe(rewards: str | None = None, *, task="easy", truth=None, completions=(),
+               tokenizer: str = "whitespace", huge_words: int = 5000, data_dir=None):
+    """Score the adversarial probe completions (and any of your own) with a reward mix, as
+    `llmscisci grpo probe`: a DataFrame, one row per probe, one column per reward and `total`."""
+    import pandas as pd
+
+    from llmscisci.prompts.cot import fields
+    from llmscisci.rewards.probes import score_probes
+    from llmscisci.rewards.registry import SEED_MIX, build_mix
+
+    if huge_words < 0:
+        raise UserError("--huge-words must be >= 0")
+    [cb] = _tasks(task)
+    vec = list(truth) if truth is not None else json.loads(fields(cb)["example"])
+    if len(vec) != cb.n or any(v not in (0, 1) or isinstance(v, bool) for v in vec):
+        raise UserError(f"--truth must be a list of {cb.n} 0/1 values, got {truth!r}")
+    mix_spec = rewards or SEED_MIX
+    mix = build_mix(mix_spec, _context(mix_spec, [cb], data_dir, tokenizer, cb.n, cb.none_index))
+    return pd.DataFrame(score_probes(mix, vec, list(completions), task=cb.task, huge_words=huge_words))
+
+
+def grpo_score(rows, rewards: str | None = None, *, task="easy", tokenizer: str = "words", data_dir=None):
+    """Score completions (`rows`: dicts with `completion` and `truth`, a 0/1 list; optionally `task`)
+    with a reward mix, as `llmscisci grpo score`: a DataFrame of the rows with one column per reward and
+    `total`; `.attrs["summary"]` holds the summary (means, rewards paid without the format)."""
+    import pandas as pd
+
+    from llmscisci.rewards.registry import SEED_MIX, build_mix
+    from llmscisci.rewards.scorefile import score_rows
+
+    rows = list(rows)
+    if not rows:
+        raise DataError("rows", "no rows")
+    for i, r in enumerate(rows, 1):
+        for key in ("completion", "truth"):
+            if not isinstance(r, dict) or key not in r:
+                raise DataError("rows", f"missing field {key!r}", row=i)
+        t = r["truth"]
+        if not isinstance(t, list) or not t or any(type(v) is not int or v not in (0, 1) for v in t):
+            raise DataError("rows", f"'truth' must be a non-empty list of 0/1 integers, got {t!r}", row=i,
+                            column="truth")
+    mix_spec = rewards or SEED_MIX
+    ctx = _context(mix_spec, _tasks(task), data_dir, tokenizer, len(rows[0]["truth"]))
+    try:
+        scored, summary = score_rows(rows, build_mix(mix_spec, ctx))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    df = pd.DataFrame(scored)
+    df.attrs["summary"] = summary.to_dict()
+    return df
+
+
+def grpo_train(config=None, *, settings: dict | None = None, data_dir=None, out=None, rewards: str | None = None,
+               truth_labels=None):
+    """Train a LoRA policy with GRPO on programmatic rewards (`llmscisci grpo train`); returns the
+    training output (`.path`, `.read_log()`)."""
+    from llmscisci.train.config import resolve_config
+    from llmscisci.train.grpo import DEFAULTS, train_grpo
+
+    if truth_labels is not None and not Path(truth_labels).exists():
+        raise UserError(f"--truth-labels {truth_labels}: file not found")
+    cfg = resolve_config(config, DEFAULTS, _overrides(settings), data_dir=data_dir, out_dir=out,
+                         rewards={"mix": rewards},
+                         data={"truth_labels": str(truth_labels) if truth_labels else None})
+    return train_grpo(cfg)
+
+
+def grpo_eval(policy, *, reference: str | None = None, task="easy", data_dir=None, out=None,
+              max_new_tokens: int = 192) -> dict:
+    """Policy vs reference on the held-out split plus held-out reward means (`llmscisci grpo eval`)."""
+    from llmscisci.runs import write_json
+    from llmscisci.train.compare import evaluate_policy
+    from llmscisci.train.grpo import cot_rows, heldout_rewards, prevalence
+    from llmscisci.train.layout import MARKER
+
+    policy = Path(getattr(policy, "path", policy))
+    if not (policy / MARKER).is_file():
+        raise UserError(f"{policy}: not a training output folder (no {MARKER})")
+    cfg = json.loads((policy / "train_config.json").read_text("utf-8"))
+    adapter_cfg = json.loads((policy / "adapter_config.json").read_text("utf-8"))
+    dest = Path(out) if out is not None else policy / "eval"
+    data = str(data_dir) if data_dir else (cfg["data"]["data_dir"] or None)
+    result = evaluate_policy(str(policy), reference or adapter_cfg["base_model_name_or_path"],
+                             [cb.task for cb in _tasks(task)], "cot", data, dest, max_new_tokens=max_new_tokens)
+    train_rows, _ = cot_rows({**cfg, "data": {**cfg["data"], "data_dir": data or cfg["data"]["data_dir"]}})
+    prev = prevalence(train_rows)
+    mix = cfg["rewards"]["mix"]
+    result["heldout_rewards"] = {role: {t: heldout_rewards(d["runs"][role], mix, prev)
+                                        for t, d in result["tasks"].items()} for role in ("policy", "reference")}
+    write_json(dest / "comparison.json", result)
+    return result
