@@ -154,6 +154,11 @@ def test_bad_input_raises_a_one_line_user_error(tmp_path):
         lambda: ls.label(42, out=tmp_path),
         lambda: ls.open_run(tmp_path / "nothing"),
         lambda: ls.agree([tmp_path / "a.csv"]),
+        lambda: ls.label(calibrate="bundled", out=tmp_path),  # calibration is the score variant's
+        lambda: ls.label(variant="score", model="anthropic:claude-3-5-sonnet-latest", out=tmp_path),
+        lambda: ls.label(placebo=0, out=tmp_path),
+        lambda: ls.label(engine="spark", out=tmp_path),
+        lambda: ls.label(engine="ray", out=tmp_path),  # Ray labels a corpus, not the study data
     ]
     for case in cases:
         with pytest.raises(UserError) as exc:
@@ -234,3 +239,24 @@ def test_import_loads_no_torch():
                           env={**os.environ, "PYTHONPATH": str(SRC)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_api_score_placebo_and_saved_classifier_are_the_cli_runs(tmp_path, data_dir, tiny_model_dir):
+    """The score variant with a placebo check, and a saved classifier on the study data: the API writes the
+    command line's folders (names, labels, placebo answers)."""
+    common = ["--task", "easy", "--data-dir", str(data_dir), "--limit", "3"]
+    cli(["label", *common, "--variant", "score", "--model", str(tiny_model_dir), "--device", "cpu",
+         "--placebo", "2", "--out", str(tmp_path / "cli")], tmp_path)
+    run = ls.label(task="easy", variant="score", model=str(tiny_model_dir), device="cpu", data_dir=data_dir,
+                   limit=3, placebo=2, out=tmp_path / "api", progress=False)
+    by_cli = only_run(tmp_path / "cli")
+    assert run.path.name == by_cli.name and labels_of(run.path) == labels_of(by_cli)
+    assert (run.path / "placebo.jsonl").read_text() == (by_cli / "placebo.jsonl").read_text()
+    assert run.metrics["placebo"]["n"] == 2 and run.config["calibration"]["thresholds"]
+
+    ls.baseline(task="easy", method="tfidf-logreg", data_dir=data_dir, out=tmp_path / "b", save=tmp_path / "clf")
+    cli(["label", *common, "--model", f"baseline:{tmp_path / 'clf'}", "--out", str(tmp_path / "cli2")], tmp_path)
+    fitted = ls.label(task="easy", model=f"baseline:{tmp_path / 'clf'}", data_dir=data_dir, limit=3,
+                      out=tmp_path / "api2", progress=False)
+    by_cli = only_run(tmp_path / "cli2")
+    assert fitted.path.name == by_cli.name and labels_of(fitted.path) == labels_of(by_cli)

@@ -22,7 +22,9 @@ def label(data=None, *, task="easy", model: str = DEFAULT_MODEL, variant: str = 
           data_dir: str | Path | None = None, id_column: str | None = None, text_column: str | None = None,
           text: str | None = None, by: str | None = None, chunk_size: int = 1000,
           max_new_tokens: int | None = None, temperature: float = 0.0, seed: int = 2025,
-          progress: bool | None = None, encoding: str | None = None, **options):
+          progress: bool | None = None, encoding: str | None = None, calibrate: str | None = None,
+          placebo: int | None = None, engine: str = "local", workers: int = 1, ray_address: str | None = None,
+          **options):
     """Label texts with an LLM (or a saved classifier, `model="baseline:DIR"`) and return the `Run`.
 
     `data`: None (the study's data, or `data_dir`), a corpus file in any format, a pandas DataFrame or a
@@ -30,14 +32,18 @@ def label(data=None, *, task="easy", model: str = DEFAULT_MODEL, variant: str = 
     `task`: a built-in name, a codebook .toml file, a `Codebook`, or a list of them (then a list of Runs).
     Any backend option of the command line is a keyword (`base_url=`, `concurrency=`, `structured_mode=`,
     `no_cache=`, ...), and so is batch mode (`batch=True`, `batch_file=`, ...); `encoding` is the corpus
-    file's when not UTF-8. Calling again with the same arguments continues an interrupted run in its folder."""
+    file's when not UTF-8. `variant="score"` labels by likelihood (`calibrate=` a source of reference labels:
+    "bundled", a data folder or a coded label file); `placebo=N` asks N items again with a neutral passage;
+    `engine="ray"` (with `workers=`, `ray_address=`) labels a corpus on Ray. Calling again with the same
+    arguments continues an interrupted run in its folder."""
     with use_encoding(encoding):
         return _label(data, task, model, variant, out, limit, split, shots, data_dir, id_column, text_column, text,
-                      by, chunk_size, max_new_tokens, temperature, seed, progress, options)
+                      by, chunk_size, max_new_tokens, temperature, seed, progress, options,
+                      extra=dict(calibrate=calibrate, placebo=placebo, engine=(engine, workers, ray_address)))
 
 
 def _label(data, task, model, variant, out, limit, split, shots, data_dir, id_column, text_column, text, by,
-           chunk_size, max_new_tokens, temperature, seed, progress, options):
+           chunk_size, max_new_tokens, temperature, seed, progress, options, extra):
     from llmscisci.backends.base import GenParams
     from llmscisci.prompts.label import check_variant
     from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS
@@ -47,6 +53,7 @@ def _label(data, task, model, variant, out, limit, split, shots, data_dir, id_co
     _check(limit, split, shots, max_new_tokens, temperature, chunk_size)
     settings = backend_settings(backend_opts)
     batch = batch_options(**batch_kw)
+    _check_extra(model, variant, shots, batch, data, **extra)
     books = codebooks_of(task)
     if batch is not None and batch.file is not None and len(books) > 1:
         raise UserError("--batch-file writes one run's requests: give one task")
@@ -57,12 +64,12 @@ def _label(data, task, model, variant, out, limit, split, shots, data_dir, id_co
     path = corpus_path(data, out)
     shown = show_progress(progress)
     common = dict(model=model, variant=variant, params=params, opts=settings.options(), limit=limit, out=out,
-                  batch=batch, progress=shown)
+                  batch=batch, progress=shown, calibrate=extra["calibrate"], placebo=extra["placebo"])
     if path is not None:
         if shots:
             raise UserError("--shots needs the study's data (--data-dir); with --input, label without examples")
         runs = [_label_corpus(cb, path, id_column=id_column, text_column=text_column, template=text, by=by,
-                              chunk_size=chunk_size, **common) for cb in books]
+                              chunk_size=chunk_size, engine=extra["engine"], **common) for cb in books]
     else:
         runs = _label_study(books, split=split, shots=shots, data_dir=data_dir, **common)
     return runs if isinstance(task, (list, tuple)) else runs[0]
@@ -83,8 +90,36 @@ def _check(limit, split, shots, max_new_tokens, temperature, chunk_size) -> None
         raise UserError(f"--chunk-size {chunk_size}: must be at least 1")
 
 
+def _check_extra(model, variant, shots, batch, data, *, calibrate, placebo, engine) -> None:
+    """The score variant's, the placebo check's and the engine's options, as the command checks them."""
+    from llmscisci.prompts.label import is_scoring
+    from llmscisci.tasks.label_ray import check_engine
+    from llmscisci.tasks.placebo import check_placebo_options
+    from llmscisci.tasks.score import check_score_options
+
+    check_score_options(variant, model, shots, calibrate)
+    check_engine(*engine)
+    check_placebo_options(placebo, model, batch)
+    if batch is not None and is_scoring(variant):
+        raise UserError("--batch and --batch-file send generation requests; the score variant scores live")
+    if engine[0] != "local" and data is None:
+        raise UserError("--engine ray labels a corpus given as data")
+    if engine[0] != "local" and (placebo or is_scoring(variant) or batch is not None
+                                 or model.startswith(BASELINE_PREFIX)):
+        raise UserError("--engine ray sends live generation requests: not with placebo, the score variant, "
+                        "batch mode or a saved classifier")
+
+
+def _placebo(run, backend, placebo) -> Run:
+    if placebo:
+        from llmscisci.tasks.placebo import run_placebo
+
+        run_placebo(run, backend, placebo)
+    return Run(run.path)
+
+
 def _label_study(books, *, split, shots, data_dir, model, variant, params, opts, limit, out, batch,
-                 progress) -> list[Run]:
+                 progress, calibrate, placebo) -> list[Run]:
     from llmscisci.backends.batch import BatchPending
     from llmscisci.data.items import load_items
     from llmscisci.paths import data_dir as resolve_data_dir
@@ -96,20 +131,27 @@ def _label_study(books, *, split, shots, data_dir, model, variant, params, opts,
     for cb, items in loaded:  # split, limit and shots against the data, before the model loads
         select_items(items, split, limit)
         draw_shots(items, cb, variant, shots, params.seed)
-    backend = load_run_backend(model, opts, batch)
+    fitted = model.startswith(BASELINE_PREFIX)
+    backend = None if fitted else load_run_backend(model, opts, batch)
+    classifiers = [_labeller(model, opts, cb) for cb, _ in loaded] if fitted else []
     runs = []
-    for cb, items in loaded:
+    for i, (cb, items) in enumerate(loaded):
         spec = LabelSpec(codebook=cb, variant=variant, model=model, params=params, shots=shots, limit=limit,
-                         split=split, data_source=data_label(source_dir))
+                         split=split, data_source=data_label(source_dir), calibrate=calibrate)
         try:
-            runs.append(Run(run_label(spec, items, backend, out, show_progress=progress).path))
+            if fitted:
+                from llmscisci.tasks.label_fitted import run_label_classifier
+
+                runs.append(Run(run_label_classifier(spec, items, classifiers[i], out).path))
+            else:
+                runs.append(_placebo(run_label(spec, items, backend, out, show_progress=progress), backend, placebo))
         except BatchPending as exc:
             runs.append(_pending(exc))
     return runs
 
 
 def _label_corpus(cb, path: Path, *, model, variant, params, opts, limit, out, batch, progress, id_column,
-                  text_column, template, by, chunk_size) -> Run:
+                  text_column, template, by, chunk_size, calibrate, placebo, engine) -> Run:
     from llmscisci.backends.batch import BatchPending
     from llmscisci.data.corpus import CorpusPlan
     from llmscisci.tasks.label import LabelSpec
@@ -125,14 +167,22 @@ def _label_corpus(cb, path: Path, *, model, variant, params, opts, limit, out, b
             raise UserError("--batch and --batch-file are for LLMs, not a saved classifier")
         labeller = load_run_backend(model, opts, batch)
         chunk_size = max(chunk_size, corpus.n_items)
+    elif engine[0] == "ray":  # the same run, its model calls on a pool of Ray actors
+        from llmscisci.tasks.label_ray import RayPool
+
+        labeller = RayPool(model, opts, workers=engine[1], address=engine[2])
     else:
         labeller = _labeller(model, opts, cb)
-    spec = LabelSpec(codebook=cb, variant=variant, model=model, params=params, limit=limit, data_source=str(path))
+    spec = LabelSpec(codebook=cb, variant=variant, model=model, params=params, limit=limit, data_source=str(path),
+                     calibrate=calibrate)
     try:
         run = run_label_stream(spec, corpus, labeller, out, chunk_size=chunk_size, by=by, show_progress=progress)
     except BatchPending as exc:
         return _pending(exc)
-    return Run(run.path)
+    finally:
+        if engine[0] == "ray":
+            labeller.close()
+    return _placebo(run, labeller, placebo)
 
 
 def _labeller(model: str, opts, codebook):

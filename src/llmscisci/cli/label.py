@@ -63,39 +63,6 @@ def check_label_options(limit, split, shots, max_new_tokens, temperature, input_
         raise UserError(f"--input {input_csv}: file not found")
 
 
-def check_placebo_options(placebo, model: str, batch_opts) -> None:
-    """--placebo asks a live LLM again: at least one item, not with --batch nor a saved classifier."""
-    from llmscisci.errors import UserError
-    from llmscisci.tasks.placebo import check_placebo
-
-    check_placebo(placebo)
-    if placebo and batch_opts is not None:
-        raise UserError("--placebo asks the model live: run the batch first, then `llmscisci eval RUN --placebo N`")
-    if placebo and model.startswith("baseline:"):
-        raise UserError("--placebo checks an LLM's answers, not a saved classifier's")
-
-
-def check_score_options(variant: str, model: str, shots: int, calibrate: str | None) -> None:
-    """The score variant's checks, before any data or model is loaded (one-line errors)."""
-    from llmscisci.errors import UserError
-    from llmscisci.prompts.label import is_scoring
-
-    if not is_scoring(variant):
-        if calibrate is not None:
-            raise UserError(f"--calibrate applies to --variant score, not {variant!r}")
-        return
-    from llmscisci.backends.registry import check_can_score
-
-    check_can_score(model)
-    if shots:
-        raise UserError(f"--shots {shots}: the score variant asks without examples; use --shots 0")
-    if calibrate is not None:
-        from llmscisci.paths import BUNDLED
-
-        if calibrate != BUNDLED and not Path(calibrate).exists():
-            raise UserError(f"--calibrate {calibrate}: not found (use bundled, a data folder or a coded label file)")
-
-
 def resume_conflicts(ctx: typer.Context | None, given: dict, cfg: dict) -> None:
     """A resumed run keeps its configuration: an option given with another value is an error."""
     from llmscisci.errors import UserError
@@ -164,7 +131,8 @@ def label(
     from llmscisci.prompts.label import check_variant, is_scoring
     from llmscisci.runs import RunFolder
     from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec, draw_shots, run_label, select_items
-    from llmscisci.tasks.placebo import run_placebo
+    from llmscisci.tasks.placebo import check_placebo_options, run_placebo
+    from llmscisci.tasks.score import check_score_options
 
     check_variant(variant)
     check_label_options(limit, split, shots, max_new_tokens, temperature, input_csv)
@@ -341,7 +309,7 @@ def check_eval_placebo(run_dir: Path, placebo: int) -> None:
     """`eval --placebo` needs a labelling run made by an LLM (checked before anything loads)."""
     from llmscisci.errors import UserError
     from llmscisci.runs import RunFolder
-    from llmscisci.tasks.placebo import check_placebo
+    from llmscisci.tasks.placebo import check_placebo, check_placebo_options
 
     check_placebo(placebo)
     cfg = RunFolder(run_dir).config

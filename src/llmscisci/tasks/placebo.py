@@ -34,6 +34,15 @@ def check_placebo(n: int | None) -> None:
         raise UserError(f"--placebo {n}: must be at least 1 (the number of items to ask again)")
 
 
+def check_placebo_options(placebo, model: str, batch_opts) -> None:
+    """--placebo asks a live LLM again: at least one item, not with --batch nor a saved classifier."""
+    check_placebo(placebo)
+    if placebo and batch_opts is not None:
+        raise UserError("--placebo asks the model live: run the batch first, then `llmscisci eval RUN --placebo N`")
+    if placebo and model.startswith("baseline:"):
+        raise UserError("--placebo checks an LLM's answers, not a saved classifier's")
+
+
 def choose_items(run: RunFolder, n: int, seed: int) -> list[dict]:
     """n items with a valid model answer (not the empty-text rule's), chosen with `seed` in item order."""
     pool = {}

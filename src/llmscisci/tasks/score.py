@@ -53,6 +53,24 @@ class Calibration:
         return asdict(self)
 
 
+def check_score_options(variant: str, model: str, shots: int, calibrate: str | None) -> None:
+    """The score variant's checks, before any data or model is loaded (one-line errors)."""
+    if not prompts.is_scoring(variant):
+        if calibrate is not None:
+            raise UserError(f"--calibrate applies to --variant score, not {variant!r}")
+        return
+    from llmscisci.backends.registry import check_can_score
+
+    check_can_score(model)
+    if shots:
+        raise UserError(f"--shots {shots}: the score variant asks without examples; use --shots 0")
+    if calibrate is not None:
+        from llmscisci.paths import BUNDLED
+
+        if calibrate != BUNDLED and not Path(calibrate).exists():
+            raise UserError(f"--calibrate {calibrate}: not found (use bundled, a data folder or a coded label file)")
+
+
 def scored(codebook: Codebook) -> list[str]:
     return [codebook.shorts[k] for k in prompts.score_categories(codebook)]
 
@@ -236,5 +254,5 @@ def run_calibration(run: RunFolder, backend: Backend, codebook: Codebook, varian
     return cal
 
 
-__all__ = ["Calibration", "calibration_items", "content_free_odds", "fit_calibration", "labels_from_odds",
+__all__ = ["Calibration", "calibration_items", "check_score_options", "content_free_odds", "fit_calibration", "labels_from_odds",
            "run_calibration", "score_into", "score_record", "score_texts"]
