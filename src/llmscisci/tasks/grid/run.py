@@ -65,11 +65,25 @@ def needs_model(cell: Cell) -> bool:
 
 
 def _release(backend) -> None:
+    close = getattr(backend, "close", None)
+    if callable(close):  # a pool of Ray actors (engine = "ray"): its actors stop
+        close()
     del backend
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+class _Loaded(dict):
+    """model -> loaded backend; whatever is still loaded is released on leaving, an error included."""
+
+    def __enter__(self) -> "_Loaded":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for model in list(self):
+            _release(self.pop(model))
 
 
 def _schedule(grid: Grid) -> list[str]:
@@ -88,7 +102,7 @@ def run_grid(grid: Grid, inputs: Inputs, *, config_path: str | None = None, fail
     write_grid(grid, inputs, config_path)
     todo = [c for c in grid.cells if c.status != "done"]
     options = grid.spec.backend.options()
-    backends: dict[str, object] = {}
+    backends = _Loaded()  # each model's backend (engine = "ray": its pool), for all its cells
     failed_models: dict[str, str] = {}
 
     def save() -> None:
@@ -96,7 +110,7 @@ def run_grid(grid: Grid, inputs: Inputs, *, config_path: str | None = None, fail
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[status]}"))
-    with Progress(*columns, transient=False) as bar:
+    with backends, Progress(*columns, transient=False) as bar:
         tid = bar.add_task(f"grid {grid.spec.name}", total=len(todo), status="", visible=show_progress)
         n = {"done": 0, "failed": 0}
 
@@ -179,8 +193,6 @@ def run_grid(grid: Grid, inputs: Inputs, *, config_path: str | None = None, fail
                     todo.remove(cell)
                     finish(cell, "blocked", "its candidate label cells did not run")
         status("finished")
-    for model in list(backends):
-        _release(backends.pop(model))
     for cell in grid.cells:  # finished before this run: their results from their run folders
         if cell.status == "done" and not cell.headline and cell.dir:
             cell.headline = _headline(cell, RunFolder(inputs.out / cell.dir))

@@ -34,11 +34,15 @@ class ModelEntry(_Section):
 
 class BackendSection(BackendSettings):
     """Backend options shared by every model of the grid: the same settings as the flags of the commands
-    that load a model (llmscisci.backends.settings), plus batch mode's."""
+    that load a model (llmscisci.backends.settings), plus batch mode's and the engine's (`engine = "ray"`:
+    each model's calls on a pool of `workers` Ray actors, tasks/label_ray.py; not part of any run hash)."""
 
     poll_interval: float = Field(default=60.0, ge=0)  # models with batch = true: seconds between checks
     batch_attempts: int = Field(default=2, ge=1)
     batch_fallback: Literal["none", "live"] = "none"
+    engine: Literal["local", "ray"] = "local"
+    workers: int = Field(default=1, ge=1)  # engine = "ray": actors per model, each with its own backend
+    ray_address: str | None = None  # engine = "ray": a running cluster (auto | HOST:PORT); default: start one
 
 
 class JudgeSection(_Section):
@@ -114,9 +118,40 @@ def _validation_message(exc: ValidationError) -> str:
 
 def parse_grid(data: dict, source: str = "grid") -> GridSpec:
     try:
-        return GridSpec.model_validate(data)
+        spec = GridSpec.model_validate(data)
     except ValidationError as exc:
         raise UserError(f"{source}: {_validation_message(exc)}") from None
+    try:
+        check_grid_engine(spec)
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
+    return spec
+
+
+def check_grid_engine(spec: GridSpec) -> None:
+    """`[backend] engine = "ray"` sends each model's generation requests to a pool of Ray actors: refused
+    (one line) where a cell would need more than generation: the score variant (yes/no log-odds, scored
+    in the driver), models with batch = true (one provider batch) and extraction by whole pages (sized
+    with the model's tokenizer)."""
+    from llmscisci.prompts.label import templates
+    from llmscisci.tasks.label_ray import check_engine
+
+    b = spec.backend
+    if b.engine == "local":
+        if b.workers != 1 or b.ray_address:
+            raise UserError('backend: workers and ray_address apply to engine = "ray"')
+        return
+    scoring = [v for v in spec.variants if templates().get(v, {}).get("scoring")]
+    if scoring:
+        raise UserError(f'backend: engine = "ray" sends generation requests: not with the {scoring[0]!r} variant '
+                        "(it scores yes/no answers; run it with the local engine)")
+    batch = sorted(batch_models(spec))
+    if batch:
+        raise UserError(f'backend: engine = "ray" sends live requests: model {batch[0]!r} has batch = true')
+    if "extract" in spec.tasks and spec.extract.unit == "page":
+        raise UserError('backend: engine = "ray" does not size whole pages (extract.unit = "page"): use block or '
+                        "window units, or the local engine")
+    check_engine(b.engine, b.workers, b.ray_address)
 
 
 def load_grid(path: str | Path) -> GridSpec:
@@ -171,13 +206,18 @@ def batch_models(spec: GridSpec) -> set[str]:
 
 
 def load_model_backend(spec: GridSpec, model: str, options: BackendOptions):
-    """The model's backend; wrapped in batch mode when its entry says batch = true."""
+    """The model's backend; wrapped in batch mode when its entry says batch = true; a pool of Ray actors
+    (RayPool, a Backend) under `engine = "ray"`."""
     from llmscisci.backends import registry
 
+    b = spec.backend
+    if b.engine == "ray":  # checked when the grid was read: no batch model under Ray
+        from llmscisci.tasks.label_ray import RayPool
+
+        return RayPool(model, options, workers=b.workers, address=b.ray_address)
     if model not in batch_models(spec):
         return registry.load_backend(model, options)
     from llmscisci.backends.batch import BatchOptions, make_batch_backend
 
-    b = spec.backend
     return make_batch_backend(model, options, BatchOptions(poll_interval=b.poll_interval, attempts=b.batch_attempts,
                                                            fallback=b.batch_fallback))
