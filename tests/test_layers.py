@@ -209,3 +209,26 @@ def test_help_loads_no_torch():
                           env={**__import__("os").environ, "PYTHONPATH": str(SRC)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+THIN = ("cli/label.py", "cli/label_corpus.py")  # commands that parse, call the API and print
+MAX_COMMAND_LINES = 60
+
+
+def function_lengths(path: Path) -> dict[str, int]:
+    """Lines of every function in `path`, from its `def` to its last line (signature and docstring in)."""
+    tree = ast.parse(path.read_text("utf-8"))
+    return {node.name: node.end_lineno - node.lineno + 1 for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def test_function_lengths_are_measured(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("@dec\ndef a(\n    x,\n):\n    return x\n\n\ndef b():\n    pass\n")
+    assert function_lengths(f) == {"a": 4, "b": 2}
+
+
+@pytest.mark.parametrize("name", THIN)
+def test_label_command_functions_are_thin(name):
+    long = {fn: n for fn, n in function_lengths(ROOT / name).items() if n > MAX_COMMAND_LINES}
+    assert long == {}, f"{name}: over {MAX_COMMAND_LINES} lines (move the logic into llmscisci.api)"

@@ -260,3 +260,20 @@ def test_api_score_placebo_and_saved_classifier_are_the_cli_runs(tmp_path, data_
                       out=tmp_path / "api2", progress=False)
     by_cli = only_run(tmp_path / "cli2")
     assert fitted.path.name == by_cli.name and labels_of(fitted.path) == labels_of(by_cli)
+
+
+def test_api_dry_run_is_the_command_plan_and_resume_keeps_the_run(tmp_path, data_dir, keys):
+    plan = ls.label(task="easy", variant="guidelines", model=MODEL, data_dir=data_dir, limit=3, out=tmp_path,
+                    dry_run=True)
+    res = cli(["label", "--task", "easy", "--variant", "guidelines", "--model", MODEL, "--data-dir", str(data_dir),
+               "--limit", "3", "--dry-run", "--json"], tmp_path)
+    assert plan.as_dict() == json.loads(res.stdout)["dry_run"] and plan.as_dict()["n_items"] == 3
+    assert plan.text.rstrip("\n") in res.stderr and not list(tmp_path.iterdir())  # a plan writes nothing
+    with make_server("openai") as srv:
+        run = ls.label(task="easy", variant="guidelines", model=MODEL, base_url=srv.base_url, data_dir=data_dir,
+                       limit=3, out=tmp_path, no_cache=True, progress=False)
+        sent = srv.calls
+        again = ls.label(resume=run.path, base_url=srv.base_url, no_cache=True, progress=False)
+        assert again.path == run.path and srv.calls == sent  # finished items are not asked again
+    with pytest.raises(UserError, match="--resume keeps the run's configuration: --variant icl"):
+        ls.label(resume=run.path, variant="icl")

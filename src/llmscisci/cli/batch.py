@@ -11,7 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.common import console, out
+from llmscisci.api.options import load_run_backend  # noqa: F401 - the commands' (label, judge, extract)
+from llmscisci.cli.common import out
 
 BatchOpt = Annotated[bool, typer.Option("--batch", help="API models: send the requests through the provider's "
                                         "batch API (about half the price, answered within 24 h; resumable).")]
@@ -37,39 +38,19 @@ RESUMERS: dict[str, Callable[..., None]] = {}
 def batch_options(batch: bool, batch_file: Path | None, batch_model: str | None, poll_interval: float,
                   batch_attempts: int, batch_fallback: str):
     """BatchOptions for a task command, or None for a live run (checked before anything loads)."""
-    from llmscisci.backends.batch import BatchOptions
-    from llmscisci.errors import UserError
+    from llmscisci.api.options import batch_options as checked
 
     override = _OVERRIDE.get()
     if override is not None:
         return override
-    if batch_model is not None and batch_file is None:
-        raise UserError("--batch-model goes with --batch-file")
-    if not batch and batch_file is None:
-        return None
-    opts = BatchOptions(poll_interval=poll_interval, attempts=batch_attempts, fallback=batch_fallback,
-                        file=str(batch_file) if batch_file is not None else None, file_model=batch_model)
-    opts.check()
-    return opts
-
-
-def load_run_backend(model: str, opts, batch):
-    """The live backend, or (batch options given) the batch backend around it."""
-    if batch is None:
-        from llmscisci.backends.registry import load_backend
-
-        return load_backend(model, opts)
-    from llmscisci.backends.batch import make_batch_backend
-
-    return make_batch_backend(model, opts, batch, report=lambda line: console.print(line, highlight=False, markup=False))
+    return checked(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
 
 
 def pending_result(task: str, exc) -> tuple[dict, str]:
     """A request file was written (exit status 0): the --json record and the line to print."""
-    info = {"task": task, "run_dir": str(exc.run_dir), "batch_file": exc.file}
-    line = (f"{exc}\nrun it (OpenAI batch upload or vllm run-batch), then: "
-            f"llmscisci batch import {exc.run_dir} RESULTS.jsonl")
-    return info, line
+    from llmscisci.api.label_runs import pending_line
+
+    return {"task": task, "run_dir": str(exc.run_dir), "batch_file": exc.file}, pending_line(exc)
 
 
 # --- llmscisci batch ------------------------------------------------------------------------

@@ -8,10 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from llmscisci.cli.batch import (RESUMERS, BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt,
-                                 batch_options, load_run_backend, pending_result)
+                                 batch_options, load_run_backend)
 from llmscisci.backends.settings import BackendSettings
 from llmscisci.cli.backend_flags import backend_flags
-from llmscisci.cli.dryrun import BASELINE_PREFIX
 from llmscisci.cli.common import (
     TasksOpt,
     DataDirOpt,
@@ -23,18 +22,11 @@ from llmscisci.cli.common import (
     SkipBadLinesOpt,
     console,
     emit,
-    run_result,
-    exit_if_unanswered,
 )
 
-SPLITS = ("all", "train", "test")
 PlaceboOpt = Annotated[Optional[int], typer.Option(
     "--placebo", help="Ask N items again with the text replaced by a neutral passage; report the share of "
     "unchanged answers (does the model read the text?). Answers go to placebo.jsonl.")]
-# options a resumed run takes from its config.json: giving another value is an error, never ignored
-RESUMED = {"task": "--task", "variant": "--variant", "model": "--model", "limit": "--limit", "split": "--split",
-           "shots": "--shots", "max_new_tokens": "--max-new-tokens", "temperature": "--temperature",
-           "seed": "--seed", "calibrate": "--calibrate"}
 
 
 def explicit(ctx: typer.Context | None, name: str) -> bool:
@@ -43,41 +35,6 @@ def explicit(ctx: typer.Context | None, name: str) -> bool:
         return False
     source = ctx.get_parameter_source(name)  # an enum of the click that typer ships (compared by name)
     return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
-
-
-def check_label_options(limit, split, shots, max_new_tokens, temperature, input_csv) -> None:
-    """Range, enum and format checks, done before any data or model is loaded (one-line errors)."""
-    from llmscisci.errors import UserError
-
-    if limit is not None and limit < 1:
-        raise UserError(f"--limit {limit}: must be at least 1")
-    if split not in SPLITS:
-        raise UserError(f"unknown --split {split!r}: use all, train or test")
-    if shots < 0:
-        raise UserError(f"--shots {shots}: must be 0 or more")
-    if max_new_tokens is not None and max_new_tokens < 1:
-        raise UserError(f"--max-new-tokens {max_new_tokens}: must be at least 1")
-    if temperature < 0:
-        raise UserError(f"--temperature {temperature}: must be 0 or more")
-    if input_csv is not None and not input_csv.exists():
-        raise UserError(f"--input {input_csv}: file not found")
-
-
-def resume_conflicts(ctx: typer.Context | None, given: dict, cfg: dict) -> None:
-    """A resumed run keeps its configuration: an option given with another value is an error."""
-    from llmscisci.errors import UserError
-
-    source_book = cfg["codebook"].get("source", "builtin")
-    stored = {"task": cfg["task"] if source_book == "builtin" else source_book, "variant": cfg["variant"],
-              "model": cfg["model"], "limit": cfg.get("limit"), "split": cfg.get("split_filter", "all"),
-              "shots": cfg.get("shots", 0), "calibrate": cfg.get("calibrate"), **{k: cfg["params"][k] for k in ("max_new_tokens", "temperature", "seed")}}
-    if source_book != "builtin" and given.get("task"):  # a codebook file, however its path is spelled
-        given = {**given, "task": str(Path(str(given["task"])).resolve())}
-        stored["task"] = str(Path(source_book).resolve())
-    for name, flag in RESUMED.items():
-        if explicit(ctx, name) and given[name] != stored[name]:
-            raise UserError(f"--resume keeps the run's configuration: {flag} {given[name]} differs from the "
-                            f"run's {stored[name]!r}; drop {flag} or start a new run")
 
 
 @backend_flags
@@ -119,151 +76,20 @@ def label(
     backend: BackendSettings | None = None,
 ) -> None:
     """Label texts with an LLM under one of three prompt variants; write a run folder with metrics."""
-    from llmscisci.backends.base import GenParams
-    from llmscisci.backends.batch import BatchPending
-    from llmscisci.data.codebook import load_codebook
-    from llmscisci.data.items import load_items
-    from llmscisci.errors import UserError
-    from llmscisci.metrics.diagnostics import summary_lines
-    from llmscisci.metrics.evaluate import format_table
-    from llmscisci.paths import data_dir as resolve_data_dir
-    from llmscisci.paths import data_label
-    from llmscisci.prompts.label import check_variant, is_scoring
-    from llmscisci.runs import RunFolder
-    from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec, draw_shots, run_label, select_items
-    from llmscisci.tasks.placebo import check_placebo_options, run_placebo
-    from llmscisci.tasks.score import check_score_options
+    from llmscisci.api.label_runs import RESUMED, label_runs
+    from llmscisci.cli.label_corpus import show_results
 
-    check_variant(variant)
-    check_label_options(limit, split, shots, max_new_tokens, temperature, input_csv)
-    if resume is None:  # a resumed run's variant comes from its config.json (checked below)
-        check_score_options(variant, model, shots, calibrate)
-    from llmscisci.tasks.label_ray import check_engine
-
-    check_engine(engine, workers, ray_address)
-    if engine != "local" and (placebo or is_scoring(variant)):
-        raise UserError("--engine ray sends generation requests: not with --placebo (run `llmscisci eval RUN "
-                        "--placebo N` after the run) nor with the score variant")
-    batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
-    check_placebo_options(placebo, model, batch_opts)
-    if resume is None and batch_opts is not None and is_scoring(variant):
-        raise UserError("--batch and --batch-file send generation requests; the score variant scores live")
-    if chunk_size < 1:
-        raise UserError(f"--chunk-size {chunk_size}: must be at least 1")
-    opts = backend.options()
-    paraphrase = 0
-    if not dry_run:  # every output path is checked before anything is loaded or sent
-        from llmscisci.paths import check_output_path
-
-        if resume is not None:
-            check_output_path(resume, "folder", "--resume")
-        else:
-            check_output_path(out_dir, "folder")
-    if (id_column or text_column or text_template or by) and input_csv is None and resume is None:
-        raise UserError("--id-column, --text-column, --text and --by apply to --input")
-    if resume is not None:
-        cfg = RunFolder(resume).config
-        if cfg.get("kind", "label") != "label" or "codebook" not in cfg:
-            raise UserError(f"--resume {resume}: not a labelling run (kind {cfg.get('kind')!r})")
-        resume_conflicts(ctx, {"task": task, "variant": variant, "model": model, "limit": limit, "split": split,
-                               "shots": shots, "max_new_tokens": max_new_tokens, "temperature": temperature,
-                               "seed": seed, "calibrate": calibrate}, cfg)
-        if cfg.get("streamed") and input_csv is None:
-            inp = cfg.get("input") or {}
-            input_csv, id_column = Path(inp.get("path", "")), inp.get("id_column")
-            spec_text = (cfg.get("items") or {}).get("text", "")
-            text_template, text_column = (spec_text, None) if "{" in spec_text else (None, spec_text or None)
-        source_book = cfg["codebook"].get("source", "builtin")
-        task = cfg["task"] if source_book == "builtin" else source_book
-        variant, model = cfg["variant"], cfg["model"]
-        limit, split, shots = cfg.get("limit"), cfg.get("split_filter", "all"), cfg.get("shots", 0)
-        p = cfg["params"]
-        max_new_tokens, temperature, seed = p["max_new_tokens"], p["temperature"], p["seed"]
-        paraphrase = int(cfg.get("paraphrase") or 0)
-        calibrate = cfg.get("calibrate")
-        check_score_options(variant, model, shots, calibrate)
-        if batch_opts is not None and is_scoring(variant):
-            raise UserError("--batch and --batch-file send generation requests; the score variant scores live")
-        if data_dir is None and input_csv is None:
-            src = Path(cfg.get("data_source", ""))
-            input_csv, data_dir = (src, None) if src.is_file() else (None, src)
-    codebooks = [load_codebook(t.strip()) for t in task.split(",") if t.strip()]
-    if not codebooks:
-        raise UserError("--task is empty")
-    if batch_opts is not None and batch_opts.file is not None and len(codebooks) > 1:
-        raise UserError("--batch-file writes one run's requests: give one --task")
-    fitted = model.startswith(BASELINE_PREFIX)  # a saved classifier (`baseline --save DIR`), not an LLM
-    if fitted and batch_opts is not None:
-        raise UserError("--batch and --batch-file are for LLMs, not a saved classifier")
-    if fitted and shots:
-        raise UserError("--shots is for language models: a saved classifier takes no examples")
-    params = GenParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(variant, 64),
-                       temperature=temperature, seed=seed)
-    if input_csv is not None:
-        from llmscisci.cli.label_corpus import emit_text, label_corpus
-
-        results, tables = [], []
-        for cb in codebooks:
-            res = label_corpus(cb, input_csv, model=model, variant=variant, params=params, opts=opts, limit=limit,
-                               shots=shots, paraphrase=paraphrase, out_dir=out_dir, resume=resume,
-                               id_column=id_column, text_column=text_column, template=text_template, by=by,
-                               chunk_size=chunk_size, dry_run=dry_run, batch=batch_opts,
-                               placebo=None if dry_run else placebo, calibrate=calibrate,
-                               engine=(engine, workers, ray_address))
-            results.append(res["result"])
-            tables += res["tables"]
-        emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
-        exit_if_unanswered([r["metrics"] for r in results if "metrics" in r])
-        return
-    if engine != "local":
-        raise UserError("--engine ray labels a corpus given with --input")
-    source_dir = resolve_data_dir(data_dir)
-    source = data_label(source_dir)  # recorded as `bundled` for the packaged dataset
-    loaded = [(cb, load_items(cb, data_dir=source_dir)) for cb in codebooks]
-    for cb, items in loaded:  # --split/--limit/--shots against the data, before the model loads
-        select_items(items, split, limit)
-        draw_shots(items, cb, variant, shots, seed)
-    if dry_run:
-        from llmscisci.cli.label_corpus import dry_run_items, emit_text
-
-        results, tables = [], []
-        for cb, items in loaded:
-            plan = dry_run_items(cb, select_items(items, split, limit), model=model, variant=variant, params=params,
-                                 opts=opts, paraphrase=paraphrase)
-            results.append({"task": cb.task, "dry_run": plan.as_dict()})
-            tables.append(plan.text)
-        emit_text(results[0] if len(results) == 1 else results, tables, as_json, json_out)
-        return
-    backend = None if fitted else load_run_backend(model, opts, batch_opts)
-    if fitted:  # every task's codebook checked against the classifier before any run is written
-        from llmscisci.cli.label_corpus import load_labeller
-
-        classifiers = [load_labeller(model, opts, cb) for cb, _ in loaded]
-    results, tables = [], []
-    for i, (cb, items) in enumerate(loaded):
-        spec = LabelSpec(codebook=cb, variant=variant, model=model, params=params, shots=shots, limit=limit,
-                         split=split, data_source=source, paraphrase=paraphrase, calibrate=calibrate)
-        try:
-            if fitted:
-                from llmscisci.tasks.label_fitted import run_label_classifier
-
-                run = run_label_classifier(spec, items, classifiers[i], out_dir, run_dir=resume)
-            else:
-                run = run_label(spec, items, backend, out_dir, run_dir=resume)
-        except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
-            res, line = pending_result(cb.task, exc)
-            results.append(res)
-            tables.append(line)
-            continue
-        metrics = run_placebo(run, backend, placebo) if placebo else run.metrics()
-        results.append(run_result(cb.task, run.path, metrics))
-        tables += [format_table(metrics, cb.task), *summary_lines(metrics), f"run folder: {run.path}"]
-        if fitted and run.config.get("seen_in_training"):
-            from llmscisci.tasks.label_fitted import seen_warning
-
-            tables.append("warning: " + seen_warning(run.config["seen_in_training"], metrics["all"]["n"]))
-    emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
-    exit_if_unanswered([r["metrics"] for r in results if "metrics" in r])
+    options = dict(task=task, variant=variant, model=model, limit=limit, split=split, shots=shots,
+                   max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, calibrate=calibrate)
+    done = label_runs(**options, data_dir=data_dir, input_path=input_csv, id_column=id_column,
+                      text_column=text_column, text_template=text_template, by=by, chunk_size=chunk_size,
+                      dry_run=dry_run, placebo=placebo, out_dir=out_dir, resume=resume, engine=engine,
+                      workers=workers, ray_address=ray_address, opts=backend.options(),
+                      batch=lambda: batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts,
+                                                  batch_fallback),
+                      given={k: v for k, v in options.items() if k in RESUMED and explicit(ctx, k)},
+                      say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+    show_results(done, as_json, json_out)
 
 
 def eval_cmd(
