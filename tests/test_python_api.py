@@ -277,3 +277,15 @@ def test_api_dry_run_is_the_command_plan_and_resume_keeps_the_run(tmp_path, data
         assert again.path == run.path and srv.calls == sent  # finished items are not asked again
     with pytest.raises(UserError, match="--resume keeps the run's configuration: --variant icl"):
         ls.label(resume=run.path, variant="icl")
+
+
+def test_the_face_stays_the_functions_when_their_modules_are_imported():
+    """`ls.judge` is the function even after `llmscisci.api.judge` (its module) was imported, as the docs'
+    examples do; a fresh interpreter, so that no earlier test has bound the names already."""
+    code = ("import llmscisci.api.judge, llmscisci.api.label, llmscisci.api.extract, llmscisci.api.baseline\n"
+            "import llmscisci as ls\n"
+            "assert all(callable(f) for f in (ls.judge, ls.label, ls.extract, ls.baseline, ls.agree, ls.report)), "
+            "[type(f) for f in (ls.judge, ls.label, ls.extract, ls.baseline)]\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert res.returncode == 0, res.stderr[-2000:]

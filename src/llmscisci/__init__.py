@@ -21,7 +21,9 @@ def _api():
 def __getattr__(name: str):
     api = _api()
     if name in api.EXPORTS:
-        value = getattr(api, name)
+        # from the defining module, not the api package: importing the submodule `llmscisci.api.judge`
+        # rebinds the package's attribute `judge` to that module
+        value = getattr(importlib.import_module(f"llmscisci.api.{api.EXPORTS[name]}"), name)
         setattr(sys.modules[__name__], name, value)
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
