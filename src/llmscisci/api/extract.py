@@ -15,10 +15,13 @@ def extract(pages, *, model: str = "smollm2-135m", variant: str | None = None, u
             window: int = 3, limit: int | None = None, bib: str | Path | None = None,
             data_dir: str | Path | None = None, out: str | Path = "runs", max_new_tokens: int | None = None,
             temperature: float = 0.0, seed: int = 2025, bins: int = 5, fetch_timeout: float = 30.0,
-            progress: bool | None = None, **options):
+            progress: bool | None = None, resume: str | Path | None = None, dry_run: bool = False,
+            **options):
     """Extract records from `pages` (an HTML file, a folder of them, a URL, or a list) with `model`
     (`"baseline"`: the deterministic BibTeX baseline only); returns a Run, or a list for several pages.
-    Backend options default as the command's (`batch_size=4`)."""
+    Backend options default as the command's (`batch_size=4`). `resume=RUN_DIR` continues one page's run
+    in that folder (as `--resume`); `dry_run=True` returns the plan that `--dry-run` prints (`.text`) and
+    writes nothing."""
     from llmscisci.api.extract_runs import extract_runs
 
     backend_opts, batch_kw, _ = split_options(options)
@@ -27,7 +30,10 @@ def extract(pages, *, model: str = "smollm2-135m", variant: str | None = None, u
     single = isinstance(pages, (str, Path))
     done = extract_runs([pages] if single else list(pages), model=model, opts=settings.options(),
                         variant=variant, unit=unit, window=window, limit=limit, bib=bib, data_dir=data_dir,
-                        out_dir=out, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-                        bins=bins, fetch_timeout=fetch_timeout, batch=batch, progress=show_progress(progress))
+                        out_dir=out, run_dir=resume, max_new_tokens=max_new_tokens, temperature=temperature,
+                        seed=seed, bins=bins, fetch_timeout=fetch_timeout, batch=batch, dry_run=dry_run,
+                        progress=show_progress(progress))
+    if dry_run:
+        return done
     runs = [Run(d.pending.run_dir if d.pending is not None else d.run.path) for d in done]
     return runs[0] if single and len(runs) == 1 else runs
