@@ -169,6 +169,32 @@ def test_bad_input_raises_a_one_line_user_error(tmp_path):
     assert not list(tmp_path.glob("label_*"))  # nothing written: checked before anything loads
 
 
+def test_extract_checks_as_the_command(tmp_path, data_dir):
+    """ls.extract runs the command's checks (api/extract_runs.py): an output path that is a file, and a
+    batch file for several pages, are refused before anything is written."""
+    page = sorted((data_dir / "rescience").glob("*.htm*"))[0]
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    with pytest.raises(UserError, match="taken"):
+        ls.extract(page, model="baseline", out=taken, progress=False)
+    with pytest.raises(UserError, match="--batch-file writes one run's requests"):
+        ls.extract([page, page], model=MODEL, variant="structured", batch_file=tmp_path / "req.jsonl",
+                   out=tmp_path / "o", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_extract_dry_run_is_the_command_plan_and_resume_continues(tmp_path, data_dir):
+    page = sorted((data_dir / "rescience").glob("*.htm*"))[0]
+    args = ["extract", str(page), "--model", MODEL, "--variant", "structured", "--limit", "2"]
+    res = cli([*args, "--dry-run", "--out", str(tmp_path / "o")], tmp_path)
+    plan = ls.extract(page, model=MODEL, variant="structured", limit=2, out=tmp_path / "o", dry_run=True)
+    assert plan.text.strip() == res.stdout.strip() and "units (1 page(s)): 2" in plan.text
+    assert not (tmp_path / "o").exists()
+    run = ls.extract(page, model="baseline", out=tmp_path / "b", progress=False)
+    again = ls.extract(page, model="baseline", resume=run.path, progress=False)
+    assert again.path == run.path and again.metrics["timing"]["resumed_units"] > 0
+
+
 def test_a_codebook_built_in_python_is_a_task(tmp_path, keys):
     book = ls.Codebook(task="tools", text_column="text", none="none", categories=[
         ls.Category(short="code", name="Code"), ls.Category(short="none", name="None of these")])

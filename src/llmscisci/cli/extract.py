@@ -13,7 +13,6 @@ from llmscisci.backends.settings import BackendSettings
 from llmscisci.cli.backend_flags import backend_flags
 from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, OutOpt, emit, exit_if_unanswered
 from llmscisci.console import fmt
-from llmscisci.errors import UserError
 
 HELP = """Extract publication records from a journal page (HTML file or URL) and score them against a
 BibTeX bibliography joined on DOI. `--model baseline` runs only the deterministic baseline (the BibTeX
@@ -66,102 +65,39 @@ def extract(
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
 ) -> None:
-    from llmscisci.backends.base import GenParams
-    from llmscisci.paths import data_dir as resolve_data_dir
-    from llmscisci.prompts.extract import VARIANTS
-    from llmscisci.tasks.extract.html import UNITS, split_blocks
-    from llmscisci.tasks.extract.run import BASELINE, ExtractSpec, default_max_new_tokens, run_extract
-    from llmscisci.tasks.extract.source import read_page
-    from llmscisci.tasks.extract.truth import load_truth
+    from llmscisci.api.extract_runs import extract_runs
+    from llmscisci.cli.batch import batch_options
 
-    from llmscisci.backends.batch import BatchPending
-    from llmscisci.cli.batch import batch_options, load_run_backend, pending_result
-
-    # validate everything before loading a model or creating a folder
+    # validated before a model loads or a folder is made (api/extract_runs.py)
     batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
-
-    is_baseline = model == BASELINE
-    if is_baseline and batch_opts is not None:
-        raise UserError("--batch and --batch-file need a model, not the baseline")
-    if not is_baseline and variant is None:
-        raise UserError(f"--variant is required with a model: one of {', '.join(VARIANTS)}")
-    if variant is not None and variant not in VARIANTS:
-        raise UserError(f"unknown variant {variant!r}: use one of {', '.join(VARIANTS)}")
-    if unit not in UNITS:
-        raise UserError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
-    if window < 1:
-        raise UserError("--window must be at least 1")
-    if limit is not None and limit < 1:
-        raise UserError("--limit must be at least 1")
-    if bins < 1:
-        raise UserError("--bins must be at least 1")
-    if max_new_tokens is not None and max_new_tokens < 1:
-        raise UserError("--max-new-tokens must be at least 1")
-    page_list = expand_pages(pages)
-    if run_dir is not None and len(page_list) > 1:
-        raise UserError("--resume continues one page's run: give one page")
-    if batch_file is not None and len(page_list) > 1:
-        raise UserError("--batch-file writes one run's requests: give one page")
-    bib_path = bib if bib is not None else resolve_data_dir(data_dir) / "rescience" / "published.bib"
-    truth = load_truth(bib_path)
-    params = GenParams(max_new_tokens=max_new_tokens or default_max_new_tokens(unit, window),
-                       temperature=temperature, seed=seed)
-    spec = ExtractSpec(variant=variant or "structured", model=model, unit=unit, window=window, limit=limit,
-                       params=params, bins=bins)
-    sources = []
-    for page in page_list:
-        src = read_page(page, timeout=fetch_timeout)
-        sources.append((src, split_blocks(src.text, src.origin)))  # a page without records fails here
-    opts = backend.options()
-    if not dry_run:
-        from llmscisci.paths import check_output_path
-
-        check_output_path(out_dir, "folder")  # before the model loads
+    done = extract_runs(pages, model=model, opts=backend.options(), variant=variant, unit=unit, window=window,
+                        limit=limit, bib=bib, data_dir=data_dir, out_dir=out_dir, run_dir=run_dir,
+                        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, bins=bins,
+                        fetch_timeout=fetch_timeout, batch=batch_opts, dry_run=dry_run, progress=not quiet)
     if dry_run:
-        from llmscisci.cli.dryrun import emit_text, plan_conversations
-        from llmscisci.prompts import extract as extract_prompts
-        from llmscisci.tasks.extract.run import decoding_schema, plan_units
+        from llmscisci.cli.dryrun import emit_text
 
-        units = [u for src, blocks in sources for u in plan_units(spec, src, None, blocks)[0]]
-        convs = (extract_prompts.build_messages(u.text, spec.variant) for u in units)
-        schema = decoding_schema(max(u.expected_records for u in units)) if (
-            not is_baseline and extract_prompts.is_structured(spec.variant) and units) else None
-        plan = plan_conversations(model, convs, params, opts, schema, what=f"units ({len(sources)} page(s))")
-        emit_text(None, [plan.text])
+        emit_text(None, [done.text])
         return
-    backend = None
-    if not is_baseline:
-        backend = load_run_backend(model, opts, batch_opts)
+    show_results(done, as_json, json_out)
+
+
+def show_results(done: list, as_json: bool, json_out) -> None:
+    """Each page's scores (or the line of a written batch file), as a table or JSON; exit 3 when units
+    went unanswered."""
+    from llmscisci.cli.batch import pending_result
+
     results, tables = [], []
-    for src, blocks in sources:
-        try:
-            run = run_extract(spec, src, truth, backend, out_dir, run_dir=run_dir, show_progress=not quiet,
-                              blocks=blocks)
-        except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
-            res, line = pending_result("extract", exc)
+    for d in done:
+        if d.pending is not None:  # --batch-file: the request rows are written, nothing to score yet
+            res, line = pending_result("extract", d.pending)
             results.append(res)
             tables.append(line)
             continue
-        metrics = run.metrics()
-        results.append({"page": str(src), "run_dir": str(run.path), "metrics": metrics})
-        tables += summary(metrics, run.path)
+        results.append({"page": d.page, "run_dir": str(d.run.path), "metrics": d.metrics})
+        tables += summary(d.metrics, d.run.path)
     emit(results[0] if len(results) == 1 else results, tables, as_json, json_out)
     exit_if_unanswered([r["metrics"] for r in results if "metrics" in r], "units")
-
-
-def expand_pages(pages: list[str]) -> list[str]:
-    """Pages as given; a folder stands for its *.html and *.htm files (sorted)."""
-    found = []
-    for p in pages:
-        path = Path(p)
-        if not p.startswith(("http://", "https://")) and path.is_dir():
-            inside = sorted(q for q in path.iterdir() if q.suffix.lower() in (".html", ".htm") and q.is_file())
-            if not inside:
-                raise UserError(f"{path}: a folder without .html or .htm pages")
-            found += [str(q) for q in inside]
-        else:
-            found.append(p)
-    return found
 
 
 def summary(metrics: dict, path: Path) -> list:
