@@ -211,7 +211,7 @@ def test_help_loads_no_torch():
     assert proc.stdout.strip() == ""
 
 
-THIN = ("cli/label.py", "cli/label_corpus.py")  # commands that parse, call the API and print
+THIN = ("cli/label.py", "cli/label_corpus.py", "cli/judge.py")  # commands that parse, call the API and print
 MAX_COMMAND_LINES = 60
 
 
