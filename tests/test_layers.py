@@ -212,7 +212,7 @@ def test_help_loads_no_torch():
 
 
 # commands that parse, call the API and print
-THIN = ("cli/label.py", "cli/label_corpus.py", "cli/extract.py")
+THIN = ("cli/label.py", "cli/label_corpus.py", "cli/extract.py", "cli/judge.py")
 MAX_COMMAND_LINES = 60
 
 

@@ -118,6 +118,22 @@ def test_api_judge_is_the_cli_judge(tmp_path, data_dir, keys):
     assert list(run.predictions.columns[:2]) == ["doi", "task"] and len(run.predictions) == 4
 
 
+def test_api_agree_is_the_cli_agree_json(tmp_path, data_dir):
+    """Across several tasks too: the whole-vector pairs across tasks are in both."""
+    files = [data_dir / "labels" / f"annotator_{c}.jsonl" for c in "abc"]
+    by_cli = json.loads(cli(["agree", *map(str, files), "--human", str(files[0]), "--json"], tmp_path).stdout)
+    by_api = ls.agree(files, human=files[0])
+    assert len(by_api["tasks"]) > 1 and len(by_api["all_tasks_pairs"]) == 3
+    assert json.loads(json.dumps(by_api)) == by_cli
+
+
+def test_api_judge_checks_the_out_folder_before_loading(tmp_path, data_dir):
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(UserError, match="taken"):
+        ls.judge([data_dir / "labels" / "annotator_b.jsonl"], task="easy", model="no-such-model-loads",
+                 data_dir=data_dir, limit=1, out=tmp_path / "taken")
+
+
 def test_open_run_on_folders_the_cli_wrote(tmp_path, data_dir):
     cli(["baseline", "--task", "easy", "--method", "majority", "--folds", "2", "--data-dir", str(data_dir),
          "--out", str(tmp_path / "b")], tmp_path)

@@ -29,9 +29,6 @@ from llmscisci.cli.common import (
 from llmscisci.cli.tables import print_table
 from llmscisci.console import fmt as _fmt
 
-ANNOTATOR = Path("labels") / "annotator_a.jsonl"
-
-
 # --- formatting ----------------------------------------------------------------------------------
 # a number, a Stat-like dict or None as table text: "-" for None, plain decimals
 fmt = partial(_fmt, none="-", compact=False, thousands=False)
@@ -186,98 +183,25 @@ def judge(
     """An LLM judges K candidate LLMs' labels against the ground truth, in every candidate order, and
     the run audits the judge: its scores against the exact ones (categories matched out of n),
     its picks of the best candidate, and its position bias."""
-    from llmscisci.backends.base import GenParams
-    from llmscisci.backends.batch import BatchPending
-    from llmscisci.cli.batch import batch_options, load_run_backend, pending_result
-    from llmscisci.data.codebook import BUILTIN, load_codebook
-    from llmscisci.data.items import load_items
-    from llmscisci.data.labelfiles import load_labels
-    from llmscisci.errors import UserError
-    from llmscisci.paths import data_dir as resolve_data_dir
-    from llmscisci.paths import data_label
-    from llmscisci.prompts.judge import check_variant
-    from llmscisci.runs import RunFolder
-    from llmscisci.tasks.judge import (
-        JudgeSpec,
-        candidates_from_sets,
-        default_max_new_tokens,
-        prepare,
-        run_judge,
-    )
+    from llmscisci.api.judge_runs import judge_run
+    from llmscisci.cli.batch import batch_options, pending_result
 
-    if max_new_tokens is not None and max_new_tokens < 1:
-        raise UserError(f"--max-new-tokens {max_new_tokens}: must be at least 1")
-    batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
-    llm_paths = list(llm or [])
-    if resume is not None:
-        cfg = RunFolder(resume).config
-        if cfg.get("kind") != "judge":
-            raise UserError(f"--resume {resume}: not a judge run folder")
-        source_book = cfg["codebook"].get("source", "builtin")
-        task = cfg["task"] if source_book == "builtin" else source_book
-        variant, model, orders = cfg["variant"], cfg["model"], cfg["orders_spec"]
-        limit, split = cfg.get("limit"), cfg.get("split_filter", "all")
-        llm_paths, annotator = [Path(c["path"]) for c in cfg["candidates"]], False
-        p = cfg["params"]
-        max_new_tokens, temperature, seed = p["max_new_tokens"], p["temperature"], p["seed"]
-        if data_dir is None and cfg.get("data_source"):
-            data_dir = Path(cfg["data_source"])
-    check_variant(variant)
-    codebook = load_codebook(task)
-    source = resolve_data_dir(data_dir)
-    if annotator:
-        default = source / ANNOTATOR
-        if not default.is_file():
-            raise UserError(f"{default} not found: pass --no-annotator and at least two --llm files")
-        if all(Path(x).resolve() != default.resolve() for x in llm_paths):
-            llm_paths.insert(0, default)
-    for x in llm_paths:
-        if not Path(x).exists():
-            raise UserError(f"--llm {x}: no such file or run folder")
-    books = {t: load_codebook(t) for t in BUILTIN} | {codebook.task: codebook}
-    sets = [load_labels(x, books) for x in llm_paths]
-    candidates = candidates_from_sets(sets, codebook.task)
-    if reference is not None and not reference.is_file():
-        raise UserError(f"--reference {reference}: file not found")
-    items = load_items(codebook, data_dir=source, reference=reference)
-    params = GenParams(max_new_tokens=max_new_tokens or default_max_new_tokens(variant, len(candidates), codebook.n),
-                       temperature=temperature, seed=seed)
-    spec = JudgeSpec(codebook=codebook, variant=variant, model=model, params=params, orders=orders, limit=limit,
-                     split=split, data_source=data_label(source))
-    selected, order_list, _ = prepare(spec, items, candidates)  # validate before loading a model
-    console.print(f"judging {len(selected)} items x {len(order_list)} orders of {len(candidates)} candidates: "
-                  + ", ".join(c.name for c in candidates))
-    opts = backend.options()
-    if not dry_run:
-        from llmscisci.paths import check_output_path
+    done = judge_run(task=task, variant=variant, model=model, opts=backend.options(), llm_paths=list(llm or []),
+                     batch=lambda: batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts,
+                                                 batch_fallback),
+                     annotator=annotator, orders=orders, limit=limit, split=split, reference=reference,
+                     data_dir=data_dir, out_dir=out_dir, resume=resume, max_new_tokens=max_new_tokens,
+                     temperature=temperature, seed=seed, dry_run=dry_run, say=console.print)
+    if done.plan is not None:
+        from llmscisci.cli.dryrun import emit_text
 
-        check_output_path(out_dir, "folder")  # before the model loads
-    if dry_run:
-        from llmscisci.cli.dryrun import emit_text, plan_conversations
-        from llmscisci.prompts import judge as judge_prompts
-
-        def conversations():
-            for it in selected:
-                for order in order_list:
-                    recs = [candidates[i].records[it.doi] for i in order]
-                    shown = [judge_prompts.Shown(r.labels, r.response) for r in recs]
-                    yield judge_prompts.build_messages(it.text, it.labels, shown, codebook, variant)
-
-        schema = judge_prompts.judge_schema(codebook, len(candidates)) if judge_prompts.is_structured(variant) else None
-        plan = plan_conversations(model, conversations(), params, opts, schema, what="calls (items x orders)")
-        emit_text({"dry_run": plan.as_dict()}, [plan.text], as_json, json_out)
-        return
-    backend = load_run_backend(model, opts, batch_opts)
-    try:
-        run = run_judge(spec, items, candidates, backend, out_dir, run_dir=resume)
-    except BatchPending as exc:  # --batch-file: the request rows are written, nothing to audit yet
-        res, line = pending_result(codebook.task, exc)
-        emit(res, [line], as_json, json_out)
-        return
-    metrics = run.metrics()
-    emit({"run_dir": str(run.path), "metrics": metrics}, judge_tables(metrics) + [f"run folder: {run.path}"],
-         as_json, json_out)
-    exit_if_unanswered([metrics], "calls")
+        return emit_text({"dry_run": done.plan.as_dict()}, [done.plan.text], as_json, json_out)
+    if done.pending is not None:  # --batch-file: the request rows are written, nothing to audit yet
+        res, line = pending_result(done.task, done.pending)
+        return emit(res, [line], as_json, json_out)
+    emit({"run_dir": str(done.run.path), "metrics": done.metrics},
+         judge_tables(done.metrics) + [f"run folder: {done.run.path}"], as_json, json_out)
+    exit_if_unanswered([done.metrics], "calls")
 
 
 def agree(
@@ -294,91 +218,25 @@ def agree(
 ) -> None:
     """Agreement between label files (annotators, models, people): Cohen's kappa per label and pair,
     Fleiss' kappa and Krippendorff's alpha per label, exact-match and Hamming agreement per pair."""
-    from llmscisci.data.codebook import BUILTIN, load_codebook
-    from llmscisci.data.labelfiles import load_labels
-    from llmscisci.errors import UserError
-    from llmscisci.metrics.agreement import exact_match, hamming_loss
-    from llmscisci.tasks.judge import candidates_from_sets
+    from llmscisci.api.judge_runs import agreement
 
-    if len(files) < 2:
-        raise UserError("agree needs at least two label files")
-    for f in files:
-        if not f.exists():
-            raise UserError(f"{f}: no such file or run folder")
-    humans = {Path(h).resolve() for h in human or []}
-    unknown = [h for h in humans if h not in {f.resolve() for f in files}]
-    if unknown:
-        raise UserError(f"--human {unknown[0]}: not among the FILES given")
-    books = {t: load_codebook(t) for t in BUILTIN}
-    wanted = None
-    if not task:
-        hint = _task_hint(files, custom_only=True)
-        if hint:
-            raise UserError(hint.removeprefix("; "))
-    if task:
-        custom = [load_codebook(t.strip()) for t in task.split(",") if t.strip()]
-        books |= {cb.task: cb for cb in custom}
-        wanted = [cb.task for cb in custom]
-    if json_out is not None and json_out.parent and not json_out.parent.is_dir():
-        raise UserError(f"--json-out {json_out}: folder {json_out.parent} does not exist")
-    sets = [load_labels(f, books) for f in files]
-    tasks = wanted or [t for t in books if any(s.for_task(t) for s in sets)]
-    if not tasks:
-        raise UserError("the files hold no items of a known task" + _task_hint(files))
-    result = {"files": [str(f) for f in files], "tasks": {}}
+    tasks = [t.strip() for t in task.split(",") if t.strip()] if task else None
+    result = agreement(files, tasks=tasks, humans=human or [], json_out=json_out)
     tables: list = []
-    from llmscisci.metrics.agreement import agreement_report
-
-    all_keys: dict[str, dict] = {}
-    for t in tasks:
-        cands = candidates_from_sets(sets, t)
-        coders = {c.name: {doi: r.labels for doi, r in c.records.items() if r.labels is not None} for c in cands}
-        if not any(coders.values()):
-            raise UserError(f"the files hold no labels of task {t!r}")
-        groups = None
-        if humans:
-            groups = {c.name: ("human" if Path(c.path).resolve() in humans
-                               or Path(c.path).parent.resolve() in humans else "model") for c in cands}
-        report = agreement_report(coders, books[t].shorts, groups).to_dict()
-        result["tasks"][t] = report
+    for t, report in result["tasks"].items():
         tables += agreement_tables(report, t)
-        for name, vecs in coders.items():
-            all_keys.setdefault(name, {}).update({(doi, t): v for doi, v in vecs.items()})
-    if len(tasks) > 1:
-        names = list(all_keys)
-        rows = []
-        tab = Table(title=f"all tasks ({', '.join(tasks)}): whole-vector agreement per pair", title_justify="left")
-        for col in ("coder A", "coder B", "n", "exact match", "Hamming loss"):
-            tab.add_column(col, justify="left" if col.startswith("coder") else "right")
-        for i, a in enumerate(names):
-            for b in names[i + 1:]:
-                keys = [k for k in all_keys[a] if k in all_keys[b]]
-                va, vb = [all_keys[a][k] for k in keys], [all_keys[b][k] for k in keys]
-                em, hl = exact_match(va, vb), hamming_loss(va, vb)
-                rows.append({"a": a, "b": b, "n": len(keys), "exact_match": em.to_dict(),
-                             "hamming_loss": hl.to_dict()})
-                tab.add_row(a, b, str(len(keys)), fmt(em.value), fmt(hl.value))
-        tables.append(tab)
-        result["all_tasks_pairs"] = rows
+    if "all_tasks_pairs" in result:
+        tables.append(all_tasks_table(result["all_tasks_pairs"], list(result["tasks"])))
     emit(result, tables, as_json, json_out)
 
 
-def _task_hint(files: list[Path], custom_only: bool = False) -> str:
-    """'; pass --task mine.toml ...' when a file is a run of a codebook of the user's own."""
-    import json
-
-    for f in files:
-        cfg = Path(f) / "config.json"
-        if not cfg.is_file():
-            continue
-        try:
-            book = json.loads(cfg.read_text("utf-8")).get("codebook") or {}
-        except (OSError, ValueError):
-            continue
-        if book.get("source", "builtin") != "builtin":
-            return (f"; {f} is a run of the codebook {book['source']} (task {book.get('task')!r}): pass "
-                    f"--task {book['source']}")
-    return "" if custom_only else "; for a codebook of your own pass --task YOUR_CODEBOOK.toml"
+def all_tasks_table(rows: list[dict], tasks: list[str]) -> Table:
+    tab = Table(title=f"all tasks ({', '.join(tasks)}): whole-vector agreement per pair", title_justify="left")
+    for col in ("coder A", "coder B", "n", "exact match", "Hamming loss"):
+        tab.add_column(col, justify="left" if col.startswith("coder") else "right")
+    for r in rows:
+        tab.add_row(r["a"], r["b"], str(r["n"]), fmt(r["exact_match"]), fmt(r["hamming_loss"]))
+    return tab
 
 
 def register(app: typer.Typer) -> None:
