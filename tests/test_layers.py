@@ -212,6 +212,7 @@ def test_help_loads_no_torch():
 
 
 THIN = ("cli/label.py", "cli/label_corpus.py")  # commands that parse, call the API and print
+THIN += ("cli/robustness.py",)
 MAX_COMMAND_LINES = 60
 
 
