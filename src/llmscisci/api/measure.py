@@ -28,13 +28,11 @@ def prevalence(run, gold, *, by: str | None = None, level: float = 0.95, data_di
     RUN/prevalence.json unless `write=False`. `gold`: a `code import` label file or any label file."""
     import pandas as pd
 
-    from llmscisci.coding.prevalence import corpus_prevalence
     from llmscisci.metrics.prevalence import METHODS
     from llmscisci.runs import write_json
 
-    check_level(level)
     run_dir = _path(run)
-    est = corpus_prevalence(run_dir, _path(gold), by=by, level=level, data_dir=data_dir)
+    est = estimate_prevalence(run_dir, gold, by=by, level=level, data_dir=data_dir)
     rows = []
     for category, groups in est.result["categories"].items():
         for g in groups:
@@ -48,6 +46,15 @@ def prevalence(run, gold, *, by: str | None = None, level: float = 0.95, data_di
     if write:
         write_json(run_dir / "prevalence.json", est.payload)
     return df
+
+
+def estimate_prevalence(run, gold, *, by: str | None = None, level: float = 0.95, data_dir=None):
+    """The estimates of `prevalence` as `llmscisci prevalence` prints them: the CorpusPrevalence (its
+    `.payload` is the JSON result; `.run`, `.gold`, `.codebook` and `.design` say what it was drawn from)."""
+    from llmscisci.coding.prevalence import corpus_prevalence
+
+    check_level(level)
+    return corpus_prevalence(_path(run), _path(gold), by=by, level=level, data_dir=data_dir)
 
 
 def robustness(sources, gold, *, task=None, by: str | None = None, contrast=None, level: float = 0.95,
