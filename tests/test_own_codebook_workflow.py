@@ -116,6 +116,9 @@ def test_printed_next_steps_work_from_any_folder(server, tmp_path, capsys, monke
     code, out, err = run_console(["robustness", run, "--gold", gold, "--by", "field", "--json"], capsys, monkeypatch)
     assert code == 0, err
     assert json.loads(out)["by"] == "field"
+    import llmscisci as ls  # the Python face reads the runs' own codebook and columns as the command does
+
+    assert json.loads(json.dumps(ls.robustness(run, gold, by="field"), default=str)) == json.loads(out)
     code, out, err = run_console(["robustness", run, "--gold", gold, "--by", "nope"], capsys, monkeypatch)
     assert code == 2 and "not an item column of the runs (columns: title, field, row)" in err
 

@@ -124,3 +124,19 @@ def test_save_and_split_grouping(setup, tmp_path):
     assert (tmp_path / "prefs" / "train.parquet").is_file()
     card = json.loads((tmp_path / "prefs" / "card.json").read_text())
     assert card["rows"]["train"] == dd["train"].num_rows
+
+
+def test_command_and_python_face_refuse_a_scoring_variant_alike(tmp_path, capsys, monkeypatch):
+    """`dpo build` and `ls.dpo_pairs` run the same checks: pairs need an answer the model writes."""
+    import llmscisci as ls
+    from console import run_console
+    from llmscisci.errors import UserError
+
+    one = ["--strategy", "by-correctness", "--labels", str(tmp_path / "a.jsonl")]  # checked after the variant
+    code, _, err = run_console(["dpo", "build", *one, "--variant", "score", "--out", tmp_path / "cli"], capsys,
+                               monkeypatch)
+    assert code == 2 and "preference pairs needs a variant whose answer is written text" in err
+    with pytest.raises(UserError) as exc:
+        ls.dpo_pairs(strategy="by-correctness", labels=[tmp_path / "a.jsonl"], variant="score", out=tmp_path / "py")
+    assert str(exc.value) == err.strip().splitlines()[-1].removeprefix("error: ")
+    assert not (tmp_path / "cli").exists() and not (tmp_path / "py").exists()

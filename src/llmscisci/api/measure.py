@@ -11,6 +11,12 @@ from llmscisci.api.inputs import codebook_of
 from llmscisci.errors import UserError
 
 
+def check_level(level: float) -> None:
+    """The confidence level of the intervals: strictly between 0 and 1."""
+    if not 0 < level < 1:
+        raise UserError(f"--level {level}: must be between 0 and 1 (e.g. 0.95)")
+
+
 def _path(x) -> Path:
     return Path(x.path) if hasattr(x, "path") and not isinstance(x, (str, Path)) else Path(x)
 
@@ -22,14 +28,11 @@ def prevalence(run, gold, *, by: str | None = None, level: float = 0.95, data_di
     RUN/prevalence.json unless `write=False`. `gold`: a `code import` label file or any label file."""
     import pandas as pd
 
-    from llmscisci.coding.prevalence import corpus_prevalence
     from llmscisci.metrics.prevalence import METHODS
     from llmscisci.runs import write_json
 
-    if not 0 < level < 1:
-        raise UserError(f"--level {level}: must be between 0 and 1 (e.g. 0.95)")
     run_dir = _path(run)
-    est = corpus_prevalence(run_dir, _path(gold), by=by, level=level, data_dir=data_dir)
+    est = estimate_prevalence(run_dir, gold, by=by, level=level, data_dir=data_dir)
     rows = []
     for category, groups in est.result["categories"].items():
         for g in groups:
@@ -43,6 +46,15 @@ def prevalence(run, gold, *, by: str | None = None, level: float = 0.95, data_di
     if write:
         write_json(run_dir / "prevalence.json", est.payload)
     return df
+
+
+def estimate_prevalence(run, gold, *, by: str | None = None, level: float = 0.95, data_dir=None):
+    """The estimates of `prevalence` as `llmscisci prevalence` prints them: the CorpusPrevalence (its
+    `.payload` is the JSON result; `.run`, `.gold`, `.codebook` and `.design` say what it was drawn from)."""
+    from llmscisci.coding.prevalence import corpus_prevalence
+
+    check_level(level)
+    return corpus_prevalence(_path(run), _path(gold), by=by, level=level, data_dir=data_dir)
 
 
 def robustness(sources, gold, *, task=None, by: str | None = None, contrast=None, level: float = 0.95,
@@ -59,8 +71,7 @@ def robustness(sources, gold, *, task=None, by: str | None = None, contrast=None
     from llmscisci.paths import DATA_ENV
     from llmscisci.tasks.robustness import codebooks, gather, group_column, load_configurations
 
-    if not 0 < level < 1:
-        raise UserError(f"--level {level}: must be between 0 and 1 (e.g. 0.95)")
+    check_level(level)
     pairs = _contrast(contrast)
     if pairs is not None and by is None:
         raise UserError("--contrast needs --by (the column whose groups it compares)")
@@ -71,13 +82,17 @@ def robustness(sources, gold, *, task=None, by: str | None = None, contrast=None
         raise UserError(f"--data-dir {data_dir}: no such folder or file")
     source = Path(data_dir) if data_dir is not None else (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
     srcs = [_path(s) for s in (sources if isinstance(sources, (list, tuple)) else [sources])]
-    book = codebook_of(task) if task is not None else None
+    book = None  # a built-in task is named; a codebook (.toml or Python) is the runs' own
+    if task is not None and (not isinstance(task, str) or task.endswith(".toml")):
+        book = codebook_of(task)
+        task = book.task
     skipped: list[tuple[str, str]] = []
     configs = load_configurations(srcs, book, skipped)
-    groups_of = group_column(source, by) if by is not None else None
-    tasks = [book.task] if book is not None else list(dict.fromkeys(c.task for c in configs))
-    if book is None:  # only the tasks the coded sample covers
-        coded = {t for _, t in load_labels(gold, codebooks()).records}
+    groups_of = group_column(source, by, configs) if by is not None else None
+    tasks = [task] if task is not None else list(dict.fromkeys(c.task for c in configs))
+    if task is None:  # only the tasks the coded sample covers
+        books = codebooks() | {c.task: c.codebook for c in configs}  # the runs' own codebooks too
+        coded = {t for _, t in load_labels(gold, books).records}
         tasks = [t for t in tasks if t in coded]
         if not tasks:
             raise UserError(f"--gold {gold}: codes none of the sources' tasks")

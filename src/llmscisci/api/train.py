@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from llmscisci.api.inputs import codebooks_of
+from llmscisci.api.inputs import codebook_of, codebooks_of
 from llmscisci.api.options import backend_settings
 from llmscisci.errors import DataError, UserError
 
@@ -27,32 +27,48 @@ def dpo_pairs(*, strategy: str = "self", task="easy", variant: str = "guidelines
               out: str | Path = "runs/prefs", **options) -> dict:
     """Build a preference set (prompt / chosen / rejected, canonical split) as `llmscisci dpo build`;
     returns its card plus `path` and `rows` (the pairs)."""
+    settings = backend_settings(options)
+    tasks = list(task) if isinstance(task, (list, tuple)) else [task]
+    if not tasks:
+        raise UserError("task is empty")
+    card, rows = build_preferences(
+        strategy, tasks, variant, labels, model, samples, temperature, use_response, keep_ties, quantile, seed,
+        data_dir, Path(out), settings.options())
+    return {**card, "path": str(out), "rows": rows}
+
+
+def build_preferences(strategy: str, tasks: list, variant: str, labels, model: str, samples: int,
+                      temperature: float, use_response: bool | None, keep_ties: bool, quantile: float, seed: int,
+                      data_dir, out: Path, options: dict, tasks_name: str | None = None) -> tuple[dict, list]:
+    """The preference set of `llmscisci dpo build` and `dpo_pairs`, saved to `out`: (its card, the pairs).
+    `tasks`: task names, codebook files or Codebooks; `tasks_name` the card's `tasks` (default: their
+    names joined by commas); `options` the backend's generation options."""
     from llmscisci.data.items import load_items
     from llmscisci.data.labelfiles import load_labels
     from llmscisci.data.split import SPLIT_INFO
     from llmscisci.paths import cache_dir
     from llmscisci.paths import data_dir as resolve
-    from llmscisci.prompts.label import check_variant
+    from llmscisci.prompts.label import check_generating, check_variant
     from llmscisci.rewards.tokens import load_tokenizer
     from llmscisci.train import preferences as P
 
-    settings = backend_settings(options)
-    out = Path(out)
     if strategy not in P.STRATEGIES:
         raise UserError(f"unknown --strategy {strategy!r}: use one of {', '.join(P.STRATEGIES)}")
     if keep_ties and strategy != "by-source":
         raise UserError("--keep-ties applies to --strategy by-source only")
     use_response = strategy == "by-source" if use_response is None else use_response
     check_variant(variant)
+    check_generating(variant, "preference pairs")
     src = resolve(data_dir)
     files = [Path(f) for f in (labels or [])] or sorted((src / "labels").glob("annotator_*.jsonl"))
     if strategy == "by-source" and len(files) != 2:
-        raise UserError("by-source needs exactly two label files: chosen first, rejected second")
+        raise UserError("by-source needs exactly two --labels files: chosen first, rejected second")
     if strategy == "by-correctness" and len(files) < 2:
         raise UserError("by-correctness needs at least two label files")
-    books = _tasks(task)
-    rows = []
-    for cb in books:
+    rows, books = [], []
+    for t in tasks:
+        cb = codebook_of(t)
+        books.append(cb)
         items = load_items(cb, data_dir=src)
         sets = [load_labels(f, known_dois=[it.doi for it in items]) for f in files] if strategy != "self" else []
         if strategy == "by-source":
@@ -61,15 +77,16 @@ def dpo_pairs(*, strategy: str = "self", task="easy", variant: str = "guidelines
             rows += P.by_correctness(items, cb, variant, sets, use_response)
         else:
             samp = P.sample_answers(items, cb, variant, model, samples, seed, temperature,
-                                    cache_file=cache_dir() / "dpo_samples.jsonl", options=settings.options())
+                                    cache_file=cache_dir() / "dpo_samples.jsonl", options=options)
             rows += P.self_pairs(items, cb, variant, samp)
     rows, lengths = P.length_filter(rows, load_tokenizer(model), quantile)
-    card = {"strategy": strategy, "tasks": ",".join(cb.task for cb in books), "variant": variant, "model": model,
-            "label_files": [str(f) for f in files], "samples": samples if strategy == "self" else None, "seed": seed,
-            "lengths": lengths, "split": SPLIT_INFO, "data_source": str(src), "use_response": use_response,
+    card = {"strategy": strategy, "tasks": tasks_name if tasks_name is not None else ",".join(cb.task for cb in books),
+            "variant": variant, "model": model, "label_files": [str(f) for f in files],
+            "samples": samples if strategy == "self" else None, "seed": seed, "lengths": lengths,
+            "split": SPLIT_INFO, "data_source": str(src), "use_response": use_response,
             "keep_ties": keep_ties if strategy == "by-source" else None}
     P.save_preferences(rows, out, card)
-    return {**card, "path": str(out), "rows": rows}
+    return card, rows
 
 
 def dpo_train(preferences=None, *, config=None, settings: dict | None = None, out=None):
@@ -111,22 +128,31 @@ def dpo_eval(policy, *, reference: str | None = None, task="easy", variant: str 
 
 
 # --- study 3: GRPO -------------------------------------------------------------------------------
-def _context(mix: str, books, data_dir, tokenizer: str, n_labels: int, none_index=None):
+def train_prevalences(codebooks: list, names: list[str], data_dir) -> dict | None:
+    """Train-split prevalences per task, when a reward of the mix (`names`) needs them (balanced)."""
+    from llmscisci.rewards.registry import REWARDS
+
+    if not any(REWARDS[n].needs_prevalence for n in names):
+        return None
     from llmscisci.data.items import load_items
     from llmscisci.paths import data_dir as resolve
     from llmscisci.rewards.core import prevalence
-    from llmscisci.rewards.registry import REWARDS, RewardContext, parse_mix
+
+    prev = {}
+    for cb in codebooks:
+        items = [it for it in load_items(cb, data_dir=resolve(data_dir)) if it.split == "train" and it.labels]
+        if not items:
+            raise UserError(f"no labelled train items for task {cb.task!r} to compute prevalences from")
+        prev[cb.task] = prevalence([it.labels for it in items])
+    return prev
+
+
+def _context(mix: str, books, data_dir, tokenizer: str, n_labels: int, none_index=None):
+    from llmscisci.rewards.registry import RewardContext, parse_mix
     from llmscisci.rewards.tokens import token_counter
 
     names = [name for name, _, _ in parse_mix(mix)]
-    prev = None
-    if any(REWARDS[n].needs_prevalence for n in names):
-        prev = {}
-        for cb in books:
-            items = [it for it in load_items(cb, data_dir=resolve(data_dir)) if it.split == "train" and it.labels]
-            if not items:
-                raise UserError(f"no labelled train items for task {cb.task!r} to compute prevalences from")
-            prev[cb.task] = prevalence([it.labels for it in items])
+    prev = train_prevalences(books, names, data_dir)
     counts = any(n.startswith(("cot_", "conditional")) for n in names)
     count, method = token_counter(tokenizer) if counts else (None, tokenizer)
     return RewardContext(n_labels=n_labels, none_index=none_index, prevalence=prev, count_tokens=count,

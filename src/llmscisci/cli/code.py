@@ -181,15 +181,14 @@ def prevalence(
     truth), prediction-powered inference (Angelopoulos et al. 2023) and design-based supervised learning
     (Egami et al. 2023); the last two correct the model's errors with the human-coded sample and give
     valid confidence intervals. Also the human codes alone, for comparison."""
-    from llmscisci.coding.prevalence import corpus_prevalence
+    from llmscisci.api.measure import check_level, estimate_prevalence
     from llmscisci.runs import write_json
 
-    if not 0 < level < 1:
-        raise UserError(f"--level {level}: must be between 0 and 1 (e.g. 0.95)")
+    check_level(level)
     target = json_out or (run_dir / "prevalence.json")
     if json_out is not None and not json_out.parent.is_dir():
         raise UserError(f"--json-out {json_out}: folder {json_out.parent} does not exist")
-    est = corpus_prevalence(run_dir, gold, by=by, level=level, data_dir=data_dir)
+    est = estimate_prevalence(run_dir, gold, by=by, level=level, data_dir=data_dir)
     payload, result, cb, run, g = est.payload, est.result, est.codebook, est.run, est.gold
     dois, valid, n_coded, design = run.dois, est.valid, len(g.labels), est.design
     emit(payload, prevalence_tables(result, cb), as_json, None)

@@ -35,51 +35,12 @@ def build(
     backend: BackendSettings | None = None,
 ) -> None:
     """Build a preference set (prompt / chosen / rejected) with the canonical split."""
-    from llmscisci.data.codebook import load_codebook
-    from llmscisci.data.items import load_items
-    from llmscisci.data.labelfiles import load_labels
-    from llmscisci.data.split import SPLIT_INFO
-    from llmscisci.errors import UserError
-    from llmscisci.paths import cache_dir
-    from llmscisci.paths import data_dir as resolve
-    from llmscisci.prompts.label import check_generating, check_variant
-    from llmscisci.rewards.tokens import load_tokenizer
-    from llmscisci.train import preferences as P
+    from llmscisci.api.train import build_preferences
 
-    if strategy not in P.STRATEGIES:
-        raise UserError(f"unknown --strategy {strategy!r}: use one of {', '.join(P.STRATEGIES)}")
-    if keep_ties and strategy != "by-source":
-        raise UserError("--keep-ties applies to --strategy by-source only")
-    if use_response is None:
-        use_response = strategy == "by-source"
-    check_variant(variant)
-    check_generating(variant, "preference pairs")
-    src = resolve(data_dir)
-    files = [Path(f) for f in (labels or [])] or sorted((src / "labels").glob("annotator_*.jsonl"))
-    if strategy == "by-source" and len(files) != 2:
-        raise UserError("by-source needs exactly two --labels files: chosen first, rejected second")
-    if strategy == "by-correctness" and len(files) < 2:
-        raise UserError("by-correctness needs at least two label files")
-    rows = []
-    for t in [t.strip() for t in task.split(",") if t.strip()]:
-        cb = load_codebook(t)
-        items = load_items(cb, data_dir=src)
-        sets = [load_labels(f, known_dois=[it.doi for it in items]) for f in files] if strategy != "self" else []
-        if strategy == "by-source":
-            rows += P.by_source(items, cb, variant, sets[0], sets[1], use_response, keep_ties)
-        elif strategy == "by-correctness":
-            rows += P.by_correctness(items, cb, variant, sets, use_response)
-        else:
-            samp = P.sample_answers(items, cb, variant, model, samples, seed, temperature,
-                                    cache_file=cache_dir() / "dpo_samples.jsonl", options=backend.options())
-            rows += P.self_pairs(items, cb, variant, samp)
-    tok = load_tokenizer(model)
-    rows, lengths = P.length_filter(rows, tok, quantile)
-    card = {"strategy": strategy, "tasks": task, "variant": variant, "model": model, "label_files": [str(f) for f in files],
-            "samples": samples if strategy == "self" else None, "seed": seed, "lengths": lengths,
-            "split": SPLIT_INFO, "data_source": str(src), "use_response": use_response,
-            "keep_ties": keep_ties if strategy == "by-source" else None}
-    P.save_preferences(rows, out_dir, card)
+    tasks = [t.strip() for t in task.split(",") if t.strip()]
+    card, rows = build_preferences(strategy, tasks, variant, labels, model, samples, temperature, use_response,
+                                   keep_ties, quantile, seed, data_dir, out_dir, backend.options(), task)
+    lengths = card["lengths"]
     n_train = sum(r["split"] == "train" for r in rows)
     out.print(f"{len(rows)} pairs ({n_train} train, {len(rows) - n_train} test); max_length {lengths.get('max_length')}, "
               f"max_prompt_length {lengths.get('max_prompt_length')}; saved to {out_dir}")

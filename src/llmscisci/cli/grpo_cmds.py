@@ -59,26 +59,6 @@ def _counts_tokens(names: list[str]) -> bool:
     return any(n.startswith(("cot_", "conditional")) for n in names)
 
 
-def _prevalences(codebooks: list, names: list[str], data_dir) -> dict | None:
-    """Train-split prevalences per task, when a reward of the mix needs them (balanced)."""
-    from llmscisci.errors import UserError
-    from llmscisci.rewards.registry import REWARDS
-
-    if not any(REWARDS[n].needs_prevalence for n in names):
-        return None
-    from llmscisci.data.items import load_items
-    from llmscisci.paths import data_dir as resolve
-    from llmscisci.rewards.core import prevalence
-
-    prev = {}
-    for cb in codebooks:
-        items = [it for it in load_items(cb, data_dir=resolve(data_dir)) if it.split == "train" and it.labels]
-        if not items:
-            raise UserError(f"no labelled train items for task {cb.task!r} to compute prevalences from")
-        prev[cb.task] = prevalence([it.labels for it in items])
-    return prev
-
-
 @grpo_app.command("probe")
 def probe(
     rewards: Annotated[Optional[str], typer.Option("--rewards", help='Reward mix "name:weight,..." (default: the seed\'s format:1,label:1,stepwise:1).')] = None,
@@ -98,6 +78,7 @@ def probe(
     """
     from rich.table import Table
 
+    from llmscisci.api.train import train_prevalences
     from llmscisci.data.codebook import load_codebook
     from llmscisci.errors import UserError
     from llmscisci.prompts.cot import fields
@@ -112,7 +93,7 @@ def probe(
     names = [name for name, _, _ in parse_mix(spec)]
     default_truth = json.loads(fields(cb)["example"])
     vec = _truth(truth, cb.n, default_truth)
-    prev = _prevalences([cb], names, data_dir)
+    prev = train_prevalences([cb], names, data_dir)
     count, method = token_counter(tokenizer) if _counts_tokens(names) else (None, "whitespace")
     ctx = RewardContext(n_labels=cb.n, none_index=cb.none_index, prevalence=prev, count_tokens=count,
                         token_method=method)
@@ -153,6 +134,7 @@ def score(
     """
     from rich.table import Table
 
+    from llmscisci.api.train import train_prevalences
     from llmscisci.errors import UserError
     from llmscisci.rewards.registry import RewardContext, build_mix, parse_mix
     from llmscisci.rewards.scorefile import read_rows, score_rows, write_rows
@@ -171,7 +153,7 @@ def score(
     if any(n == "balanced" for n in names):
         from llmscisci.data.codebook import load_codebook
 
-        prev = _prevalences([load_codebook(t.strip()) for t in task.split(",") if t.strip()], names, data_dir)
+        prev = train_prevalences([load_codebook(t.strip()) for t in task.split(",") if t.strip()], names, data_dir)
     count, method = token_counter(tokenizer) if _counts_tokens(names) else (None, "words")
     if method == "whitespace":
         method = "words"

@@ -13,7 +13,6 @@ from rich import box
 from rich.table import Table
 
 from llmscisci.cli.common import DataDirOpt, JsonOpt, JsonOutOpt, console, out
-from llmscisci.errors import UserError
 
 LEGEND = (
     "verdicts n P D: naive, PPI, DSL; '>' above 0, '<' below 0, '.' not distinguishable from 0 "
@@ -126,58 +125,21 @@ def drivers_table(task: str, drivers: dict) -> Table | None:
     return t
 
 
-def _contrast(raw: str | None) -> list[tuple[str, str]] | None:
-    if raw is None:
-        return None
-    pairs = []
-    for part in raw.split(";"):
-        bits = [b.strip() for b in part.split(",")]
-        if len(bits) != 2 or not all(bits) or bits[0] == bits[1]:
-            raise UserError(f"--contrast {raw!r}: give two different groups as A,B (e.g. 2021,2020)")
-        pairs.append((bits[0], bits[1]))
-    return pairs
-
-
 def robustness(
-    sources: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Configurations: a grid folder (every labelling run in it), run folders, or label files.",
-            show_default=False,
-        ),
-    ],
-    gold: Annotated[
-        Path,
-        typer.Option(
-            "--gold",
-            help="The human-coded sample: a `code import` label file (its "
-            "sampling probabilities are used) or any label file (taken "
-            "as a simple random sample).",
-            show_default=False,
-        ),
-    ],
-    task: Annotated[
-        str | None,
-        typer.Option(
-            "--task", help="Only this task (default: every task the sources and the coded sample share)."
-        ),
-    ] = None,
-    by: Annotated[
-        str | None,
-        typer.Option(
-            "--by",
-            help="Group items by this column (a column of your own corpus, which its runs keep, or of the "
-            "reports table, e.g. mlrc_year) and compare the groups.",
-        ),
-    ] = None,
-    contrast: Annotated[
-        str | None,
-        typer.Option(
-            "--contrast",
-            help="A,B: the contrast A - B (several: A,B;C,D). Default: every pair of --by groups, "
-            "later minus earlier.",
-        ),
-    ] = None,
+    sources: Annotated[list[Path], typer.Argument(
+        help="Configurations: a grid folder (every labelling run in it), run folders, or label files.",
+        show_default=False)],
+    gold: Annotated[Path, typer.Option(
+        "--gold", help="The human-coded sample: a `code import` label file (its sampling probabilities are "
+        "used) or any label file (taken as a simple random sample).", show_default=False)],
+    task: Annotated[str | None, typer.Option(
+        "--task", help="Only this task (default: every task the sources and the coded sample share).")] = None,
+    by: Annotated[str | None, typer.Option(
+        "--by", help="Group items by this column (a column of your own corpus, which its runs keep, or of the "
+        "reports table, e.g. mlrc_year) and compare the groups.")] = None,
+    contrast: Annotated[str | None, typer.Option(
+        "--contrast", help="A,B: the contrast A - B (several: A,B;C,D). Default: every pair of --by groups, "
+        "later minus earlier.")] = None,
     level: Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")] = 0.95,
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
@@ -190,71 +152,10 @@ def robustness(
     intervals and verdicts; then, per estimand, how far the configurations spread, how often their
     verdicts disagree with the most common corrected verdict or contradict the coded sample's sign, and
     which choices (model, variant, wording, seed) drive it."""
-    import os
-
-    from llmscisci.metrics.robustness import Corpus
-    from llmscisci.metrics.robustness import robustness as analyse
-    from llmscisci.paths import DATA_ENV
+    from llmscisci.api.measure import robustness as measure
     from llmscisci.runs import write_json
-    from llmscisci.tasks.robustness import gather, group_column, load_configurations
 
-    if not 0 < level < 1:
-        raise UserError(f"--level {level}: must be between 0 and 1 (e.g. 0.95)")
-    pairs = _contrast(contrast)
-    if pairs is not None and by is None:
-        raise UserError("--contrast needs --by (the column whose groups it compares)")
-    if not gold.exists():
-        raise UserError(f"--gold {gold}: no such file")
-    source = data_dir or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
-    if data_dir is not None and not data_dir.exists():
-        raise UserError(f"--data-dir {data_dir}: no such folder or file")
-    book = None
-    if task is not None and task.endswith(".toml"):
-        from llmscisci.data.codebook import load_codebook
-
-        book = load_codebook(task)
-        task = book.task
-    skipped: list[tuple[str, str]] = []
-    configs = load_configurations(sources, book, skipped)
-    groups_of = group_column(source, by, configs) if by is not None else None
-    tasks = [task] if task is not None else list(dict.fromkeys(c.task for c in configs))
-    payload: dict = {
-        "kind": "robustness",
-        "sources": [str(s) for s in sources],
-        "gold": str(gold),
-        "by": by,
-        "level": level,
-        "tasks": {},
-    }
-    from llmscisci.data.labelfiles import load_labels
-
-    coded_tasks = None
-    if task is None:  # only the tasks the coded sample covers
-        from llmscisci.tasks.robustness import codebooks
-
-        books = codebooks() | {c.task: c.codebook for c in configs}  # the runs' own codebooks too
-        coded_tasks = {t for _, t in load_labels(gold, books).records}
-        tasks = [t for t in tasks if t in coded_tasks]
-        if not tasks:
-            raise UserError(f"--gold {gold}: codes none of the sources' tasks")
-    for t in tasks:
-        inp = gather(configs, t, gold, groups_of)
-        corpus = Corpus(inp.y, tuple(inp.codebook.shorts), inp.groups, inp.pi)
-        try:
-            res = analyse(corpus, [c.describe() for c in inp.configurations], inp.predictions(), pairs, level)
-        except ValueError as exc:
-            raise UserError(f"--contrast: {exc}") from None
-        paras = len({c.factors.get("paraphrase") for c in inp.configurations}) > 1
-        d = res.to_dict()
-        for conf, c in zip(d["configurations"], inp.configurations):
-            conf["label"] = c.display(paras)
-        payload["tasks"][t] = {
-            "n_items": len(inp.dois),
-            "n_coded": inp.n_coded,
-            "design": inp.design,
-            "notes": [n for k, n in skipped if k == t] + inp.notes,
-            **d,
-        }
+    payload = measure(sources, gold, task=task, by=by, contrast=contrast, level=level, data_dir=data_dir)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         write_json(json_out, payload)
