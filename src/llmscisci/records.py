@@ -6,9 +6,12 @@ written by earlier versions stay readable and nothing a newer writer adds is los
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["CallRecord", "JudgeCall", "LabelPrediction", "is_valid"]
+__all__ = ["CallRecord", "CallTotals", "JudgeCall", "LabelPrediction", "is_valid", "record_type"]
 
 
 class CallRecord(BaseModel):
@@ -94,3 +97,65 @@ class JudgeCall(CallRecord):
     def key(self) -> tuple:
         """(doi, task, order): one call per item and candidate order."""
         return (self.doi, self.task, tuple(self.order))
+
+
+# a run's kind (config.json "kind") -> the record its predictions.jsonl holds; kinds not named here
+# (and folders written before config.json named a kind) hold labelling predictions
+RECORD_TYPES: dict[str, type[CallRecord]] = {"label": LabelPrediction, "baseline": LabelPrediction,
+                                             "judge": JudgeCall}
+
+
+def record_type(kind: str | None) -> type[CallRecord]:
+    """The record class of a run of `kind`."""
+    return RECORD_TYPES.get(str(kind or "label"), LabelPrediction)
+
+
+@dataclass
+class CallTotals:
+    """What a run's calls add up to: items, failed and unanswered calls, refusals, empty texts, tokens,
+    cost and model versions. One definition, used by every finisher, `eval`, the report and `Run`."""
+
+    n: int = 0
+    failed: int = 0  # records with an error (no usable answer)
+    unanswered: int = 0  # the latest attempt got no answer at all (`call_failed`)
+    last_error: str | None = None  # the error of the last unanswered item
+    refusals: int = 0
+    empty: int = 0  # empty texts: labelled `none` without a call
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float | None = None  # None when no record carried a price
+    seconds: float = 0.0  # generation seconds summed over the calls
+    versions: set[str] = field(default_factory=set)
+
+    def add(self, rec: CallRecord) -> None:
+        self.n += 1
+        self.failed += bool(rec.error)
+        if rec.call_failed:
+            self.unanswered, self.last_error = self.unanswered + 1, rec.error
+        self.refusals += bool(rec.refusal)
+        self.empty += bool(getattr(rec, "empty", False))
+        self.tokens_in += rec.tokens_in or 0
+        self.tokens_out += rec.tokens_out or 0
+        self.seconds += rec.seconds or 0.0
+        if rec.cost_usd is not None:
+            self.cost_usd = (self.cost_usd or 0.0) + rec.cost_usd
+        if rec.model_version:
+            self.versions.add(rec.model_version)
+
+    @classmethod
+    def from_records(cls, records: Iterable[CallRecord]) -> "CallTotals":
+        totals = cls()
+        for rec in records:
+            totals.add(rec)
+        return totals
+
+    def as_metrics(self) -> dict:
+        """The keys metrics.json has always used for these totals."""
+        out = {"failed": self.failed, "unanswered": self.unanswered, "last_error": self.last_error,
+               "refusals": self.refusals, "empty": self.empty,
+               "tokens": {"in": self.tokens_in, "out": self.tokens_out},
+               "cost_usd": round(self.cost_usd, 6) if self.cost_usd is not None else None,
+               "generation_seconds": round(self.seconds, 3)}
+        if self.versions:
+            out["model_versions"] = sorted(self.versions)
+        return out

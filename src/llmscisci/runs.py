@@ -277,6 +277,25 @@ class RunFolder:
             if last.get((rec.get("doi"), rec.get("task")), no) == no:
                 yield rec
 
+    def records(self, skip_bad: bool = False) -> list:
+        """`predictions()` as typed records (records.py), the class the run's kind writes: one per item
+        key, the latest attempt."""
+        from llmscisci.records import record_type
+
+        cls = record_type(self._kind())
+        return [cls.read(rec) for rec in self.predictions(skip_bad=skip_bad)]
+
+    def iter_records(self) -> Iterator:
+        """`iter_predictions()` as typed records, in bounded memory."""
+        from llmscisci.records import record_type
+
+        cls = record_type(self._kind())
+        return (cls.read(rec) for rec in self.iter_predictions())
+
+    def _kind(self) -> str | None:
+        p = self.path / "config.json"
+        return json.loads(p.read_text("utf-8")).get("kind") if p.is_file() else None
+
     def done_keys(self) -> set[tuple]:
         """Items answered (or failed for good); an item whose call got no answer is asked again."""
         return {(r.get("doi"), r.get("task")) for r in self.predictions() if not r.get("call_failed")}
