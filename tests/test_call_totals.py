@@ -1,9 +1,13 @@
-"""CallTotals: the one sum of a run's calls, and RunFolder.records() typed by the run's kind."""
+"""CallTotals: the one sum of a run's calls; RunFolder.records() typed by the run's kind; every reader of a run
+folder reads its lines through one reader (runs.iter_jsonl)."""
 
 import json
 
-from llmscisci.records import CallTotals, JudgeCall, LabelPrediction
-from llmscisci.runs import RunFolder
+import pytest
+
+from llmscisci.data.codebook import load_codebook
+from llmscisci.records import CallTotals, ExtractUnit, JudgeCall, LabelPrediction, is_valid
+from llmscisci.runs import BadLinesError, RunFolder
 
 
 def test_totals_add_up_every_field():
@@ -16,6 +20,8 @@ def test_totals_add_up_every_field():
                  "tokens": {"in": 4, "out": 2}, "cost_usd": 0.75, "generation_seconds": 1.5,
                  "model_versions": ["v1", "v2"]}
     assert CallTotals.from_records([LabelPrediction(doi="x")]).as_metrics()["cost_usd"] is None
+    odd = LabelPrediction.read({"doi": "y", "tokens_in": "many", "cost_usd": "free", "seconds": 2})  # kept unchecked
+    assert CallTotals.from_records([odd]).as_metrics()["tokens"]["in"] == 0 and CallTotals.from_records([odd]).seconds == 2
 
 
 def test_records_are_typed_by_the_runs_kind(tmp_path):
@@ -30,12 +36,6 @@ def test_records_are_typed_by_the_runs_kind(tmp_path):
 
 
 # --- typed records of every kind, one reader ------------------------------------------------------------
-import pytest  # noqa: E402
-
-from llmscisci.data.codebook import load_codebook  # noqa: E402
-from llmscisci.records import ExtractUnit, is_valid  # noqa: E402
-from llmscisci.runs import BadLinesError  # noqa: E402
-
 EASY = load_codebook("easy")
 TORN = '{"doi": "d9", "task": "easy", "labels": [1, 0, 0, 0, 0], "raw": "caf\xc3'.encode("latin-1")  # cut mid-UTF-8
 
@@ -117,3 +117,29 @@ def test_label_files_reader_names_a_damaged_run_line(tmp_path):
         fh.write("{oops\n")
     with pytest.raises(DataError, match="row 2: not a JSON object line"):
         load_labels(run.path)
+
+
+def test_run_and_report_totals_are_metrics_json(tmp_path, data_dir, monkeypatch):
+    """`Run.totals` and the report's per-run sums are CallTotals over the records: metrics.json's numbers."""
+    from fakeservers import FakeOpenAI
+    from typer.testing import CliRunner
+
+    import llmscisci as ls
+    from llmscisci.cli import app
+    from llmscisci.report.collect import _load_label_run
+    from llmscisci.report.runstats import run_stats
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0000")
+    with FakeOpenAI() as srv:
+        res = CliRunner().invoke(app, ["label", "--task", "easy", "--model", "openai:local", "--base-url", srv.base_url,
+                                       "--limit", "3", "--out", str(tmp_path / "out"), "--no-cache",
+                                       "--data-dir", str(data_dir)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    (path,) = (tmp_path / "out").iterdir()
+    run = ls.open_run(path)
+    totals = run.totals.as_metrics()
+    assert run.totals.n == 3 and totals["tokens"]["in"] > 0
+    assert totals == {k: run.metrics.get(k) for k in totals}
+    st = run_stats(_load_label_run(path, run.config), n_boot=50, seed=1, level=0.95)
+    assert round(st.seconds, 3) == run.metrics["generation_seconds"] and st.cost == run.metrics["cost_usd"]

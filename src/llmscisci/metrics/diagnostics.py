@@ -121,7 +121,7 @@ def placebo_summary(records: Sequence[dict]) -> dict | None:
     first = records[0]
     return {"n": len(records), "unchanged": unchanged, "unchanged_share": round(unchanged / len(records), 4),
             "kind": first.get("kind"), "passage": first.get("passage"), "seed": first.get("seed"),
-            "invalid": sum(1 for r in records if not r.get("valid"))}
+            "invalid": sum(1 for r in records if not is_valid(r))}
 
 
 def _categories(diag: dict) -> str:

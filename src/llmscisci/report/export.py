@@ -62,16 +62,16 @@ def _scan(run: RunFolder, reserved: set[str], text_numbers: bool) -> tuple[dict[
     without one after, in file order)."""
     kinds: dict[str, set[str]] = {}
     last: dict[tuple, tuple[float, int, int]] = {}  # (id, task) -> (input row, file order, offset)
+    # a light pass: only the item key and `meta` of each line (the rows are validated when written)
     for i, (_, start, line) in enumerate(iter_jsonl(run.predictions_path, positions=True)):
-        rec = LabelPrediction.read(line)
-        meta = rec.meta if isinstance(rec.meta, dict) else {}
+        meta = line.get("meta") if isinstance(line.get("meta"), dict) else {}
         for k, v in meta.items():
             kind = _kind(v, text_numbers)
             seen = kinds.setdefault(k, set())
             if kind is not None:
                 seen.add(kind)
         row = meta.get("row")
-        key = rec.item_key
+        key = LabelPrediction.line_key(line)
         first = last.get(key, (None, i))[1]
         last[key] = (row if isinstance(row, int) and not isinstance(row, bool) else float("inf"), first, start)
     out = {}
