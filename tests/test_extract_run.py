@@ -98,6 +98,27 @@ def test_oracle_model_equals_baseline(page22, truth, tmp_path):
     assert reevaluate(run.path)["model"]["record"]["recall"] == 1.0
 
 
+def test_extraction_run_reads_as_units_whose_totals_are_metrics_json(page22, truth, tmp_path):
+    """Typed records of an extraction run (every field its writer writes declared), CallTotals equal to
+    metrics.json, and a torn last line (a killed run) left out of the rescoring."""
+    import llmscisci as ls
+    from llmscisci.records import ExtractUnit
+
+    run = run_extract(ExtractSpec(variant="icl", model="fake", limit=3), page22, truth, FakeBackend(oracle),
+                      tmp_path, show_progress=False)
+    opened = ls.open_run(run.path)
+    recs = opened.records()
+    assert len(recs) == 3 and all(type(r) is ExtractUnit and not r.model_extra for r in recs)
+    assert all(r.valid and len(r.records) == 1 for r in recs)
+    totals, m = opened.totals.as_metrics(), run.metrics()
+    assert totals["tokens"]["out"] == 30 and {k: m[k] for k in totals if k != "empty"} == \
+        {k: v for k, v in totals.items() if k != "empty"}  # an extraction run has no empty texts
+    with run.predictions_path.open("a", encoding="utf-8") as fh:
+        fh.write('{"doi": "block-0099", "task": "extract", "unit": "blo')
+    again = finish_run(run, truth)
+    assert again["units_done"] == 3 and again["model"] == m["model"]
+
+
 def test_invalid_and_hallucinating_answers(page22, truth, tmp_path):
     run = run_extract(ExtractSpec(variant="icl", model="fake", limit=3), page22, truth,
                       FakeBackend(lambda h: "Sorry, I can't parse HTML."), tmp_path / "a", show_progress=False)

@@ -358,6 +358,21 @@ def test_run_with_perfect_scripted_judge(data_dir, tmp_path, inputs, variant):
     assert again.path == run.path and backend.calls == 24
 
 
+def test_judge_run_reads_as_calls_whose_totals_are_metrics_json(data_dir, tmp_path, inputs):
+    import llmscisci as ls
+    from llmscisci.records import JudgeCall
+
+    run = _run(data_dir, tmp_path, inputs, ScriptedJudge(EASY), orders="cyclic", limit=2)
+    opened = ls.open_run(run.path)
+    recs = opened.records()
+    assert all(type(r) is JudgeCall for r in recs) and len(recs) == len({r.key for r in recs}) == 6
+    totals = opened.totals.as_metrics()
+    m = run.metrics()
+    assert totals["tokens"] == {"in": 600, "out": 120} and m["calls"] == opened.totals.n == 6
+    assert {k: totals[k] for k in totals if k in m} == {k: m[k] for k in totals if k in m}
+    assert {"failed", "unanswered", "refusals", "tokens", "cost_usd", "generation_seconds"} <= m.keys()
+
+
 def test_run_with_biased_judge_shows_position_bias(data_dir, tmp_path, inputs):
     run = _run(data_dir, tmp_path, inputs, ScriptedJudge(EASY, bonus=1), orders="cyclic", limit=6)
     pos = run.metrics()["audit"]["position"]

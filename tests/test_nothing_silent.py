@@ -338,6 +338,7 @@ def test_a_record_without_valid_counts_the_same_in_metrics_and_report():
     import numpy as np
 
     from llmscisci.metrics.evaluate import evaluate
+    from llmscisci.records import LabelPrediction
     from llmscisci.report.runstats import _pred
 
     recs = [{"doi": "a", "task": "easy", "split": "test", "labels": [1, 0, 0, 0, 0], "reference": [1, 0, 0, 0, 0]},
@@ -345,8 +346,12 @@ def test_a_record_without_valid_counts_the_same_in_metrics_and_report():
             {"doi": "c", "task": "easy", "split": "test", "labels": [1, 0, 0, 0, 0], "valid": False,
              "reference": [1, 0, 0, 0, 0]}]
     m = evaluate(recs, EASY)
-    report_invalid = float(np.mean([_pred(r) is None for r in recs]))
+    assert evaluate([LabelPrediction.read(r) for r in recs], EASY) == m  # dicts or records: the same
+    report_invalid = float(np.mean([_pred(LabelPrediction.read(r)) is None for r in recs]))
     assert m["invalid_rate"] == pytest.approx(report_invalid) == pytest.approx(2 / 3)
+    from llmscisci.metrics.diagnostics import diagnostics
+
+    assert diagnostics(recs)["n_valid"] == 1  # the text-dependence diagnostics
     from llmscisci.metrics.distribution import label_distribution
     from llmscisci.tasks.stream_finish import Distribution
 

@@ -111,8 +111,8 @@ def test_api_judge_is_the_cli_judge(tmp_path, data_dir, keys):
                        data_dir=data_dir, no_cache=True, out=tmp_path / "api")
     by_cli = only_run(tmp_path / "cli")
     assert run.kind == "judge" and run.path.name == by_cli.name
-    key = lambda p: [(r["doi"], r["order"], r["judge_scores"], r["final_labels"])  # noqa: E731
-                     for r in sorted(ls.open_run(p).records(), key=lambda r: (r["doi"], r["order"]))]
+    key = lambda p: [(r.doi, r.order, r.judge_scores, r.final_labels)  # noqa: E731
+                     for r in sorted(ls.open_run(p).records(), key=lambda r: (r.doi, r.order))]
     assert key(run.path) == key(by_cli) and len(key(by_cli)) == 4
     assert run.metrics.keys() == json.loads((by_cli / "metrics.json").read_text()).keys()
     assert list(run.predictions.columns[:2]) == ["doi", "task"] and len(run.predictions) == 4

@@ -250,15 +250,15 @@ def test_results_numbers_match_the_statistics(tree, written):
     col = collect(tree)
     rep = written.report
     run = next(r for r in col.label_runs if (r.task, r.model, r.variant) == ("easy", "smollm2-135m", "icl"))
-    dois = [r["doi"] for r in run.scored()]
-    y = S.as_prediction_matrix([r["reference"] for r in run.scored()], 5)
-    p = S.as_prediction_matrix([r["labels"] for r in run.scored()], 5)
+    dois = [r.doi for r in run.scored()]
+    y = S.as_prediction_matrix([r.reference for r in run.scored()], 5)
+    p = S.as_prediction_matrix([r.labels for r in run.scored()], 5)
     ci = S.label_bootstrap(y, p, dois, n_boot=400, seed=3)
     table = next(t for t in rep.tables() if t.caption == "easy: all evaluated items")
     row = next(r for r in table.rows if r[:2] == ["smollm2-135m", "icl"])
     assert ci["micro_f1"].fmt() in row and ci["subset_accuracy"].fmt() in row
     assert row[table.columns.index("DOIs")] == "30"
-    invalid = np.mean([r["labels"] is None for r in run.records])
+    invalid = np.mean([r.labels is None for r in run.records])
     assert row[-1] == f"{100 * invalid:.1f}%"
     test = next(t for t in rep.tables() if t.caption == "easy: canonical test split")
     assert all(r[table.columns.index("DOIs")] == "6" for r in test.rows)
@@ -269,8 +269,8 @@ def test_confusion_and_paired_comparisons(tree, written):
     rep = written.report
     conf = next(t for t in rep.tables() if t.caption == "easy" and t.columns[1].startswith("code"))
     run = col.label_runs[0]
-    y = S.as_prediction_matrix([r["reference"] for r in run.scored()], 5)
-    p = S.as_prediction_matrix([r["labels"] for r in run.scored()], 5)
+    y = S.as_prediction_matrix([r.reference for r in run.scored()], 5)
+    p = S.as_prediction_matrix([r.labels for r in run.scored()], 5)
     tp, fp, fn, tn = S.confusion_counts(y, p)[0]
     assert conf.rows[0][1] == f"{tp}/{fp}/{fn}/{tn}"
     comp = next(t for t in rep.tables() if "McNemar p" in t.columns)

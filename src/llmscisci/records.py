@@ -1,17 +1,19 @@
 """The records a run folder's predictions.jsonl holds, one definition each (pydantic): a labelling
-prediction (label and baseline runs, SFT/DPO/GRPO evaluations) and a judge call. Writers build them,
-readers validate lines into them. Every field has a default and unknown keys are kept, so folders
-written by earlier versions stay readable and nothing a newer writer adds is lost on a rewrite.
+prediction (label and baseline runs, SFT/DPO/GRPO evaluations), a judge call and an extraction unit.
+Writers build them, readers validate lines into them (`RunFolder.records()`, `typed()`). Every field
+has a default and unknown keys are kept, so folders written by earlier versions stay readable and
+nothing a newer writer adds is lost on a rewrite.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["CallRecord", "CallTotals", "JudgeCall", "LabelPrediction", "is_valid", "record_type"]
+__all__ = ["CallRecord", "CallTotals", "ExtractUnit", "JudgeCall", "LabelPrediction", "is_valid", "record_type",
+           "typed"]
 
 
 class CallRecord(BaseModel):
@@ -47,17 +49,31 @@ class CallRecord(BaseModel):
     def item_key(self) -> tuple:
         return (self.doi, self.task)
 
+    @property
+    def key(self) -> tuple:
+        """What one call answers; a run folder holds one record per key (the latest attempt)."""
+        return self.item_key
+
+    @classmethod
+    def line_key(cls, rec: dict) -> tuple:
+        """`key` of a line as read (a dict), without validating it."""
+        return (rec.get("doi"), rec.get("task"))
+
     def to_json(self) -> dict:
         """The line written to predictions.jsonl: the fields that were given (and any extra keys)."""
         return self.model_dump(exclude_unset=True)
 
 
-def is_valid(rec: dict) -> bool:
+def is_valid(rec) -> bool:
     """Whether a labelling record counts as a valid answer, the one rule every reader uses: its
     `valid` flag when it has one; a record without the flag (an annotator's or a hand-made file)
-    is valid if and only if it has labels."""
-    flag = rec.get("valid")
-    return bool(flag) if flag is not None else rec.get("labels") is not None
+    is valid if and only if it has labels. `rec`: a record object, or a dict as a hand-made file holds."""
+    if isinstance(rec, dict):
+        flag, labels = rec.get("valid"), rec.get("labels")
+    else:  # a flag the line did not carry is its default, not an answer: the labels decide
+        flag = getattr(rec, "valid", None) if "valid" in rec.model_fields_set else None
+        labels = getattr(rec, "labels", None)
+    return bool(flag) if flag is not None else labels is not None
 
 
 class LabelPrediction(CallRecord):
@@ -73,6 +89,7 @@ class LabelPrediction(CallRecord):
     meta: dict | None = None  # the item's grouping columns
     fold: int | None = None  # baselines: the cross-validation fold
     scores: dict[str, float] | None = None  # the score variant: calibrated log-odds per scored category
+    text_sha: str | None = None  # the text's fingerprint (a resume checks the texts are unchanged)
 
 
 class JudgeCall(CallRecord):
@@ -98,16 +115,50 @@ class JudgeCall(CallRecord):
         """(doi, task, order): one call per item and candidate order."""
         return (self.doi, self.task, tuple(self.order))
 
+    @classmethod
+    def line_key(cls, rec: dict) -> tuple:
+        return (rec.get("doi"), rec.get("task"), tuple(rec.get("order") or ()))
+
+
+class ExtractUnit(CallRecord):
+    """One extraction unit's call: `doi` holds the unit id (an extraction item is a unit), the unit's
+    text and true DOIs, the parsed publication records (None: invalid) and the deterministic baseline's
+    records for the same text."""
+
+    unit: str | None = None
+    kind: str | None = None  # the unit's kind (a block, a page)
+    blocks: list[int] = []
+    truth_dois: list[str] = []
+    input: str = ""
+    valid: bool = False
+    repaired: bool = False
+    parse_error: str | None = None
+    records: list[dict] | None = None
+    baseline_records: list[dict] = []
+    truncated: bool = False
+
 
 # a run's kind (config.json "kind") -> the record its predictions.jsonl holds; kinds not named here
 # (and folders written before config.json named a kind) hold labelling predictions
 RECORD_TYPES: dict[str, type[CallRecord]] = {"label": LabelPrediction, "baseline": LabelPrediction,
-                                             "judge": JudgeCall}
+                                             "judge": JudgeCall, "extract": ExtractUnit}
 
 
 def record_type(kind: str | None) -> type[CallRecord]:
     """The record class of a run of `kind`."""
     return RECORD_TYPES.get(str(kind or "label"), LabelPrediction)
+
+
+def typed(records: Iterable, cls: type[CallRecord] = LabelPrediction) -> Iterator[CallRecord]:
+    """`records` as record objects: a dict (a line as read, a hand-made record) is read as `cls`, a record
+    object is kept. Lets a public function take either while callers move to records."""
+    for rec in records:
+        yield rec if isinstance(rec, CallRecord) else cls.read(rec)
+
+
+def _number(v, default=0):
+    """`v` when it is a number: a line kept unvalidated (`CallRecord.read`) may hold anything."""
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else default
 
 
 @dataclass
@@ -134,10 +185,10 @@ class CallTotals:
             self.unanswered, self.last_error = self.unanswered + 1, rec.error
         self.refusals += bool(rec.refusal)
         self.empty += bool(getattr(rec, "empty", False))
-        self.tokens_in += rec.tokens_in or 0
-        self.tokens_out += rec.tokens_out or 0
-        self.seconds += rec.seconds or 0.0
-        if rec.cost_usd is not None:
+        self.tokens_in += _number(rec.tokens_in)
+        self.tokens_out += _number(rec.tokens_out)
+        self.seconds += _number(rec.seconds)
+        if _number(rec.cost_usd, None) is not None:
             self.cost_usd = (self.cost_usd or 0.0) + rec.cost_usd
         if rec.model_version:
             self.versions.add(rec.model_version)

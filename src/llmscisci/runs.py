@@ -106,39 +106,66 @@ class BadLinesError(UserError):
 
 
 class Records(list):
-    """The records read from a JSONL file, with the number of unreadable lines that were skipped."""
+    """The records read from a JSONL file, with the number of unreadable lines that were skipped (and
+    their line numbers)."""
 
     bad_lines: int = 0
     torn_tail: bool = False
 
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.bad_at: list[int] = []
 
-def iter_jsonl(path: Path, *, skip_bad: bool = True, into: Records | None = None) -> Iterator[dict]:
-    """The records of a JSONL file one at a time (bounded memory). A torn last line (no newline: a
-    killed run's last write) is always skipped. Any other unreadable line is skipped and counted in
-    `into.bad_lines` when `skip_bad`, else a `BadLinesError` names the file and line: results must
-    never be computed silently from fewer records than were written."""
+
+def iter_jsonl(path: Path, *, skip_bad: bool = True, into: Records | None = None,
+               positions: bool = False, at: Iterable[int] | None = None) -> Iterator:
+    """The records of a JSONL file one at a time (bounded memory): the one reader of a run folder's
+    JSONL files. A torn last line (no newline: a killed run's last write) is always skipped. Any other
+    unreadable line (not JSON, not UTF-8, not a JSON object) is skipped and counted in `into.bad_lines`
+    when `skip_bad`, else a `BadLinesError` names the file and line: results must never be computed
+    silently from fewer records than were written.
+
+    `positions`: yield (line number, byte offset of the line, record). `at`: read only the lines
+    starting at these byte offsets (offsets an earlier pass yielded), in that order."""
     if not path.is_file():
         return
     with path.open("rb") as fh:
-        for no, raw in enumerate(fh, start=1):
+        for no, (start, raw) in enumerate(_lines(fh, at), start=1):
             if not raw.strip():
                 continue
             try:
                 rec = json.loads(raw)
             except ValueError:  # JSON and UTF-8 decoding errors
+                rec = None
+            if not isinstance(rec, dict):
                 if not raw.endswith(b"\n"):  # only the last line can lack its newline
                     if into is not None:
                         into.torn_tail = True
                     continue
                 if not skip_bad:
+                    what = "not a JSON object" if rec is not None else "unreadable JSON"
                     raise BadLinesError(
-                        f"{path}, line {no}: unreadable JSON (not a torn last line); the file is damaged: "
+                        f"{path}, line {no}: {what} (not a torn last line); the file is damaged: "
                         "pass --skip-bad-lines to use the readable lines and count the others"
                     ) from None
                 if into is not None:
                     into.bad_lines += 1
+                    into.bad_at.append(no)
                 continue
-            yield rec
+            yield (no, start, rec) if positions else rec
+
+
+def _lines(fh, at: Iterable[int] | None) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, line) of every line of a binary file, or of the lines at the offsets `at`."""
+    if at is not None:
+        for o in at:
+            fh.seek(o)
+            yield o, fh.readline()
+        return
+    pos = 0
+    for raw in fh:
+        yield pos, raw
+        pos += len(raw)
 
 
 def read_jsonl(path: Path, *, skip_bad: bool = True) -> Records:
@@ -251,46 +278,50 @@ class RunFolder:
         return self.path / "predictions.jsonl"
 
     def predictions(self, skip_bad: bool = False) -> list[dict]:
-        """Predictions, one per item key (the last wins if an item was written twice).
+        """Predictions as read (dicts), one per call key (the last wins if a call was written twice):
+        per item, per item and candidate order for a judge run. `records()` is the typed reader.
 
         An unreadable line other than a torn last one is an error unless `skip_bad`; the number
         skipped is kept in `self.bad_lines`."""
+        key = self._record_type().line_key
         seen: dict[tuple, dict] = {}
         records = read_jsonl(self.predictions_path, skip_bad=skip_bad)
         self.bad_lines = records.bad_lines
         for rec in records:
-            seen[(rec.get("doi"), rec.get("task"))] = rec
+            seen[key(rec)] = rec
         return list(seen.values())
 
     def iter_predictions(self) -> Iterator[dict]:
-        """The predictions one per item key, the latest attempt of each, in file order of that attempt,
-        in bounded memory: an item is written again only after an attempt that got no answer
-        (`call_failed`), so a first pass notes the last line of each such item (memory grows with the
-        failed items, not the corpus) and the second yields every other line as it is. Unreadable
-        lines are skipped (a torn last line of a killed run)."""
+        """The predictions one per call key, the latest attempt of each, in file order of that attempt,
+        in bounded memory: a call is written again only after an attempt that got no answer
+        (`call_failed`), so a first pass notes the last line of each such call (memory grows with the
+        failed calls, not the corpus) and the second yields every other line as it is. Unreadable
+        lines are skipped (a torn last line of a killed run). `iter_records()` is the typed reader."""
+        key = self._record_type().line_key
         last: dict[tuple, int] = {}
         for no, rec in enumerate(iter_jsonl(self.predictions_path)):
-            key = (rec.get("doi"), rec.get("task"))
-            if rec.get("call_failed") or key in last:
-                last[key] = no
+            k = key(rec)
+            if rec.get("call_failed") or k in last:
+                last[k] = no
         for no, rec in enumerate(iter_jsonl(self.predictions_path)):
-            if last.get((rec.get("doi"), rec.get("task")), no) == no:
+            if last.get(key(rec), no) == no:
                 yield rec
 
     def records(self, skip_bad: bool = False) -> list:
-        """`predictions()` as typed records (records.py), the class the run's kind writes: one per item
-        key, the latest attempt."""
-        from llmscisci.records import record_type
-
-        cls = record_type(self._kind())
+        """The predictions as typed records (records.py), the class the run's kind writes
+        (`LabelPrediction`, `JudgeCall`, `ExtractUnit`): one per call key, the latest attempt."""
+        cls = self._record_type()
         return [cls.read(rec) for rec in self.predictions(skip_bad=skip_bad)]
 
     def iter_records(self) -> Iterator:
         """`iter_predictions()` as typed records, in bounded memory."""
+        cls = self._record_type()
+        return (cls.read(rec) for rec in self.iter_predictions())
+
+    def _record_type(self):
         from llmscisci.records import record_type
 
-        cls = record_type(self._kind())
-        return (cls.read(rec) for rec in self.iter_predictions())
+        return record_type(self._kind())
 
     def _kind(self) -> str | None:
         p = self.path / "config.json"

@@ -82,48 +82,48 @@ class Run:
             out.append(str(w.get("message", w)) if isinstance(w, dict) else str(w))
         return out
 
-    def records(self) -> list[dict]:
-        """predictions.jsonl's records, one per call: per item (label-style runs) or per item and candidate
-        order (judge runs); the last written wins."""
-        from llmscisci.runs import read_jsonl
+    def records(self) -> list:
+        """predictions.jsonl's records, typed by the run's kind (`LabelPrediction`, `JudgeCall`,
+        `ExtractUnit`; attribute access, `.to_json()` for the line as a dict), one per call: per item,
+        per item and candidate order for a judge run; the latest attempt wins. Unreadable lines are
+        skipped (a torn last line of a killed run)."""
+        return self._folder.records(skip_bad=True) if self._folder.predictions_path.is_file() else []
 
-        path = self._folder.predictions_path
-        if not path.is_file():
-            return []
-        seen: dict = {}
-        for i, rec in enumerate(read_jsonl(path)):
-            if self.kind == "judge":
-                key = (rec.get("doi"), rec.get("task"), tuple(rec.get("order") or ()))
-            elif "labels" in rec:
-                key = (rec.get("doi"), rec.get("task"))
-            else:
-                key = i
-            seen[key] = rec
-        return list(seen.values())
+    @property
+    def totals(self):
+        """What the run's calls add up to (`records.CallTotals`): failed and unanswered calls, refusals,
+        empty texts, tokens, cost, generation seconds and model versions, the numbers metrics.json gives."""
+        from llmscisci.records import CallTotals
+
+        return CallTotals.from_records(self.records())
 
     @property
     def predictions(self):
-        """A DataFrame: for label-style runs id, task, split, one 0/1 column per category (missing for an
-        invalid answer), valid, failed, empty, refusal, tokens_in, tokens_out, cost_usd, and the
-        reference as `ref_<category>` where there is one; otherwise the records as they are."""
+        """A DataFrame built from `records()`: for label-style runs id, task, split, one 0/1 column per
+        category (missing for an invalid answer), valid, failed, empty, refusal, tokens_in, tokens_out,
+        cost_usd, and the reference as `ref_<category>` where there is one; otherwise one row per record
+        with its fields."""
         import pandas as pd
+
+        from llmscisci.records import LabelPrediction, is_valid
 
         recs = self.records()
         book = self.codebook
-        if book is None or not recs or "labels" not in {k for r in recs[:50] for k in r}:
-            return pd.DataFrame(recs)
+        if (book is None or not recs or not isinstance(recs[0], LabelPrediction)
+                or not any("labels" in r.model_fields_set for r in recs[:50])):
+            return pd.DataFrame([r.to_json() for r in recs])
         recs = _in_input_order(recs, self.config, book)
         rows = []
         for r in recs:
-            labels = r.get("labels") if r.get("valid") else None
-            row = {"id": r.get("doi"), "task": r.get("task"), "split": r.get("split")}
+            valid = is_valid(r)
+            labels = r.labels if valid else None
+            row = {"id": r.doi, "task": r.task, "split": r.split}
             row |= {s: (None if labels is None else int(labels[j])) for j, s in enumerate(book.shorts)}
-            row |= {"valid": bool(r.get("valid")), "failed": bool(r.get("error")) or bool(r.get("call_failed")),
-                    "empty": bool(r.get("empty")), "refusal": bool(r.get("refusal")),
-                    "tokens_in": r.get("tokens_in"), "tokens_out": r.get("tokens_out"),
-                    "cost_usd": r.get("cost_usd")}
-            if r.get("reference") is not None:
-                row |= {f"ref_{s}": int(r["reference"][j]) for j, s in enumerate(book.shorts)}
+            row |= {"valid": valid, "failed": bool(r.error) or bool(r.call_failed),
+                    "empty": bool(r.empty), "refusal": bool(r.refusal),
+                    "tokens_in": r.tokens_in, "tokens_out": r.tokens_out, "cost_usd": r.cost_usd}
+            if r.reference is not None:
+                row |= {f"ref_{s}": int(r.reference[j]) for j, s in enumerate(book.shorts)}
             rows.append(row)
         df = pd.DataFrame(rows)
         for s in book.shorts + [f"ref_{s}" for s in book.shorts]:
@@ -144,21 +144,22 @@ class Run:
         import pandas as pd
 
         from llmscisci.metrics import stats as S
+        from llmscisci.records import is_valid
 
         if not 0 < level < 1:
             raise UserError(f"level {level}: must be between 0 and 1 (e.g. 0.95)")
         book = self.codebook
-        recs = [r for r in self.records() if r.get("reference") is not None]
+        recs = [r for r in self.records() if getattr(r, "reference", None) is not None]
         if book is None or not recs:
             raise UserError(f"{self.path}: no predictions with a reference to score")
         rows = []
         for split in SPLITS:
-            sel = [r for r in recs if split == "all" or r.get("split") == split]
+            sel = [r for r in recs if split == "all" or r.split == split]
             if not sel:
                 continue
-            y = S.as_prediction_matrix([r["reference"] for r in sel], book.n)
-            p = S.as_prediction_matrix([r.get("labels") if r.get("valid") else None for r in sel], book.n)
-            ci = S.label_bootstrap(y, p, [str(r.get("doi")) for r in sel], n_boot=n_boot, level=level, seed=seed)
+            y = S.as_prediction_matrix([r.reference for r in sel], book.n)
+            p = S.as_prediction_matrix([r.labels if is_valid(r) else None for r in sel], book.n)
+            ci = S.label_bootstrap(y, p, [str(r.doi) for r in sel], n_boot=n_boot, level=level, seed=seed)
             rows += [{"split": split, "metric": k, "estimate": v.estimate, "low": v.low, "high": v.high,
                       "n": v.n_items} for k, v in ci.items()]
         return pd.DataFrame(rows)
@@ -211,7 +212,7 @@ class Run:
         return "\n".join(parts)
 
 
-def _in_input_order(recs: list[dict], config: dict, codebook) -> list[dict]:
+def _in_input_order(recs: list, config: dict, codebook) -> list:
     """Records in the order of the run's items: the config's id list (study runs) or the corpus file's
     ids (streamed runs, when the file is still there); as written otherwise."""
     order: list[str] | None = None
@@ -223,7 +224,7 @@ def _in_input_order(recs: list[dict], config: dict, codebook) -> list[dict]:
     if not order:
         return recs
     rank = {doi: i for i, doi in enumerate(order)}
-    return sorted(recs, key=lambda r: (rank.get(str(r.get("doi")), len(rank)), str(r.get("task"))))
+    return sorted(recs, key=lambda r: (rank.get(str(r.doi), len(rank)), str(r.task)))
 
 
 def _corpus_ids(inp: dict) -> list[str] | None:

@@ -3,7 +3,6 @@ sampling probabilities an imported sample records."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from llmscisci.data.codebook import BUILTIN, Codebook, load_codebook
 from llmscisci.data.labelfiles import load_labels
 from llmscisci.errors import DataError, UserError
+from llmscisci.runs import iter_jsonl
 
 
 # =================================================================================================
@@ -44,12 +44,8 @@ def load_gold(path: str | Path, codebook: Codebook, run_dois: Sequence[str]) -> 
     if src.suffix == ".jsonl":
         probs: dict[str, float] = {}
         rows: dict[str, int] = {}
-        for i, line in enumerate(src.read_text("utf-8").splitlines(), start=1):
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and rec.get("task") == codebook.task and str(rec.get("doi", "")).strip() in labels:
+        for i, _, rec in iter_jsonl(src, positions=True):  # a run folder's reader: unreadable lines skipped
+            if rec.get("task") == codebook.task and str(rec.get("doi", "")).strip() in labels:
                 doi = str(rec["doi"]).strip()
                 rows[doi] = i
                 if rec.get("sampling_prob") is not None:

@@ -26,6 +26,7 @@ from llmscisci.data.textio import read_lines
 from llmscisci.data.validate import LabelError, apply_none_rule, check_shape
 from llmscisci.errors import DataError
 from llmscisci.records import is_valid
+from llmscisci.runs import Records, iter_jsonl
 
 TASK_PREFIX = {"easy": "easy", "difficult": "diff"}
 
@@ -81,6 +82,33 @@ def _numbers(raw: str) -> list[int]:
     return [int(x) for x in re.findall(r"\d+", raw)]
 
 
+def _file_lines(p: Path, col: Collector):
+    """(line number, JSON object) of a label file's lines; each other line is an error."""
+    for i, line in read_lines(p):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            col.error(p, "not a JSON line", row=i)
+            continue
+        if not isinstance(rec, dict):
+            col.error(p, "a line must be a JSON object", row=i)
+            continue
+        yield i, rec
+
+
+def _run_lines(p: Path, col: Collector):
+    """(line number, record) of a run folder's predictions.jsonl, read as every reader of a run folder
+    reads it (runs.iter_jsonl): a torn last line of a killed run is skipped, any other unreadable line
+    is an error."""
+    bad = Records()
+    for i, _, rec in iter_jsonl(p, into=bad, positions=True):
+        yield i, rec
+    for i in bad.bad_at:
+        col.error(p, "not a JSON object line", row=i)
+
+
 def load_labels(
     path: str | Path,
     codebooks: dict[str, Codebook] | None = None,
@@ -121,17 +149,7 @@ def load_labels(
 
     if p.suffix == ".jsonl":
         is_run = p.name == "predictions.jsonl"
-        for i, line in read_lines(p):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                col.error(p, "not a JSON line", row=i)
-                continue
-            if not isinstance(rec, dict):
-                col.error(p, "a line must be a JSON object", row=i)
-                continue
+        for i, rec in (_run_lines(p, col) if is_run else _file_lines(p, col)):
             for key in ("doi", "task"):
                 if key not in rec:
                     col.error(p, "missing field", row=i, column=key)

@@ -21,6 +21,8 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from llmscisci.records import LabelPrediction, is_valid
+
 TOP_SHARE_WARN = 0.9  # one label vector for at least this share of the valid answers ...
 TOP_SHARE_MIN_ITEMS = 10  # ... among at least this many
 COPY_WARN = 0.5  # at least this share of the answers equal an example of the prompt
@@ -73,14 +75,17 @@ class AnswerDiagnostics:
         self.n_answers = 0
         self.copies = 0
 
-    def add(self, rec: dict) -> None:
-        if rec.get("empty") or rec.get("error"):
+    def add(self, rec: LabelPrediction | dict) -> None:
+        """Count one prediction (a `LabelPrediction`; a dict as read is validated into one)."""
+        if isinstance(rec, dict):
+            rec = LabelPrediction.read(rec)
+        if rec.empty or rec.error:
             return
         self.n_answers += 1
-        if self.examples and normalize_answer(rec.get("raw") or "") in self.examples:
+        if self.examples and normalize_answer(rec.raw or "") in self.examples:
             self.copies += 1
-        labels = rec.get("labels")
-        if rec.get("valid") and labels is not None:
+        labels = rec.labels
+        if labels is not None and is_valid(rec):
             self.vectors[tuple(int(v) for v in labels)] += 1
 
     def as_dict(self) -> dict:
@@ -99,7 +104,7 @@ class AnswerDiagnostics:
         }
 
 
-def diagnostics(records: Iterable[dict], examples: Iterable[str] = (), shorts: Sequence[str] = ()) -> dict:
+def diagnostics(records: Iterable[LabelPrediction | dict], examples: Iterable[str] = (), shorts: Sequence[str] = ()) -> dict:
     """The `diagnostics` object of a run's prediction records."""
     acc = AnswerDiagnostics(examples, shorts)
     for rec in records:
@@ -116,7 +121,7 @@ def placebo_summary(records: Sequence[dict]) -> dict | None:
     first = records[0]
     return {"n": len(records), "unchanged": unchanged, "unchanged_share": round(unchanged / len(records), 4),
             "kind": first.get("kind"), "passage": first.get("passage"), "seed": first.get("seed"),
-            "invalid": sum(1 for r in records if not r.get("valid"))}
+            "invalid": sum(1 for r in records if not is_valid(r))}
 
 
 def _categories(diag: dict) -> str:

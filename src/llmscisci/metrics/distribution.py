@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from statsmodels.stats.proportion import proportion_confint
 
-from llmscisci.records import is_valid
+from llmscisci.records import LabelPrediction, is_valid, typed
 
 GROUP_KEYS = ("group", "year", "mlrc_year")  # item columns a corpus is grouped by, first present wins
 
@@ -53,30 +53,38 @@ def shares(vectors: Sequence[Sequence[int] | None], categories: Sequence[str], l
     return out
 
 
-def group_key(records: Sequence[dict]) -> str | None:
+def _meta(r: LabelPrediction) -> dict:
+    return r.meta if isinstance(r.meta, dict) else {}
+
+
+def group_key(records: Sequence[LabelPrediction] | Sequence[dict]) -> str | None:
     """The grouping column the records carry (in their `meta`) with at least two values, if any."""
+    records = list(typed(records, LabelPrediction))
     for key in GROUP_KEYS:
-        values = {str((r.get("meta") or {}).get(key, "")).strip() for r in records}
+        values = {str(_meta(r).get(key, "")).strip() for r in records}
         values.discard("")
         if len(values) >= 2:
             return key
     return None
 
 
-def label_distribution(records: Sequence[dict], categories: Sequence[str], level: float = 0.95
-                       ) -> tuple[str | None, list[Distribution]]:
+def label_distribution(records: Sequence[LabelPrediction] | Sequence[dict], categories: Sequence[str],
+                       level: float = 0.95) -> tuple[str | None, list[Distribution]]:
     """(grouping column or None, [overall distribution, then one per group in sorted order]).
 
-    A record's answer counts when it is valid (`records.is_valid`) and has a label vector."""
+    A record's answer counts when it is valid (`records.is_valid`) and has a label vector. `records`:
+    `LabelPrediction`s, or dicts as read (validated into them here)."""
+    records = list(typed(records, LabelPrediction))
+
     def vec(r):
-        return r.get("labels") if is_valid(r) and isinstance(r.get("labels"), list) else None
+        return r.labels if is_valid(r) and isinstance(r.labels, list) else None
 
     key = group_key(records)
     dists = [shares([vec(r) for r in records], categories, level)]
     if key is not None:
         groups: dict[str, list] = {}
         for r in records:
-            g = str((r.get("meta") or {}).get(key, "")).strip() or "(none)"
+            g = str(_meta(r).get(key, "")).strip() or "(none)"
             groups.setdefault(g, []).append(vec(r))
         dists += [shares(v, categories, level, group=g) for g, v in sorted(groups.items())]
     return key, dists

@@ -20,6 +20,7 @@ from llmscisci.console import fmt
 from llmscisci.data.codebook import Codebook
 from llmscisci.data.validate import LabelError, check_shape
 from llmscisci.metrics.multilabel import ZERO_DIVISION, majority_vector, prior_predictions, scores
+from llmscisci.records import LabelPrediction, typed
 from llmscisci.records import is_valid as record_is_valid
 
 INVALID_POLICY = "invalid outputs are scored as predicting no category (all zeros)"
@@ -41,7 +42,7 @@ def _matrix(rows: Sequence[Sequence[int]], n: int) -> np.ndarray:
 
 
 def evaluate(
-    records: list[dict],
+    records: Sequence[LabelPrediction] | Sequence[dict],
     codebook: Codebook,
     seed: int = 2025,
     *,
@@ -55,10 +56,14 @@ def evaluate(
     Baselines are fitted on the references of the records in the train split, or on
     `train_reference` when given (e.g. the whole training split when the run covered a subset), and
     never see test labels.
+
+    `records`: `LabelPrediction`s (`RunFolder.records()`); dicts as read from predictions.jsonl are
+    accepted too (validated into `LabelPrediction` here).
     """
+    records = list(typed(records, LabelPrediction))
     n = codebook.n
     names = codebook.shorts
-    tasks = {r.get("task") for r in records} - {None}
+    tasks = {r.task for r in records} - {None}
     if tasks - {codebook.task}:
         raise ValueError(f"records of task(s) {sorted(tasks)} evaluated with codebook {codebook.task!r}")
 
@@ -66,19 +71,19 @@ def evaluate(
     valid_flags, repaired_flags = [], []
     y_true, y_pred, is_test, is_train, is_valid, train_rows = [], [], [], [], [], []
     for r in records:
-        pred = _vector(r.get("labels"), n)
+        pred = _vector(r.labels, n)
         valid = record_is_valid(r) and pred is not None
         valid_flags.append(valid)
-        repaired_flags.append(valid and bool(r.get("repaired")))
-        ref = _vector(r.get("reference"), n)
+        repaired_flags.append(valid and bool(r.repaired))
+        ref = _vector(r.reference, n)
         if ref is None:
             continue
         y_true.append(ref)
         y_pred.append(pred if valid else (0,) * n)
-        is_test.append(r.get("split") == "test")
-        is_train.append(r.get("split") == "train")
+        is_test.append(r.split == "test")
+        is_train.append(r.split == "train")
         is_valid.append(valid)
-        if r.get("split") == "train":
+        if r.split == "train":
             train_rows.append(ref)
 
     t, p = _matrix(y_true, n), _matrix(y_pred, n)

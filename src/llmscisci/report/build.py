@@ -235,15 +235,15 @@ def _comparisons(col: Collection, stats: list[RunStats], *, n_boot, seed, level,
                 continue
             if (ra.model != rb.model) + (ra.variant != rb.variant) != 1:
                 continue  # compare cells that differ in one factor only
-            ma = {str(r["doi"]): r for r in ra.scored()}
-            mb = {str(r["doi"]): r for r in rb.scored()}
+            ma = {str(r.doi): r for r in ra.scored()}
+            mb = {str(r.doi): r for r in rb.scored()}
             common = [d for d in ma if d in mb]
             if len(common) < 2:
                 continue
             L = len(ra.shorts)
             if len(rb.shorts) != L:
                 continue
-            y = S.as_prediction_matrix([ma[d]["reference"] for d in common], L)
+            y = S.as_prediction_matrix([ma[d].reference for d in common], L)
             pa = S.as_prediction_matrix([_pred(ma[d]) for d in common], L)
             pb = S.as_prediction_matrix([_pred(mb[d]) for d in common], L)
             diffs = S.paired_bootstrap(y, pa, pb, common, n_boot=n_boot, seed=seed, level=level)

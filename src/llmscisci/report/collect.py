@@ -63,7 +63,7 @@ def _model_name(model) -> str:
 class LabelRun:
     path: Path
     config: dict
-    records: list[dict]
+    records: list[LabelPrediction]  # one per item, the latest attempt
     metrics: dict
     shorts: list[str]
     name: str = ""  # display name, unique within a task (model / variant [/ paraphrase])
@@ -71,7 +71,7 @@ class LabelRun:
     original_wording_only: bool = False  # set when no run of the collection used a paraphrase
     # per-split records that replace `records` on that split: a baseline's test split is scored from
     # its fit on the train split, its other items from out-of-fold cross-validation
-    split_records: dict[str, list[dict]] = field(default_factory=dict)
+    split_records: dict[str, list[LabelPrediction]] = field(default_factory=dict)
     bad_lines: int = 0  # unreadable prediction lines skipped (only with --skip-bad-lines)
 
     @property
@@ -88,7 +88,7 @@ class LabelRun:
 
     @property
     def task(self) -> str:
-        return str(self.config.get("task") or (self.records[0].get("task") if self.records else "?"))
+        return str(self.config.get("task") or (self.records[0].task if self.records else "?"))
 
     @property
     def variant(self) -> str:
@@ -111,13 +111,13 @@ class LabelRun:
     def cell(self) -> tuple[str, str, str | None]:
         return (self.model, self.variant, self.paraphrase)
 
-    def scored(self, split: str | None = None) -> list[dict]:
+    def scored(self, split: str | None = None) -> list[LabelPrediction]:
         """Records that can be scored (a reference vector), optionally on one split only."""
         out = []
         for r in self.split_records.get(split, self.records) if split is not None else self.records:
-            if r.get("reference") is None:
+            if r.reference is None:
                 continue
-            if split is not None and r.get("split") != split:
+            if split is not None and r.split != split:
                 continue
             out.append(r)
         return out
@@ -212,35 +212,35 @@ def _is_label_records(records: list[dict]) -> bool:
     return any(isinstance(r.get("reference"), list) or isinstance(r.get("labels"), list) for r in records)
 
 
-def _fits(rec: dict, n: int) -> bool:
-    """A prediction line the report can score: a valid LabelPrediction whose label and reference vectors
-    (where present) have the codebook's length."""
+def _fitting(rec: dict, n: int) -> LabelPrediction | None:
+    """A prediction line as a record the report can score: a valid LabelPrediction whose label and
+    reference vectors (where present) have the codebook's length; None for any other line."""
     try:
         p = LabelPrediction.model_validate(rec)
     except ValidationError as exc:
         if any(e["loc"] and e["loc"][0] in ("labels", "reference") for e in exc.errors()):
-            return False
+            return None
         p = LabelPrediction.model_construct(**rec)  # an odd field elsewhere: the vectors still score
-    return all(v is None or len(v) == n for v in (p.reference, p.labels))
+    return p if all(v is None or len(v) == n for v in (p.reference, p.labels)) else None
 
 
 def _load_label_run(path: Path, config: dict, skip_bad: bool = False) -> LabelRun | None:
     lines = read_jsonl(path / "predictions.jsonl", skip_bad=skip_bad)
-    by_key = {(r.get("doi"), r.get("task")): r for r in lines}  # last wins
+    by_key = {LabelPrediction.line_key(r): r for r in lines}  # last wins
     records = list(by_key.values())
     if not records or ("kind" not in config and not _is_label_records(records)):
         return None  # an old folder without a declared kind is a labelling run only if its records are
     task = str(config.get("task") or records[0].get("task") or "?")
     shorts = _shorts(config, records, task)
     n = len(shorts)
-    clean = [r for r in records if _fits(r, n)]
+    clean = [p for p in (_fitting(r, n) for r in records) if p is not None]
     metrics = _read_json(path / "metrics.json") or {}
     run = LabelRun(path, config, clean, metrics if isinstance(metrics, dict) else {}, shorts,
                    bad_lines=lines.bad_lines)
     canonical = path / "canonical_predictions.jsonl"
     if canonical.is_file():  # a baseline's train-split fit, scored on the test split
-        run.split_records["test"] = [r for r in read_jsonl(canonical)
-                                     if isinstance(r.get("labels"), list) and len(r["labels"]) == n]
+        run.split_records["test"] = [p for p in map(LabelPrediction.read, read_jsonl(canonical))
+                                     if isinstance(p.labels, list) and len(p.labels) == n]
     return run
 
 

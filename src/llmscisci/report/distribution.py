@@ -16,7 +16,7 @@ _pct = partial(pct, none="–", sign=False)
 
 def distribution_section(runs: list[LabelRun], level: float) -> Section | None:
     """One table per run without references (None when every run has references)."""
-    runs = [r for r in runs if not any(rec.get("reference") is not None for rec in r.records)]
+    runs = [r for r in runs if not any(rec.reference is not None for rec in r.records)]
     if not runs:
         return None
     pct = int(round(level * 100))

@@ -24,7 +24,8 @@ from pathlib import Path
 from llmscisci.data.codebook import Codebook
 from llmscisci.errors import UserError
 from llmscisci.paths import check_output_path
-from llmscisci.runs import RunFolder
+from llmscisci.records import LabelPrediction, is_valid
+from llmscisci.runs import RunFolder, iter_jsonl
 
 FORMATS = ("csv", "parquet", "jsonl", "hf")
 FLAGS = ("valid", "repaired", "empty")
@@ -36,21 +37,9 @@ FLOAT_TEXT = re.compile(r"-?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|-?[0-9]+
 TEXT_FORMATS = ("csv", "tsv")  # formats whose every cell is text: numbers are recognised, as pandas would
 
 
-def _records(run: RunFolder, offsets: list[int] | None = None) -> Iterator[dict]:
-    """The run's records, in file order or at the given byte offsets (in that order)."""
-    def at_offsets(fh) -> Iterator[bytes]:
-        for o in offsets:
-            fh.seek(o)
-            yield fh.readline()
-
-    with run.predictions_path.open("rb") as fh:
-        for line in (fh if offsets is None else at_offsets(fh)):
-            line = line.strip()
-            if line:
-                try:
-                    yield json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):  # a torn last line of a killed run
-                    continue
+def _records(run: RunFolder, offsets: list[int]) -> Iterator[LabelPrediction]:
+    """The run's records at the given byte offsets (in that order)."""
+    return (LabelPrediction.read(rec) for rec in iter_jsonl(run.predictions_path, at=offsets))
 
 
 def _kind(v, text_numbers: bool) -> str | None:
@@ -73,26 +62,18 @@ def _scan(run: RunFolder, reserved: set[str], text_numbers: bool) -> tuple[dict[
     without one after, in file order)."""
     kinds: dict[str, set[str]] = {}
     last: dict[tuple, tuple[float, int, int]] = {}  # (id, task) -> (input row, file order, offset)
-    with run.predictions_path.open("rb") as fh:
-        pos = 0
-        for i, raw in enumerate(fh):
-            start, pos = pos, pos + len(raw)
-            try:
-                rec = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            if not isinstance(rec, dict):
-                continue
-            meta = rec.get("meta") or {}
-            for k, v in meta.items():
-                kind = _kind(v, text_numbers)
-                seen = kinds.setdefault(k, set())
-                if kind is not None:
-                    seen.add(kind)
-            row = meta.get("row")
-            key = (rec.get("doi"), rec.get("task"))
-            first = last.get(key, (None, i))[1]
-            last[key] = (row if isinstance(row, int) and not isinstance(row, bool) else float("inf"), first, start)
+    # a light pass: only the item key and `meta` of each line (the rows are validated when written)
+    for i, (_, start, line) in enumerate(iter_jsonl(run.predictions_path, positions=True)):
+        meta = line.get("meta") if isinstance(line.get("meta"), dict) else {}
+        for k, v in meta.items():
+            kind = _kind(v, text_numbers)
+            seen = kinds.setdefault(k, set())
+            if kind is not None:
+                seen.add(kind)
+        row = meta.get("row")
+        key = LabelPrediction.line_key(line)
+        first = last.get(key, (None, i))[1]
+        last[key] = (row if isinstance(row, int) and not isinstance(row, bool) else float("inf"), first, start)
     out = {}
     for k, seen in kinds.items():
         name = f"meta_{k}" if k in reserved else k
@@ -118,21 +99,21 @@ def _cell(v, kind: str | None):
     return v
 
 
-def _row(rec: dict, cb: Codebook, meta_cols: dict[str, str], reserved: set[str]) -> dict:
-    row = {"id": rec.get("doi"), "task": rec.get("task")}
-    meta = rec.get("meta") or {}
+def _row(rec: LabelPrediction, cb: Codebook, meta_cols: dict[str, str], reserved: set[str]) -> dict:
+    row = {"id": rec.doi, "task": rec.task}
+    meta = rec.meta if isinstance(rec.meta, dict) else {}
     for k, v in meta.items():
         name = f"meta_{k}" if k in reserved else k
         row[name] = _cell(v, meta_cols.get(name))
     for name in meta_cols:
         row.setdefault(name, None)
-    labels = rec.get("labels")
+    labels = rec.labels
     for j, s in enumerate(cb.shorts):
         row[s] = None if labels is None else int(labels[j])
     for f in FLAGS:
-        row[f] = bool(rec.get(f))
-    row["error"] = rec.get("error")
-    row["raw"] = rec.get("raw")
+        row[f] = is_valid(rec) if f == "valid" else bool(getattr(rec, f))
+    row["error"] = rec.error
+    row["raw"] = rec.raw
     return row
 
 

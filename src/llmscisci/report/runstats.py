@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from llmscisci.metrics import stats as S
-from llmscisci.records import is_valid
+from llmscisci.records import CallTotals, LabelPrediction, is_valid
 from llmscisci.report.collect import LabelRun
 
 SPLITS = {"all": "all evaluated items", "test": "canonical test split"}
@@ -44,14 +44,14 @@ class RunStats:
     mismatches: list[str] = field(default_factory=list)
 
 
-def _pred(rec: dict):
-    labels = rec.get("labels")
+def _pred(rec: LabelPrediction):
+    labels = rec.labels
     return labels if labels is not None and is_valid(rec) else None
 
 
-def matrices(records: list[dict], n_labels: int) -> tuple[list[str], np.ndarray, np.ndarray]:
-    dois = [str(r.get("doi")) for r in records]
-    y = S.as_prediction_matrix([r["reference"] for r in records], n_labels)
+def matrices(records: list[LabelPrediction], n_labels: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    dois = [str(r.doi) for r in records]
+    y = S.as_prediction_matrix([r.reference for r in records], n_labels)
     p = S.as_prediction_matrix([_pred(r) for r in records], n_labels)
     return dois, y, p
 
@@ -87,13 +87,12 @@ def run_stats(run: LabelRun, *, n_boot: int, seed: int, level: float) -> RunStat
     st.n_records = len(recs)
     if recs:
         st.invalid_rate = float(np.mean([_pred(r) is None for r in recs]))
-        st.repaired_rate = float(np.mean([bool(r.get("repaired", False)) for r in recs]))
-        st.tokens_in = _mean(r.get("tokens_in") for r in recs)
-        st.tokens_out = _mean(r.get("tokens_out") for r in recs)
-        secs = [float(r["seconds"]) for r in recs if _num(r.get("seconds"))]
-        st.seconds = float(sum(secs)) if secs else float("nan")
-        costs = [float(r["cost_usd"]) for r in recs if _num(r.get("cost_usd"))]
-        st.cost = float(sum(costs)) if costs else None
+        st.repaired_rate = float(np.mean([bool(r.repaired) for r in recs]))
+        st.tokens_in = _mean(r.tokens_in for r in recs)
+        st.tokens_out = _mean(r.tokens_out for r in recs)
+        totals = CallTotals.from_records(recs)  # the sums metrics.json gives
+        st.seconds = totals.seconds if any(_num(r.seconds) for r in recs) else float("nan")
+        st.cost = totals.cost_usd
     if st.cost is None and _num(run.metrics.get("cost_usd")):
         st.cost = float(run.metrics["cost_usd"])
     return st

@@ -16,6 +16,7 @@ from pathlib import Path
 from llmscisci.data.codebook import Codebook
 from llmscisci.data.items import Item
 from llmscisci.errors import UserError
+from llmscisci.records import is_valid
 from llmscisci.runs import RunFolder, stable_hash
 
 
@@ -61,15 +62,15 @@ def read_teacher(run_dir: str | Path) -> Teacher:
     codebook = Codebook(**cfg["codebook"])
     labels: dict[str, tuple[int, ...]] = {}
     left_out = 0
-    for p in run.predictions():
-        lab = p.get("labels")
-        if not p.get("valid") or p.get("error") or p.get("empty") or not isinstance(lab, list):
+    for p in run.records():
+        lab = p.labels
+        if not is_valid(p) or p.error or p.empty or not isinstance(lab, list):
             left_out += 1
             continue
         if len(lab) != codebook.n or any(v not in (0, 1) for v in lab):
-            raise UserError(f"--labels {path}: item {p.get('doi')!r} has labels {lab} that do not fit the run's "
+            raise UserError(f"--labels {path}: item {p.doi!r} has labels {lab} that do not fit the run's "
                             f"{codebook.n} categories")
-        labels[str(p.get("doi"))] = tuple(int(v) for v in lab)
+        labels[str(p.doi)] = tuple(int(v) for v in lab)
     if not labels:
         raise UserError(f"--labels {path}: the run has no valid predictions to learn from")
     return Teacher(path, cfg, codebook, labels, left_out)

@@ -31,9 +31,8 @@ from llmscisci.errors import UserError
 from llmscisci.metrics.agreement import agreement_report
 from llmscisci.metrics.judge_audit import JudgedOrder, audit, exact_score
 from llmscisci.prompts import judge as prompts
-from llmscisci.records import JudgeCall
-from llmscisci.runs import RunFolder, read_jsonl, slug, stable_hash
-from llmscisci.tasks.finish import unanswered
+from llmscisci.records import CallTotals, JudgeCall
+from llmscisci.runs import RunFolder, slug, stable_hash
 from llmscisci.tasks.texts import TEXTS_KEY, reconcile
 from llmscisci.tasks.generate import generate_into
 from llmscisci.tasks.judge_parse import parse_judge
@@ -232,12 +231,9 @@ def call_key(rec: JudgeCall | dict) -> tuple:
 
 
 def predictions(run: RunFolder) -> list[JudgeCall]:
-    """A judge run's calls, one per (item, order) (the last wins if a call was written twice)."""
-    seen: dict[tuple, JudgeCall] = {}
-    for rec in read_jsonl(run.predictions_path):
-        call = JudgeCall.read(rec)
-        seen[call.key] = call
-    return list(seen.values())
+    """A judge run's calls, one per (item, order) (the last wins if a call was written twice);
+    unreadable lines are skipped (`run.bad_lines` counts them)."""
+    return run.records(skip_bad=True)
 
 
 def prepare(spec: JudgeSpec, items: list[Item], candidates: list[Candidate]) -> tuple[list[Item], list, dict]:
@@ -345,13 +341,15 @@ def inputs_agreement(preds: list[JudgeCall], codebook: Codebook) -> dict:
 
 def judge_metrics(preds: list[JudgeCall], codebook: Codebook) -> dict:
     ok = [p for p in preds if not p.error]
+    totals = CallTotals.from_records(preds).as_metrics()
     metrics = {
         "kind": "judge",
         "calls": len(preds),
         "items": len({(p.doi, p.task) for p in preds}),
         "orders": len({tuple(p.order) for p in preds}),
-        "failed": len(preds) - len(ok),
-        **unanswered(preds),
+        "failed": totals["failed"],
+        "unanswered": totals["unanswered"],
+        "last_error": totals["last_error"],
         "valid_rate": _rate([bool(p.valid) for p in preds]),
         "scores_parsed_rate": _rate([bool(p.scores_valid) for p in preds]),
         "final_parsed_rate": _rate([bool(p.final_valid) for p in preds]),
@@ -360,12 +358,7 @@ def judge_metrics(preds: list[JudgeCall], codebook: Codebook) -> dict:
         "final": final_quality(ok),
         "inputs_agreement": inputs_agreement(preds, codebook),
     }
-    metrics["refusals"] = sum(1 for p in preds if p.refusal)
-    metrics["tokens"] = {"in": sum(p.tokens_in or 0 for p in preds),
-                         "out": sum(p.tokens_out or 0 for p in preds)}
-    costs = [p.cost_usd for p in preds if p.cost_usd is not None]
-    metrics["cost_usd"] = round(sum(costs), 6) if costs else None
-    metrics["generation_seconds"] = round(sum(p.seconds or 0 for p in preds), 3)
+    metrics |= {k: totals[k] for k in ("refusals", "tokens", "cost_usd", "generation_seconds")}
     return metrics
 
 

@@ -40,7 +40,7 @@ def find_run(index: dict[str, Path], core: dict) -> Path | None:
 
 def changed_texts(run: RunFolder, current: Iterable[tuple[str, str]]) -> tuple[int, int]:
     """(texts whose fingerprint differs from the one their prediction recorded, predictions with one)."""
-    recorded = {r.get("doi"): r["text_sha"] for r in run.iter_predictions() if r.get("text_sha")}
+    recorded = {r.doi: r.text_sha for r in run.iter_records() if getattr(r, "text_sha", None)}
     changed = sum(1 for doi, sha in current if doi in recorded and recorded[doi] != sha)
     return changed, len(recorded)
 

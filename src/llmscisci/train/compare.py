@@ -57,11 +57,11 @@ def evaluate_policy(policy: str, reference: str, tasks: list[str], variant: str,
             "runs": {k: str(v.path) for k, v in runs.items()},
             "metrics": compare_runs(runs["policy"].metrics(), runs["reference"].metrics()),
         }
-        by_doi = {p["doi"]: p for p in runs["reference"].predictions()}
-        items_out = [{"doi": p["doi"], "reference_labels": p["reference"], "policy_raw": p["raw"],
-                      "policy_labels": p["labels"], "ref_model_raw": by_doi.get(p["doi"], {}).get("raw"),
-                      "ref_model_labels": by_doi.get(p["doi"], {}).get("labels")}
-                     for p in runs["policy"].predictions()]
+        by_doi = {p.doi: p for p in runs["reference"].records()}
+        items_out = [{"doi": p.doi, "reference_labels": p.reference, "policy_raw": p.raw,
+                      "policy_labels": p.labels, "ref_model_raw": getattr(by_doi.get(p.doi), "raw", None),
+                      "ref_model_labels": getattr(by_doi.get(p.doi), "labels", None)}
+                     for p in runs["policy"].records()]
         (out / f"items_{t}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items_out), encoding="utf-8")
     write_json(out / "comparison.json", result)
     return result

@@ -207,12 +207,12 @@ def heldout_rewards(run_dir: str | Path, mix_spec: str, train_prevalence: dict |
     from llmscisci.rewards.registry import RewardContext, build_mix
     from llmscisci.runs import RunFolder
 
-    preds = [p for p in RunFolder(run_dir).predictions() if p.get("reference") is not None]
+    preds = [p for p in RunFolder(run_dir).records() if p.reference is not None]
     if not preds:
         return {}
-    mix = build_mix(mix_spec, RewardContext(n_labels=len(preds[0]["reference"]), none_index=-1,
+    mix = build_mix(mix_spec, RewardContext(n_labels=len(preds[0].reference), none_index=-1,
                                            prevalence=train_prevalence))
-    scores = mix.score([p.get("raw") or "" for p in preds], labels=[p["reference"] for p in preds],
-                       task=[p["task"] for p in preds])
+    scores = mix.score([p.raw or "" for p in preds], labels=[p.reference for p in preds],
+                       task=[p.task for p in preds])
     return {k: float(np.mean([v for v in vals if v is not None])) if any(v is not None for v in vals) else None
             for k, vals in scores.items()}

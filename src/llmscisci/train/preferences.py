@@ -133,13 +133,13 @@ def sample_answers(items: list[Item], codebook: Codebook, variant: str, model: s
     """k sampled answers of the target model per item, cached in a JSONL file keyed by model/prompt/seed."""
     from llmscisci.backends.base import GenParams
     from llmscisci.backends.registry import load_backend
-    from llmscisci.runs import stable_hash
+    from llmscisci.runs import iter_jsonl, stable_hash
 
     cache: dict[str, list[str]] = {}
     if cache_file and cache_file.is_file():
-        for line in cache_file.read_text("utf-8").splitlines():
-            rec = json.loads(line)
-            cache[rec["key"]] = rec["samples"]
+        for rec in iter_jsonl(cache_file):  # a torn last line (a killed run) or a damaged one is asked again
+            if "key" in rec and "samples" in rec:
+                cache[rec["key"]] = rec["samples"]
     out, todo = {}, []
     for it in items:
         key = stable_hash([model, build_messages(it.text, codebook, variant), k, seed, temperature, max_new_tokens])

@@ -11,7 +11,6 @@ for the baseline.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -22,7 +21,8 @@ from llmscisci.backends.base import Backend, GenParams, Generation
 from llmscisci import runs
 from llmscisci.errors import UserError
 from llmscisci.prompts import extract as prompts
-from llmscisci.runs import RunFolder, atomic_write, stable_hash
+from llmscisci.records import CallTotals, ExtractUnit
+from llmscisci.runs import RunFolder, stable_hash
 from llmscisci.tasks.extract.baseline import baseline_extract
 from llmscisci.tasks.extract.html import Block, Unit, make_units, split_blocks
 from llmscisci.tasks.extract.parse import parse_output
@@ -30,7 +30,6 @@ from llmscisci.tasks.extract.schema import Publication, decoding_schema
 from llmscisci.tasks.extract.score import UnitResult, gap, headline, score_run
 from llmscisci.tasks.extract.source import Page
 from llmscisci.tasks.extract.truth import TruthIndex, load_truth
-from llmscisci.tasks.finish import unanswered
 from llmscisci.tasks.generate import generate_into
 
 log = logging.getLogger(__name__)
@@ -242,13 +241,14 @@ def finish_run(run: RunFolder, truth: TruthIndex, wall_seconds: float | None = N
     """Score the predictions (model and baseline on the same units); write metrics.json and the CSVs."""
     cfg = run.config
     order = {u: i for i, u in enumerate(cfg.get("units", []))}
-    preds = sorted(run.predictions(), key=lambda p: order.get(p.get("unit"), len(order)))
-    model_units = [UnitResult(p["unit"], p["input"], _records(p.get("records")) if p.get("valid") else None,
-                              repaired=bool(p.get("repaired")), error=p.get("error")) for p in preds]
-    base_units = [UnitResult(p["unit"], p["input"], _records(p.get("baseline_records") or [])) for p in preds]
+    preds: list[ExtractUnit] = sorted(run.records(), key=lambda p: order.get(p.unit, len(order)))
+    model_units = [UnitResult(p.unit, p.input, _records(p.records) if p.valid else None,
+                              repaired=bool(p.repaired), error=p.error) for p in preds]
+    base_units = [UnitResult(p.unit, p.input, _records(p.baseline_records or [])) for p in preds]
     bins = int(cfg.get("bins") or 5)
     model = score_run(model_units, truth, n_bins=bins)
     base = score_run(base_units, truth, n_bins=bins)
+    totals = CallTotals.from_records(preds).as_metrics()
     metrics = {
         "model_name": cfg.get("model"),
         "variant": cfg.get("variant"),
@@ -259,21 +259,16 @@ def finish_run(run: RunFolder, truth: TruthIndex, wall_seconds: float | None = N
         "gap": gap(model.metrics, base.metrics),
         "model": model.metrics,
         "baseline": base.metrics,
-        "failed": sum(1 for p in preds if p.get("error")),
-        **unanswered(preds),
-        "truncated": sum(1 for p in preds if p.get("truncated")),
-        "refusals": sum(1 for p in preds if p.get("refusal")),
-        "tokens": {"in": sum(p.get("tokens_in") or 0 for p in preds),
-                   "out": sum(p.get("tokens_out") or 0 for p in preds)},
-        "generation_seconds": round(sum(p.get("seconds") or 0 for p in preds), 3),
+        "failed": totals["failed"],
+        "unanswered": totals["unanswered"],
+        "last_error": totals["last_error"],
+        "truncated": sum(1 for p in preds if p.truncated),
+        **{k: totals[k] for k in ("refusals", "tokens", "generation_seconds", "cost_usd")},
     }
-    costs = [p["cost_usd"] for p in preds if p.get("cost_usd") is not None]
-    metrics["cost_usd"] = round(sum(costs), 6) if costs else None
     if wall_seconds is not None:
         metrics["timing"] = {"last_wall_seconds": round(wall_seconds, 3), "resumed_units": n_resumed}
-    versions = sorted({p["model_version"] for p in preds if p.get("model_version")})
-    if versions:
-        metrics["model_versions"] = versions
+    if "model_versions" in totals:
+        metrics["model_versions"] = totals["model_versions"]
     run.write_metrics(metrics)
     run.write_csv(model.rows)
     run.write_csv(base.rows, name="baseline.csv")
@@ -288,13 +283,12 @@ def reevaluate(run_dir: str | Path, bib: str | Path | None = None, reparse: bool
     if cfg.get("kind") != "extract":
         raise UserError(f"{run_dir} is not an extraction run")
     if reparse and cfg.get("model") != BASELINE:
-        preds = run.predictions()
+        preds = run.records()
         for p in preds:
-            if p.get("error"):
+            if p.error:
                 continue
-            parsed = parse_output(p.get("raw"))
-            p["valid"], p["repaired"], p["parse_error"] = parsed.valid, parsed.repaired, parsed.error
-            p["records"] = _dump(parsed.records) if parsed.valid else None
-        atomic_write(run.predictions_path,
-                     "".join(json.dumps(p, ensure_ascii=False, default=str) + "\n" for p in preds))
+            parsed = parse_output(p.raw)
+            p.valid, p.repaired, p.parse_error = parsed.valid, parsed.repaired, parsed.error
+            p.records = _dump(parsed.records) if parsed.valid else None
+        run.rewrite_predictions([p.to_json() for p in preds])
     return finish_run(run, load_truth(bib or cfg["bib"]))
