@@ -3,16 +3,16 @@ cross-validation; no model backend, no prompt variants)."""
 
 from __future__ import annotations
 
+from llmscisci.backends.registry import resolve_model
 from llmscisci.tasks.base import TaskKind
 from llmscisci.tasks.grid.cells import Cell
-from llmscisci.tasks.grid.spec import BASELINE_PREFIX, model_kind
 from llmscisci.tasks.kinds.label import Label
 
 
 def baseline_spec(ctx, cell: Cell):
     from llmscisci.tasks.baseline import BaselineSpec
 
-    return BaselineSpec(cell.codebook, cell.model[len(BASELINE_PREFIX):], ctx.spec.baseline.folds, cell.seed,
+    return BaselineSpec(cell.codebook, resolve_model(cell.model).model, ctx.spec.baseline.folds, cell.seed,
                         str(ctx.inputs.data_dir))
 
 
@@ -23,7 +23,7 @@ class Baseline(TaskKind):
     results_with = "label"
 
     def accepts(self, model: str) -> bool:
-        return model_kind(model) == "baseline"
+        return resolve_model(model).is_baseline
 
     def codebook_cells(self, exp, codebook, model):
         return [Cell(self.name, codebook.task, model.name, "-", s, codebook=codebook) for s in exp.spec.seeds]
