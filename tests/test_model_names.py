@@ -87,8 +87,8 @@ def test_the_builtin_classes_register_what_the_table_says():
     """The decorator on each built-in backend class gives back the table's entry (same target and flag)."""
     before = dict(registry.PROVIDERS)
     before_batch = dict(BATCH_PROVIDERS)
-    for provider in before:
-        registry.load_class(before[provider].target, provider)
+    for provider, entry in before.items():
+        registry.load_class(entry.target, provider)
         registry.load_class(before_batch[provider], provider)
     assert registry.PROVIDERS == before and BATCH_PROVIDERS == before_batch
     assert set(BATCH_PROVIDERS) == set(registry.PROVIDERS)

@@ -116,8 +116,10 @@ def _resumed(o: dict, given: dict) -> None:
     from llmscisci.tasks.score import check_score_options
 
     resume = o["resume"]
+    from llmscisci.tasks import registry
+
     cfg = RunFolder(resume).config
-    if cfg.get("kind", "label") != "label" or "codebook" not in cfg:
+    if not (registry.declares(cfg, "label") and "codebook" in cfg):
         raise UserError(f"--resume {resume}: not a labelling run (kind {cfg.get('kind')!r})")
     resume_conflicts(given, cfg)
     if cfg.get("streamed") and o["input_path"] is None:

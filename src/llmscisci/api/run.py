@@ -86,19 +86,16 @@ class Run:
         """predictions.jsonl's records, one per call: per item (label-style runs) or per item and candidate
         order (judge runs); the last written wins."""
         from llmscisci.runs import read_jsonl
+        from llmscisci.tasks import registry
 
         path = self._folder.predictions_path
         if not path.is_file():
             return []
+        kind = registry.of_run(self.config)
         seen: dict = {}
         for i, rec in enumerate(read_jsonl(path)):
-            if self.kind == "judge":
-                key = (rec.get("doi"), rec.get("task"), tuple(rec.get("order") or ()))
-            elif "labels" in rec:
-                key = (rec.get("doi"), rec.get("task"))
-            else:
-                key = i
-            seen[key] = rec
+            key = kind.record_key(rec)
+            seen[i if key is None else key] = rec
         return list(seen.values())
 
     @property

@@ -93,7 +93,9 @@ def run_placebo(run: RunFolder, backend: Backend, n: int, seed: int | None = Non
     placebo.jsonl (replacing an earlier check's) and recompute metrics.json. Returns the metrics."""
     check_placebo(n)
     cfg = run.config
-    if "codebook" not in cfg or cfg.get("kind", "label") != "label":
+    from llmscisci.tasks import registry
+
+    if not registry.holds_llm_labels(cfg):
         raise UserError(f"{run.path}: --placebo needs a labelling run (kind {cfg.get('kind')!r})")
     codebook = Codebook(**cfg["codebook"])
     variant = cfg.get("variant", "guidelines")

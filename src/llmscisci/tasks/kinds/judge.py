@@ -156,6 +156,9 @@ class Judge(TaskKind):
         return {"valid_rate": metrics.get("valid_rate"),
                 "exact_agreement": s.get("value") if isinstance(s, dict) else s}
 
+    def record_key(self, record):
+        return record.get("doi"), record.get("task"), tuple(record.get("order") or ())
+
     def reevaluate(self, run_dir, reparse=False, skip_bad=False):
         from llmscisci.tasks.judge import reevaluate_judge
         from llmscisci.tasks.registry import check_predictions
