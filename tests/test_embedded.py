@@ -53,7 +53,7 @@ def test_conversion_into_temporary_folder_and_short_answer(tmp_path):
     import torch
 
     from llmscisci.backends.local import LocalBackend
-    from llmscisci.backends.models import LoadedModel, resolve_model
+    from llmscisci.backends.models import LoadedModel, resolve_local_model
 
     dest = embedded.convert(tmp_path / "smollm2-135m")
     names = {p.name for p in dest.iterdir()}
@@ -69,7 +69,7 @@ def test_conversion_into_temporary_folder_and_short_answer(tmp_path):
     model = AutoModelForCausalLM.from_pretrained(dest, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(dest)
     assert model.model.embed_tokens.weight.data_ptr() == model.lm_head.weight.data_ptr()
-    lm = LoadedModel(model.eval(), tok, resolve_model(str(dest)), "cpu", "float32", "tokenizer")
+    lm = LoadedModel(model.eval(), tok, resolve_local_model(str(dest)), "cpu", "float32", "tokenizer")
     be = LocalBackend("smollm2-135m", BackendOptions(device="cpu"), loaded=lm)
     msgs = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
     gen = be.generate([msgs], GenParams(max_new_tokens=8))[0]

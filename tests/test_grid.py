@@ -159,15 +159,15 @@ def test_bad_models_are_caught_before_anything_runs(tmp_path, data_dir):
 def test_example_configs_parse_and_expand(data_dir):
     study = G.load_grid(REPO / "configs" / "grid_study1.toml")
     g = G.expand(study)
-    llms = [m for m in study.models if G.model_kind(m.name) != "baseline"]
+    llms = [m for m in study.models if not registry.resolve_model(m.name).is_baseline]
     assert len(llms) == 13  # the seed's catalogue: 8 local, 5 API
-    assert sum(G.model_kind(m.name) == "api" for m in llms) == 5
+    assert sum(registry.resolve_model(m.name).is_api for m in llms) == 5
     assert "r1-distill-llama-8b" in [m.name for m in llms]
     assert sum(c.kind == "label" for c in g.cells) == 13 * 3 * 2
     assert sum(c.kind == "judge" for c in g.cells) == 13 * 3 * 2
     G.check_models(study)  # every name resolves (catalogue names, API aliases) without loading a model
     emb = G.load_grid(REPO / "configs" / "grid_embedded.toml")
-    assert [m.name for m in emb.models if G.model_kind(m.name) != "baseline"] == ["smollm2-135m"]
+    assert [m.name for m in emb.models if not registry.resolve_model(m.name).is_baseline] == ["smollm2-135m"]
     ge = G.expand(emb)
     assert {c.kind for c in ge.cells} >= {"label", "judge"}
 

@@ -107,3 +107,37 @@ def test_score_refuses_to_overwrite_its_input_and_unknown_rewards(tmp_path, caps
     assert code == 2 and "unknown reward 'nope'" in err
     code, _, err = run(["grpo", "score", tmp_path / "missing.jsonl", "--out", tmp_path / "o.jsonl"], capsys, monkeypatch)
     assert code == 2 and "no such file" in err
+
+
+@pytest.fixture()
+def own_reward(monkeypatch):
+    """A reward defined outside the package, registered with the decorator (the registry restored after)."""
+    from llmscisci.rewards import registry
+
+    monkeypatch.setattr(registry, "REWARDS", dict(registry.REWARDS))
+
+    @registry.reward("first_label", "1 if the reference's first label is predicted, else 0", needs_labels=True,
+                     defaults={"pay": 1.0}, bounds=lambda p: (0.0, p["pay"]))
+    def first_label(completion: str, row: registry.RewardRow) -> float:
+        vec = registry.core.parse_onehot(registry.core.label_text(completion), row.n_labels)
+        return row.params["pay"] if vec is not None and vec[0] == row.truth[0] == 1 else 0.0
+
+    return first_label
+
+
+def test_a_reward_registered_by_the_decorator_is_used_by_name(tmp_path, capsys, monkeypatch, own_reward):
+    from llmscisci.rewards.registry import REWARDS, build_mix, reward_table
+
+    assert own_reward.__name__ == "first_label"  # the decorator hands the function back
+    assert REWARDS["first_label"].needs_labels and reward_table()[-1]["name"] == "first_label"
+    mix = build_mix({"rewards": {"first_label": {"weight": 2.0, "pay": 0.5}}})
+    assert mix.bounds() == (0.0, 1.0)
+    assert mix.score(["<label>[1, 0]</label>", "<label>[0, 1]</label>", "x"],
+                     labels=[[1, 0], [1, 0], None])["first_label"] == [0.5, 0.0, None]
+    src, dest = tmp_path / "in.jsonl", tmp_path / "o.jsonl"
+    src.write_text('{"completion": "<think>a</think><label>[1, 0]</label>", "truth": [1, 0]}\n'
+                   '{"completion": "<think>a</think><label>[0, 1]</label>", "truth": [1, 0]}\n', encoding="utf-8")
+    code, _, err = run(["grpo", "score", src, "--rewards", "format:1,first_label:3", "--out", dest], capsys,
+                         monkeypatch)
+    assert code == 0, err
+    assert [(r["first_label"], r["total"]) for r in rows_of(dest)] == [(1.0, 4.0), (0.0, 1.0)]

@@ -18,7 +18,7 @@ from llmscisci.backends.models import (
     load,
     resolve_device,
     resolve_dtype,
-    resolve_model,
+    resolve_local_model,
 )
 from llmscisci.backends.registry import load_backend
 from llmscisci.errors import UserError
@@ -91,7 +91,7 @@ def test_catalogue_names_map_to_hub_ids_and_templates():
         "r1-distill-llama-8b": ("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", None),
     }
     for name, (hub_id, template) in expect.items():
-        r = resolve_model(name)
+        r = resolve_local_model(name)
         assert (r.path_or_id, r.kind, r.chat_template, r.adapter) == (hub_id, "catalogue", template, None)
     assert set(expect) | {"smollm2-135m"} == set(CATALOGUE)
 
@@ -125,21 +125,21 @@ def test_llama3_tokenizers_pad_with_their_reserved_pad_token(tiny_model_dir, tmp
 
 def test_embedded_default_resolves_to_cache_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMSCISCI_MODEL_CACHE", str(tmp_path))
-    r = resolve_model("smollm2-135m")
+    r = resolve_local_model("smollm2-135m")
     assert r.kind == "embedded" and r.path_or_id == str(tmp_path / "smollm2-135m")
-    assert resolve_model("SmolLM2-135M").kind == "embedded"
+    assert resolve_local_model("SmolLM2-135M").kind == "embedded"
 
 
 def test_local_folder_hub_id_and_errors(tiny_model_dir, tmp_path):
-    r = resolve_model(str(tiny_model_dir))
+    r = resolve_local_model(str(tiny_model_dir))
     assert r.kind == "local" and r.path_or_id == str(tiny_model_dir.resolve()) and r.adapter is None
-    assert resolve_model("someorg/some-model").kind == "hub"
+    assert resolve_local_model("someorg/some-model").kind == "hub"
     with pytest.raises(UserError, match="unknown model"):
-        resolve_model("no-such-model")
+        resolve_local_model("no-such-model")
     with pytest.raises(UserError, match="does not exist"):
-        resolve_model(str(tmp_path / "missing" / "folder"))
+        resolve_local_model(str(tmp_path / "missing" / "folder"))
     with pytest.raises(UserError, match="not a model folder"):
-        resolve_model(str(tmp_path))
+        resolve_local_model(str(tmp_path))
 
 
 def test_hub_model_offline_is_one_line_user_error(monkeypatch):
@@ -169,7 +169,7 @@ def _make_adapter(tiny_model_dir, folder, base_name=None):
 def test_adapter_folder_loads_base_and_applies_adapter(tiny_model_dir, tmp_path):
     folder = tmp_path / "adapter"
     peft_model = _make_adapter(tiny_model_dir, folder, base_name=str(tiny_model_dir))
-    r = resolve_model(str(folder))
+    r = resolve_local_model(str(folder))
     assert r.kind == "local" and r.path_or_id == str(tiny_model_dir.resolve())
     assert r.adapter == str(folder.resolve())
 
@@ -195,11 +195,11 @@ def test_adapter_with_short_name_base_resolves_through_registry(tiny_model_dir, 
     monkeypatch.setenv("LLMSCISCI_MODEL_CACHE", str(tmp_path / "models"))
     folder = tmp_path / "adapter"
     _make_adapter(tiny_model_dir, folder, base_name="smollm2-135m")
-    r = resolve_model(str(folder))
+    r = resolve_local_model(str(folder))
     assert r.kind == "embedded" and r.adapter == str(folder.resolve())
     # a converted embedded folder from another machine's cache also maps to the embedded model
     _make_adapter(tiny_model_dir, folder, base_name="/elsewhere/.cache/llmscisci/models/smollm2-135m")
-    assert resolve_model(str(folder)).kind == "embedded"
+    assert resolve_local_model(str(folder)).kind == "embedded"
 
 
 def test_device_and_dtype_resolution():
@@ -349,9 +349,9 @@ def test_context_check_records_error_without_generating(tiny_model_dir):
 
     tok = build_tiny_tokenizer()
     model = build_tiny_model(tok, max_positions=96)
-    from llmscisci.backends.models import LoadedModel, resolve_model
+    from llmscisci.backends.models import LoadedModel, resolve_local_model
 
-    lm = LoadedModel(model, tok, resolve_model(str(tiny_model_dir)), "cpu", "float32", "tokenizer")
+    lm = LoadedModel(model, tok, resolve_local_model(str(tiny_model_dir)), "cpu", "float32", "tokenizer")
     be = LocalBackend("tiny", BackendOptions(device="cpu"), loaded=lm)
     assert be.context_length == 96
     long = [{"role": "user", "content": "The code was available. " * 40}]

@@ -422,3 +422,24 @@ def test_report_says_whether_labels_depend_on_the_text(tmp_path):
     few = [c for c, s in support.items() if s < 5]
     flagged = [b.text for b in per if getattr(b, "kind", "") == "warn" and "fewer than 5" in b.text]
     assert bool(flagged) == bool(few) and all(f"{c} ({support[c]})" in flagged[0] for c in few)
+
+
+def test_the_results_say_what_each_run_kind_declares(tmp_path):
+    """A sentence comes from the run kinds shown (TaskKind.report_note, through the task registry): the
+    baseline kind's, once, only when a baseline run is in the report."""
+    from llmscisci.tasks import registry
+
+    registry.kinds()
+    note = registry.get("baseline").report_note
+    for name, kind in (("llm", "label"), ("clf", "baseline"), ("clf2", "baseline")):
+        write_label_run(tmp_path / name, task="easy", model=name, variant="icl", noise=0.2, invalid=0.1, seed=5)
+        cfg = json.loads((tmp_path / name / "config.json").read_text())
+        (tmp_path / name / "config.json").write_text(json.dumps({**cfg, "kind": kind}))
+
+    def results_text(root):
+        rep = build_report(collect(root), n_boot=200)
+        res = next(s for s in rep.sections if s.title == "Results")
+        return [b.text for b in res.blocks if hasattr(b, "text")]
+
+    assert results_text(tmp_path).count(note) == 1
+    assert note not in results_text(tmp_path / "llm")

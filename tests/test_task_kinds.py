@@ -5,7 +5,9 @@ The built-in kinds are reached only through the registry."""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +151,62 @@ def test_a_kind_declared_as_other_is_reported_flat(tmp_path, toy_kind, monkeypat
     run.write_metrics({"score": 1.0})
     col = collect.collect(tmp_path)
     assert [r.name for r in col.other_runs] == ["r"] and col.label_runs == []
+
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "llmscisci"
+# the registry's own table, and the model-name reader's kinds (api | local | baseline)
+NAMING = {SRC / "tasks" / "registry.py", SRC / "backends" / "registry.py"}
+
+
+def kind_switches(root: Path = SRC) -> list[str]:
+    """Lines that compare a task kind's name (or a model kind) with a literal, outside the registries."""
+    lit = "['\"](?:" + "|".join(map(re.escape, registry.KINDS)) + ")['\"]"
+    pat = re.compile(rf"kind\b[^\n]*?(?:==|!=|\bin\b)\s*[\(\[{{]?\s*{lit}|{lit}\s*(?:==|!=)[^\n]*kind\b"
+                     rf"|startswith\(\(?\s*['\"]baseline")
+    return [f"{p.relative_to(root)}:{i}: {line.strip()}" for p in sorted(root.rglob("*.py")) if p not in NAMING
+            for i, line in enumerate(p.read_text("utf-8").splitlines(), 1) if pat.search(line)]
+
+
+def test_no_code_switches_on_a_kind_name(tmp_path):
+    """Code asks the task kind (its attributes and methods, through the registry) and reads model names
+    with backends.registry.resolve_model; a comparison with a kind's name must not come back."""
+    assert kind_switches() == []
+    bad = tmp_path / "bad.py"  # the check finds what it is for
+    bad.write_text('if cfg.get("kind", "label") != "label":\n    pass\nok = model_kind(m) == "baseline"\n'
+                   'b = name.startswith("baseline:")\nx = col == "label"\n', encoding="utf-8")
+    assert [ln.split(":")[1] for ln in kind_switches(tmp_path)] == ["1", "3", "4"]
+
+
+def test_what_code_asks_a_kind_instead():
+    label, baseline = registry.get("label"), registry.get("baseline")
+    assert baseline.model_of({"kind": "baseline", "method": "tfidf"}) == "baseline:tfidf"
+    assert label.model_of({"model": "openai:x"}) == "openai:x"
+    rec = {"doi": "d", "task": "easy", "labels": [1], "order": ["a", "b"]}
+    from llmscisci.records import record_type
+
+    assert record_type("label").read(rec).key == ("d", "easy")
+    assert record_type("judge").read(rec).key == ("d", "easy", ("a", "b"))
+    assert registry.holds_llm_labels({"codebook": {}}) and registry.holds_llm_labels({"kind": "label", "codebook": {}})
+    assert not registry.holds_llm_labels({"kind": "baseline", "codebook": {}})  # no language model
+    assert not registry.holds_llm_labels({"kind": "label"}) and not registry.holds_llm_labels({"kind": "nope"})
+    assert registry.declares({"kind": "judge"}, "judge") and registry.declares({}, "label")
+    assert not registry.declares({"kind": "nope"}, "label")
+    registry.kinds()
+    assert collect.KIND_NOTES["baseline"] == baseline.report_note and "label" not in collect.KIND_NOTES
+
+
+def test_a_kind_registers_with_the_decorator(monkeypatch):
+    from llmscisci.tasks.base import TaskKind
+
+    monkeypatch.setattr(registry, "KINDS", dict(registry.KINDS))
+    monkeypatch.setattr(registry, "_loaded", dict(registry._loaded))
+    monkeypatch.setattr(collect, "LABEL_KINDS", set(collect.LABEL_KINDS))
+    monkeypatch.setattr(collect, "KIND_NOTES", dict(collect.KIND_NOTES))
+
+    @registry.register("noted")
+    class Noted(TaskKind):
+        name = "noted"
+        report_note = "Noted runs are made up."
+
+    assert registry.get("noted").__class__ is Noted and registry.KINDS["noted"].endswith(":" + Noted.__qualname__)
+    assert collect.KIND_NOTES["noted"] == "Noted runs are made up."

@@ -36,9 +36,10 @@ class Judged:
 def resumed(resume: Path, data_dir) -> dict:
     """The options a judge run folder was made with (its config.json); `data_dir` kept when given."""
     from llmscisci.runs import RunFolder
+    from llmscisci.tasks import registry
 
     cfg = RunFolder(resume).config
-    if cfg.get("kind") != "judge":
+    if not registry.declares(cfg, "judge"):
         raise UserError(f"--resume {resume}: not a judge run folder")
     source_book = cfg["codebook"].get("source", "builtin")
     p = cfg["params"]

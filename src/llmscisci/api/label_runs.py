@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from llmscisci.backends.registry import resolve_model
 from llmscisci.errors import UserError
-from llmscisci.tasks.label_plan import BASELINE_PREFIX
 
 SPLITS = ("all", "train", "test")
 # options a resumed run takes from its config.json: giving another value is an error, never ignored
@@ -116,8 +116,10 @@ def _resumed(o: dict, given: dict) -> None:
     from llmscisci.tasks.score import check_score_options
 
     resume = o["resume"]
+    from llmscisci.tasks import registry
+
     cfg = RunFolder(resume).config
-    if cfg.get("kind", "label") != "label" or "codebook" not in cfg:
+    if not (registry.declares(cfg, "label") and "codebook" in cfg):
         raise UserError(f"--resume {resume}: not a labelling run (kind {cfg.get('kind')!r})")
     resume_conflicts(given, cfg)
     if cfg.get("streamed") and o["input_path"] is None:
@@ -176,7 +178,10 @@ command checks them); `given` holds the options the user gave
     books, batch = _codebooks(o["task"]), o["batch"]
     if batch is not None and batch.file is not None and len(books) > 1:
         raise UserError("--batch-file writes one run's requests: give one --task")
-    fitted = o["model"].startswith(BASELINE_PREFIX)  # a saved classifier (`baseline --save DIR`), not an LLM
+    name = resolve_model(o["model"])
+    fitted = name.is_baseline  # a saved classifier (`baseline --save DIR`), not an LLM
+    if fitted and not name.model:
+        raise UserError(f"--model {name.name}: name the saved classifier's folder (baseline:DIR)")
     if fitted and batch is not None:
         raise UserError("--batch and --batch-file are for LLMs, not a saved classifier")
     if fitted and o["shots"]:
@@ -192,10 +197,11 @@ command checks them); `given` holds the options the user gave
 
 def labeller_for(model: str, opts, codebook):
     """A saved classifier for `baseline:DIR` (checked against the codebook), else an LLM backend."""
-    if model.startswith(BASELINE_PREFIX):
+    name = resolve_model(model)
+    if name.is_baseline:
         from llmscisci.tasks.baseline_model import load_model
 
-        clf = load_model(model[len(BASELINE_PREFIX):])
+        clf = load_model(name.model)
         clf.check_codebook(codebook)
         return clf
     from llmscisci.backends.registry import load_backend
@@ -227,7 +233,7 @@ def label_study(books: list, o: dict) -> list[Labelled]:
         return [Labelled(cb.task, plan=dry_run_items(cb, select_items(items, o["split"], o["limit"]), model=model,
                                                      variant=variant, params=params, opts=opts,
                                                      paraphrase=o["paraphrase"])) for cb, items in loaded]
-    fitted = model.startswith(BASELINE_PREFIX)
+    fitted = resolve_model(model).is_baseline
     backend = None if fitted else load_run_backend(model, opts, o["batch"])
     # every task's codebook checked against the classifier before any run is written
     classifiers = [labeller_for(model, opts, cb) for cb, _ in loaded] if fitted else []
@@ -279,7 +285,7 @@ def label_corpus(codebook, o: dict) -> Labelled:
         first = next(corpus.items())
         if o["by"] not in first.meta:
             raise UserError(f"--by {o['by']!r}: no such metadata column in {path} (have: {', '.join(first.meta)})")
-    fitted = model.startswith(BASELINE_PREFIX)
+    fitted = resolve_model(model).is_baseline
     labeller = labeller_for(model, opts, codebook) if fitted and not o["dry_run"] else None
     if o["say"] is not None:
         o["say"](f"{path}: {corpus.source.describe}, {corpus.n_items:,} items, id column {corpus.id_column!r}, "

@@ -148,13 +148,12 @@ def train_prevalences(codebooks: list, names: list[str], data_dir) -> dict | Non
 
 
 def _context(mix: str, books, data_dir, tokenizer: str, n_labels: int, none_index=None):
-    from llmscisci.rewards.registry import RewardContext, parse_mix
+    from llmscisci.rewards.registry import RewardContext, counts_tokens, parse_mix
     from llmscisci.rewards.tokens import token_counter
 
     names = [name for name, _, _ in parse_mix(mix)]
     prev = train_prevalences(books, names, data_dir)
-    counts = any(n.startswith(("cot_", "conditional")) for n in names)
-    count, method = token_counter(tokenizer) if counts else (None, tokenizer)
+    count, method = token_counter(tokenizer) if counts_tokens(names) else (None, tokenizer)
     return RewardContext(n_labels=n_labels, none_index=none_index, prevalence=prev, count_tokens=count,
                          token_method=method)
 

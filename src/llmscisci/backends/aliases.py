@@ -1,4 +1,5 @@
-"""The seed's catalogue names for API models, as aliases of provider:model."""
+"""The seed's catalogue names for API models, as aliases of provider:model (read by
+`registry.resolve_model`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,3 @@ API_ALIASES: dict[str, tuple[str, str]] = {
     "gemini-2.0": ("gemini", "gemini-2.0-flash"),
     "gemini-2.0-flash": ("gemini", "gemini-2.0-flash"),
 }
-
-
-def api_alias(name: str) -> tuple[str, str] | None:
-    return API_ALIASES.get(name)

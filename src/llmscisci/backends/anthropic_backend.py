@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from llmscisci.backends.api_common import APIBackend, Reply
 from llmscisci.backends.base import GenParams, Messages
+from llmscisci.backends.registry import register_provider
 from llmscisci.backends.retry import MalformedResponse
 
 
@@ -28,6 +29,7 @@ def split_system(messages: Messages) -> tuple[str | None, list[dict]]:
     return ("\n\n".join(system) if system else None), rest
 
 
+@register_provider("anthropic")
 class AnthropicBackend(APIBackend):
     provider = "anthropic"
     key_envs = ("ANTHROPIC_API_KEY",)

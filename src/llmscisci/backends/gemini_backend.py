@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from llmscisci.backends.api_common import APIBackend, Reply
 from llmscisci.backends.base import GenParams, Messages
+from llmscisci.backends.registry import register_provider
 from llmscisci.backends.retry import MalformedResponse
 
 SAFETY_CATEGORIES = (
@@ -44,6 +45,7 @@ def to_contents(messages: Messages) -> tuple[str | None, list]:
     return ("\n\n".join(system) if system else None), contents
 
 
+@register_provider("gemini")
 class GeminiBackend(APIBackend):
     provider = "gemini"
     key_envs = ("GEMINI_API_KEY", "GOOGLE_API_KEY")

@@ -116,13 +116,13 @@ def _resolve_base(base: str, adapter_dir: Path) -> ResolvedModel:
     for cand in candidates:
         p = Path(cand).expanduser()
         if p.is_dir():
-            return resolve_model(str(p))
+            return resolve_local_model(str(p))
     if Path(base).name == embedded.NAME and _looks_like_path(base):
-        return resolve_model(embedded.NAME)
-    return resolve_model(base, _allow_adapter=False)
+        return resolve_local_model(embedded.NAME)
+    return resolve_local_model(base, _allow_adapter=False)
 
 
-def resolve_model(name: str, *, _allow_adapter: bool = True) -> ResolvedModel:
+def resolve_local_model(name: str, *, _allow_adapter: bool = True) -> ResolvedModel:
     """Resolve a model name (catalogue short name, local folder, adapter folder or hub id)."""
     raw = str(name).strip()
     if not raw:
@@ -277,7 +277,7 @@ def load(
     opts = options or BackendOptions()
     if opts.chat_template not in (None, "", "tokenizer"):
         get_template(opts.chat_template)  # an unknown name fails before anything is loaded
-    resolved = resolve_model(name)
+    resolved = resolve_local_model(name)
     device = resolve_device(opts.device)
     dtype = resolve_dtype(opts.dtype, device)
     source = resolved.path_or_id

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from llmscisci.backends import structured
 from llmscisci.backends.api_common import APIBackend, Reply, safe_url
 from llmscisci.backends.base import YES_NO, BackendOptions, GenParams, Generation, Messages, OnResult
+from llmscisci.backends.registry import register_provider
 from llmscisci.backends.retry import MalformedResponse
 from llmscisci.backends.server_pool import ServerPool, split_urls
 
@@ -63,6 +64,7 @@ def json_object_format(schema: type[BaseModel]) -> dict:
     return {"type": "json_object", "schema": _strict_schema(schema)}
 
 
+@register_provider("openai", scoring=True)
 class OpenAIBackend(APIBackend):
     provider = "openai"
     key_envs = ("OPENAI_API_KEY",)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from llmscisci.tasks.label_plan import BASELINE_PREFIX, plan_conversations  # noqa: F401 - re-exported
+from llmscisci.tasks.label_plan import plan_conversations  # noqa: F401 - re-exported
 
 
 def emit_text(result, texts: list, as_json: bool = False, json_out=None) -> None:

@@ -75,23 +75,25 @@ def _cell_tables(grid) -> list:
     """One table per model: its cells, their status, the calls left and their estimated tokens and cost."""
     from rich.table import Table
 
-    from llmscisci.tasks.grid import model_kind
+    from llmscisci.backends.registry import resolve_model
+    from llmscisci.tasks import registry
 
     tables = []
     for m in grid.spec.models:
         cells = [(i, c) for i, c in enumerate(grid.cells, start=1) if c.model == m.name]
         if not cells:
             continue
-        kind = model_kind(m.name)
-        t = Table(title=f"{m.name} ({kind})", title_justify="left")
+        # token and cost columns for a model whose cells call a language model (not a classical baseline)
+        tokens = any(registry.get(c.kind).needs_model for _, c in cells)
+        t = Table(title=f"{m.name} ({resolve_model(m.name).kind})", title_justify="left")
         t.add_column("#", justify="right", no_wrap=True)
         t.add_column("cell", overflow="fold")
         t.add_column("status", no_wrap=True)
-        for col in ("items", "calls") + (("tokens in", "out ≤", "cost") if kind != "baseline" else ()):
+        for col in ("items", "calls") + (("tokens in", "out ≤", "cost") if tokens else ()):
             t.add_column(col, justify="right", no_wrap=True)
         for i, c in cells:
             row = [str(i), _cell_name(grid, c), c.status, _num(c.n_items), _num(c.calls)]
-            if kind != "baseline":
+            if tokens:
                 row += [_num(c.tokens_in), _num(c.tokens_out), _usd(c.cost_usd)]
             t.add_row(*row)
         tables.append(t)

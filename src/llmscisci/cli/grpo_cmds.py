@@ -55,10 +55,6 @@ def _truth(raw: str | None, n: int, default: list[int]) -> list[int]:
 _fmt = partial(fmt, none="-", compact=False, thousands=False, trim=True)
 
 
-def _counts_tokens(names: list[str]) -> bool:
-    return any(n.startswith(("cot_", "conditional")) for n in names)
-
-
 @grpo_app.command("probe")
 def probe(
     rewards: Annotated[Optional[str], typer.Option("--rewards", help='Reward mix "name:weight,..." (default: the seed\'s format:1,label:1,stepwise:1).')] = None,
@@ -83,7 +79,7 @@ def probe(
     from llmscisci.errors import UserError
     from llmscisci.prompts.cot import fields
     from llmscisci.rewards.probes import score_probes
-    from llmscisci.rewards.registry import RewardContext, build_mix, parse_mix
+    from llmscisci.rewards.registry import RewardContext, build_mix, counts_tokens, parse_mix
     from llmscisci.rewards.tokens import token_counter
 
     if huge_words < 0:
@@ -94,7 +90,7 @@ def probe(
     default_truth = json.loads(fields(cb)["example"])
     vec = _truth(truth, cb.n, default_truth)
     prev = train_prevalences([cb], names, data_dir)
-    count, method = token_counter(tokenizer) if _counts_tokens(names) else (None, "whitespace")
+    count, method = token_counter(tokenizer) if counts_tokens(names) else (None, "whitespace")
     ctx = RewardContext(n_labels=cb.n, none_index=cb.none_index, prevalence=prev, count_tokens=count,
                         token_method=method)
     mix = build_mix(spec, ctx)
@@ -136,7 +132,7 @@ def score(
 
     from llmscisci.api.train import train_prevalences
     from llmscisci.errors import UserError
-    from llmscisci.rewards.registry import RewardContext, build_mix, parse_mix
+    from llmscisci.rewards.registry import REWARDS, RewardContext, build_mix, counts_tokens, parse_mix
     from llmscisci.rewards.scorefile import read_rows, score_rows, write_rows
     from llmscisci.rewards.tokens import token_counter
 
@@ -150,11 +146,11 @@ def score(
         raise UserError(f"--out {out_path}: folder {out_path.parent} does not exist")
     rows = read_rows(input_path)
     prev = None
-    if any(n == "balanced" for n in names):
+    if any(REWARDS[n].needs_prevalence for n in names):
         from llmscisci.data.codebook import load_codebook
 
         prev = train_prevalences([load_codebook(t.strip()) for t in task.split(",") if t.strip()], names, data_dir)
-    count, method = token_counter(tokenizer) if _counts_tokens(names) else (None, "words")
+    count, method = token_counter(tokenizer) if counts_tokens(names) else (None, "words")
     if method == "whitespace":
         method = "words"
     mix = build_mix(spec, RewardContext(n_labels=len(rows[0]["truth"]), prevalence=prev, count_tokens=count,

@@ -138,8 +138,10 @@ def check_eval_placebo(run_dir: Path, placebo: int) -> None:
     from llmscisci.tasks.placebo import check_placebo, check_placebo_options
 
     check_placebo(placebo)
+    from llmscisci.tasks import registry
+
     cfg = RunFolder(run_dir).config
-    if cfg.get("kind", "label") != "label" or "codebook" not in cfg:
+    if not registry.holds_llm_labels(cfg):
         raise UserError(f"{run_dir}: --placebo needs a labelling run (kind {cfg.get('kind')!r})")
     check_placebo_options(placebo, str(cfg.get("model", "")), None)
 

@@ -17,7 +17,7 @@ from itertools import combinations
 from llmscisci.console import DASH, console, fmt, fmt_p, pct
 from llmscisci import runs
 from llmscisci.metrics import stats as S
-from llmscisci.report import plots
+from llmscisci.report import collect, plots
 from llmscisci.report.collect import Collection, JsonTable, OtherRun, TrainRun
 from llmscisci.report.diagnostics import macro_table, text_dependence_section
 from llmscisci.report.distribution import distribution_section
@@ -188,9 +188,10 @@ def _results(col: Collection, stats: list[RunStats], figs: _Figures, level: floa
                  "the others: higher is better. DOIs: reports resampled by the bootstrap. Macro F1 scores a "
                  "label with no true and no predicted positives as 0 (scikit-learn's zero_division=0, as in "
                  "metrics.json), so it drops in a split or resample that lacks a rare label."))
-    if any(s.run.config.get("kind") == "baseline" for s in stats):
-        sec.add(Text("Classical baselines (baseline:…): on all items, out-of-fold predictions of grouped "
-                     "cross-validation over DOIs; on the test split, the fit on the canonical train split."))
+    kinds = dict.fromkeys(str(s.run.config.get("kind") or "label") for s in stats)
+    for note in dict.fromkeys(collect.KIND_NOTES.get(k, "") for k in kinds):
+        if note:  # what each run kind shown says of its runs (declared by the task registry)
+            sec.add(Text(note))
     cols, cells = _cell_cols(stats)
     heads = [S.HEADLINE[m]["title"] for m in S.HEADLINE]
     for task, group in _by_task(stats).items():

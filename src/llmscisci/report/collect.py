@@ -33,11 +33,18 @@ PARAPHRASE_KEYS = ("paraphrase", "paraphrase_id", "paraphrase_index")
 # here (tasks/registry.py), so this layer needs no import of the tasks. A folder without a kind is an old
 # labelling run; any other declared kind is shown flat from its metrics.json.
 LABEL_KINDS = {"label", "baseline"}
+# run kind -> a sentence the report's results add when they show runs of that kind (declared likewise)
+KIND_NOTES: dict[str, str] = {}
 
 
-def declare_kind(name: str, *, label_like: bool) -> None:
-    """How a run kind's folders are read: as labelling runs or as other runs."""
+def declare_kind(name: str, *, label_like: bool, note: str = "") -> None:
+    """How a run kind's folders are read: as labelling runs or as other runs; `note`: what the report
+    says of them."""
     (LABEL_KINDS.add if label_like else LABEL_KINDS.discard)(name)
+    if note:
+        KIND_NOTES[name] = note
+    else:
+        KIND_NOTES.pop(name, None)
 SKIP_DIRS = {"__pycache__", ".git", ".venv", "node_modules"}
 MAX_DEPTH = 8
 

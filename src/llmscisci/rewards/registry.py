@@ -61,9 +61,60 @@ class RewardSpec:
     defaults: dict = field(default_factory=dict)
     needs_labels: bool = False
     needs_prevalence: bool = False
+    counts_tokens: bool = False  # reads RewardContext.count_tokens (the policy's tokenizer)
 
 
-def _rows(fn: Callable[[str, int, tuple | None, object], float], ctx: RewardContext, needs_truth: bool) -> BatchFn:
+@dataclass(slots=True)
+class RewardRow:
+    """What a reward knows of one completion's row besides its text: the label vector's length, the
+    reference labels (None without a `labels` column), the row's group (its `task`), the reward's
+    parameters (its defaults, overridden by the mix) and the RewardContext."""
+
+    n_labels: int
+    truth: tuple | None
+    group: object
+    params: dict
+    context: RewardContext
+
+
+# name -> reward, in the order `llmscisci grpo probe` and the docs list them
+REWARDS: dict[str, RewardSpec] = {}
+
+
+def register_reward(spec: RewardSpec) -> RewardSpec:
+    """Add (or replace) a reward by its name."""
+    REWARDS[spec.name] = spec
+    return spec
+
+
+def reward(name: str, description: str, *,
+           bounds: tuple[float, float] | Callable[[dict], tuple[float, float]] = (0.0, 1.0),
+           defaults: dict | None = None, needs_labels: bool = False, needs_prevalence: bool = False,
+           counts_tokens: bool = False, batch: bool = False):
+    """Register a reward under `name` (a decorator; the function is returned unchanged), so that a mix
+    names it (`build_mix("format:1,mine:0.5")`, `llmscisci grpo score --rewards`)::
+
+        @reward("short", "1 if the completion has at most 50 words", bounds=(0.0, 1.0))
+        def short(completion: str, row: RewardRow) -> float:
+            return float(len(completion.split()) <= 50)
+
+    The function scores one completion; with `needs_labels` a row without labels gets None (TRL adds
+    nothing for it). `bounds`: (low, high), or a function of the parameters; `defaults`: the parameters
+    a mix may set; `counts_tokens`: it counts tokens with `row.context.count_tokens` (the policy's
+    tokenizer is then loaded). With `batch=True` the function instead makes the batch function of a whole mix
+    step: `fn(context, params) -> BatchFn`."""
+
+    def add(fn):
+        make = fn if batch else (lambda ctx, p: _rows(fn, ctx, p, needs_labels))
+        bound = bounds if callable(bounds) else _fixed(*bounds)
+        register_reward(RewardSpec(name, description, make, bound, dict(defaults or {}), needs_labels,
+                                   needs_prevalence, counts_tokens))
+        return fn
+
+    return add
+
+
+def _rows(fn: Callable[[str, RewardRow], float], ctx: RewardContext, params: dict, needs_truth: bool) -> BatchFn:
     default_n = ctx.n_labels
 
     def batch(texts, truths, groups, lengths=None):
@@ -74,7 +125,8 @@ def _rows(fn: Callable[[str, int, tuple | None, object], float], ctx: RewardCont
                 out.append(None)
                 continue
             n = (lengths[i] if lengths is not None else None) or default_n
-            out.append(float(fn(text, n, truth, groups[i] if groups is not None else None)))
+            row = RewardRow(n, truth, groups[i] if groups is not None else None, params, ctx)
+            out.append(float(fn(text, row)))
         return out
 
     return batch
@@ -106,11 +158,99 @@ def _prevalence_for(ctx: RewardContext, group) -> Sequence[float]:
     return prev
 
 
-def _make_balanced(ctx: RewardContext, p: dict) -> BatchFn:
-    return _rows(lambda c, n, t, g: core.balanced_reward(c, t, _prevalence_for(ctx, g)), ctx, True)
+LENGTH_DEFAULTS = {"cap": 256, "target": 128}
 
 
-def _make_group_f1(ctx: RewardContext, p: dict) -> BatchFn:
+# --- the built-in rewards (definitions in core) -------------------------------------------------------
+@reward("format", "1 if the completion matches <think>...</think> <label>...</label> (seed regex)")
+def _format(c: str, row: RewardRow) -> float:
+    return core.format_reward(c)
+
+
+@reward("label", "0.5 if the format matches and the label text is a valid one-hot (seed)", bounds=(0.0, 0.5))
+def _label(c: str, row: RewardRow) -> float:
+    return core.label_reward(c, row.n_labels)
+
+
+@reward("label_strict", "0.5 if the format matches and the label passes the project's validator "
+        "(exclusive none, no repair)", bounds=(0.0, 0.5))
+def _label_strict(c: str, row: RewardRow) -> float:
+    return core.label_strict_reward(c, row.n_labels, row.context.none_index)
+
+
+@reward("stepwise", "0.125 non-empty + 0.125 only 0/1 + 0.125 [..] + 0.625 valid one-hot; 0 without the format (seed)")
+def _stepwise(c: str, row: RewardRow) -> float:
+    return core.stepwise_reward(c, row.n_labels)
+
+
+@reward("stepwise_strict", "stepwise, with strict validity for the last step")
+def _stepwise_strict(c: str, row: RewardRow) -> float:
+    return core.stepwise_strict_reward(c, row.n_labels, row.context.none_index)
+
+
+@reward("hamming", "1 - Hamming loss against the labels column if the format matches and the label is valid, "
+        "else 0 (seed; the seed raises without the format)", needs_labels=True)
+def _hamming(c: str, row: RewardRow) -> float:
+    return core.hamming_reward(c, row.truth)
+
+
+@reward("hamming_strict", "hamming, with strict validity", needs_labels=True)
+def _hamming_strict(c: str, row: RewardRow) -> float:
+    return core.hamming_strict_reward(c, row.truth, row.context.none_index)
+
+
+def _cot_length(c: str, row: RewardRow) -> float:
+    p = row.params
+    return core.cot_length_reward(c, row.context.count_tokens, p["mode"], p["cap"], p["target"])
+
+
+def _conditional(c: str, row: RewardRow) -> float:
+    p = row.params
+    return core.conditional_reward(c, row.n_labels, row.context.count_tokens, p["alpha"], p["tau"], p["mode"],
+                                   p["cap"], p["target"])
+
+
+for _name, _mode, _what in [
+    ("cot_length", "raw", "think tokens under the policy tokenizer, 0 without the format (seed; unbounded)"),
+    ("cot_length_capped", "capped", "min(think tokens, cap)"),
+    ("cot_length_norm", "norm", "min(think tokens / target, 1)"),
+    ("cot_length_target", "target", "max(0, 1 - |think tokens - target| / target)"),
+]:
+    reward(_name, _what, bounds=_length_bounds, defaults={"mode": _mode, **LENGTH_DEFAULTS},
+           counts_tokens=True)(_cot_length)
+for _name, _mode, _alpha, _what in [
+    ("conditional", "raw", core.SEED_ALPHA, ("stepwise + alpha * think tokens when stepwise >= tau, 0 without the "
+                                             "format (seed: alpha 0.1, tau 1; unbounded)")),
+    ("conditional_norm", "norm", 0.25, ("stepwise + alpha * min(think tokens / target, 1) when stepwise >= tau "
+                                        "(bounded)")),
+]:
+    reward(_name, _what, bounds=_conditional_bounds, counts_tokens=True,
+           defaults={"alpha": _alpha, "tau": core.SEED_TAU, "mode": _mode, **LENGTH_DEFAULTS})(_conditional)
+del _name, _mode, _alpha, _what
+
+
+@reward("balanced", "per-label credit weighted by inverse train prevalence of the true class, "
+        "0 if invalid or unformatted", needs_labels=True, needs_prevalence=True)
+def _balanced(c: str, row: RewardRow) -> float:
+    return core.balanced_reward(c, row.truth, _prevalence_for(row.context, row.group))
+
+
+@reward("f1_micro", "2|P∩T|/(|P|+|T|) of this completion, 0 if invalid or unformatted", needs_labels=True)
+def _f1_micro(c: str, row: RewardRow) -> float:
+    return core.f1_reward(c, row.truth, "micro")
+
+
+@reward("f1_macro", "mean per-label F1 over labels either side sets (|P∩T|/|P∪T|), 0 if invalid or "
+        "unformatted", needs_labels=True)
+def _f1_macro(c: str, row: RewardRow) -> float:
+    return core.f1_reward(c, row.truth, "macro")
+
+
+@reward("group_f1", "leave-one-out share of the batch's macro-F1 (per task), scaled by batch size, "
+        "clipped to [-1, 1]; invalid or unformatted labels get `invalid`",
+        bounds=lambda p: (min(-1.0, p["invalid"]), max(1.0, p["invalid"])), defaults={"invalid": -1.0},
+        needs_labels=True, batch=True)
+def _group_f1(ctx: RewardContext, p: dict) -> BatchFn:
     def batch(texts, truths, groups, lengths=None):
         out: list[float | None] = [None] * len(texts)
         idx = [i for i, t in enumerate(truths or []) if t is not None]
@@ -124,75 +264,6 @@ def _make_group_f1(ctx: RewardContext, p: dict) -> BatchFn:
         return out
 
     return batch
-
-
-LENGTH_DEFAULTS = {"cap": 256, "target": 128}
-
-
-def _length_spec(name: str, mode: str, what: str) -> RewardSpec:
-    return RewardSpec(
-        name, what,
-        lambda ctx, p: _rows(lambda c, n, t, g: core.cot_length_reward(c, ctx.count_tokens, p["mode"], p["cap"],
-                                                                      p["target"]), ctx, False),
-        _length_bounds, {"mode": mode, **LENGTH_DEFAULTS},
-    )
-
-
-def _conditional_spec(name: str, mode: str, alpha: float, what: str) -> RewardSpec:
-    return RewardSpec(
-        name, what,
-        lambda ctx, p: _rows(lambda c, n, t, g: core.conditional_reward(c, n, ctx.count_tokens, p["alpha"], p["tau"],
-                                                                       p["mode"], p["cap"], p["target"]), ctx, False),
-        _conditional_bounds, {"alpha": alpha, "tau": core.SEED_TAU, "mode": mode, **LENGTH_DEFAULTS},
-    )
-
-
-REWARDS: dict[str, RewardSpec] = {s.name: s for s in [
-    RewardSpec("format", "1 if the completion matches <think>...</think> <label>...</label> (seed regex)",
-               lambda ctx, p: _rows(lambda c, n, t, g: core.format_reward(c), ctx, False), _fixed(0.0, 1.0)),
-    RewardSpec("label", "0.5 if the format matches and the label text is a valid one-hot (seed)",
-               lambda ctx, p: _rows(lambda c, n, t, g: core.label_reward(c, n), ctx, False), _fixed(0.0, 0.5)),
-    RewardSpec("label_strict", "0.5 if the format matches and the label passes the project's validator "
-               "(exclusive none, no repair)",
-               lambda ctx, p: _rows(lambda c, n, t, g: core.label_strict_reward(c, n, ctx.none_index), ctx, False),
-               _fixed(0.0, 0.5)),
-    RewardSpec("stepwise", "0.125 non-empty + 0.125 only 0/1 + 0.125 [..] + 0.625 valid one-hot; 0 without the format (seed)",
-               lambda ctx, p: _rows(lambda c, n, t, g: core.stepwise_reward(c, n), ctx, False), _fixed(0.0, 1.0)),
-    RewardSpec("stepwise_strict", "stepwise, with strict validity for the last step",
-               lambda ctx, p: _rows(lambda c, n, t, g: core.stepwise_strict_reward(c, n, ctx.none_index), ctx,
-                                    False), _fixed(0.0, 1.0)),
-    RewardSpec("hamming", "1 - Hamming loss against the labels column if the format matches and the label is valid, "
-               "else 0 (seed; the seed raises without the format)",
-               lambda ctx, p: _rows(lambda c, n, t, g: core.hamming_reward(c, t), ctx, True), _fixed(0.0, 1.0),
-               needs_labels=True),
-    RewardSpec("hamming_strict", "hamming, with strict validity",
-               lambda ctx, p: _rows(lambda c, n, t, g: core.hamming_strict_reward(c, t, ctx.none_index), ctx, True),
-               _fixed(0.0, 1.0), needs_labels=True),
-    _length_spec("cot_length", "raw", "think tokens under the policy tokenizer, 0 without the format "
-                 "(seed; unbounded)"),
-    _length_spec("cot_length_capped", "capped", "min(think tokens, cap)"),
-    _length_spec("cot_length_norm", "norm", "min(think tokens / target, 1)"),
-    _length_spec("cot_length_target", "target", "max(0, 1 - |think tokens - target| / target)"),
-    _conditional_spec("conditional", "raw", core.SEED_ALPHA,
-                      "stepwise + alpha * think tokens when stepwise >= tau, 0 without the format "
-                      "(seed: alpha 0.1, tau 1; unbounded)"),
-    _conditional_spec("conditional_norm", "norm", 0.25,
-                      "stepwise + alpha * min(think tokens / target, 1) when stepwise >= tau (bounded)"),
-    RewardSpec("balanced", "per-label credit weighted by inverse train prevalence of the true class, "
-               "0 if invalid or unformatted",
-               _make_balanced, _fixed(0.0, 1.0), needs_labels=True, needs_prevalence=True),
-    RewardSpec("f1_micro", "2|P∩T|/(|P|+|T|) of this completion, 0 if invalid or unformatted",
-               lambda ctx, p: _rows(lambda c, n, t, g: core.f1_reward(c, t, "micro"), ctx, True), _fixed(0.0, 1.0),
-               needs_labels=True),
-    RewardSpec("f1_macro", "mean per-label F1 over labels either side sets (|P∩T|/|P∪T|), "
-               "0 if invalid or unformatted",
-               lambda ctx, p: _rows(lambda c, n, t, g: core.f1_reward(c, t, "macro"), ctx, True), _fixed(0.0, 1.0),
-               needs_labels=True),
-    RewardSpec("group_f1", "leave-one-out share of the batch's macro-F1 (per task), scaled by batch size, "
-               "clipped to [-1, 1]; invalid or unformatted labels get `invalid`",
-               _make_group_f1, lambda p: (min(-1.0, p["invalid"]), max(1.0, p["invalid"])), {"invalid": -1.0},
-               needs_labels=True),
-]}
 
 
 @dataclass
@@ -261,6 +332,11 @@ class RewardMix:
         lo, hi = self.bounds()
         return {"terms": [t.describe() for t in self.terms], "total_bounds": [_num(lo), _num(hi)],
                 "token_count": self.context.token_method, "none_index": self.context.none_index}
+
+
+def counts_tokens(names: Sequence[str]) -> bool:
+    """Whether a reward of the mix (`names`) counts tokens (the caller then loads a tokenizer)."""
+    return any(REWARDS[n].counts_tokens for n in names)
 
 
 # --- parsing ---------------------------------------------------------------------------------------

@@ -33,9 +33,9 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     from llmscisci.backends import embedded
-    from llmscisci.backends.models import resolve_model
+    from llmscisci.backends.models import resolve_local_model
 
-    resolved = resolve_model(name)
+    resolved = resolve_local_model(name)
     source = resolved.path_or_id
     if resolved.kind == "embedded":
         source = str(embedded.ensure_embedded())

@@ -7,11 +7,16 @@ kind only through the registry, so a new kind is one module plus one registry li
 * class attributes: `name` (config.json's "kind", the grid's cell kind), `prompts` (its prompt module
   under llmscisci.prompts, for its variants), `grid_task` (named in a grid's `tasks`, like extract and
   judge, or run once per codebook, like label), `needs_model`, `label_like` (how `report` reads its
-  folders), `stage` (a later stage runs after the cells it may read);
+  folders), `report_note` (what the report says of its runs), `stage` (a later stage runs after the
+  cells it may read);
 * the grid: `grid_cells` or `codebook_cells` (expansion), `plan` (hash, what the output folder holds,
   calls left and their estimate), `run` (run or resume one cell with a loaded backend), `finish`
   (score a folder that holds every answer, without a model), `headline` (a finished cell in one line);
-* an existing run folder: `reevaluate` (`llmscisci eval`).
+* an existing run folder: `reevaluate` (`llmscisci eval`), `model_of` (the model its config names).
+  Which predictions.jsonl records answer the same call is the record's own `key` (records.py).
+
+Nothing outside the registry compares a kind's name with a literal: code asks the kind (these
+attributes and methods) instead, so a new kind needs no edit elsewhere.
 
 Each runner has a typed spec (`LabelSpec`, `JudgeSpec`, `ExtractSpec`, `BaselineSpec`) with `core(...)`,
 the fields that define the experiment (their stable hash names the run folder and finds it again to
@@ -45,6 +50,7 @@ class TaskKind:
     needs_model: ClassVar[bool] = True  # a classical baseline runs without a model backend
     label_like: ClassVar[bool] = False  # report: a labelling run (scored with intervals), else metrics shown flat
     stage: ClassVar[int] = 0  # a grid runs a later stage after the cells it may read
+    report_note: ClassVar[str] = ""  # a sentence `llmscisci report` adds to its results when it shows such runs
     # `llmscisci grid`'s result table: its title, the headline columns [(column, headline key)], the
     # headers of the task and item columns; `results_with`: show the cells in another kind's table
     results_title: ClassVar[str] = ""
@@ -103,6 +109,10 @@ class TaskKind:
         return {}
 
     # --- an existing run folder ------------------------------------------------------------------------
+    def model_of(self, config: dict) -> str:
+        """The model a run folder's config.json names, as `--model` and a grid's `models` write it."""
+        return str(config.get("model") or config.get("method") or "?")
+
     def reevaluate(self, run_dir: str | Path, reparse: bool = False, skip_bad: bool = False) -> dict:
         """`llmscisci eval`: recompute the run's metrics from its predictions."""
         raise UserError(f"{run_dir}: {self.name} runs cannot be re-evaluated")

@@ -55,7 +55,9 @@ def read_teacher(run_dir: str | Path) -> Teacher:
         raise UserError(f"--labels {path}: not a run folder (no config.json)")
     run = RunFolder(path)
     cfg = run.config
-    if cfg.get("kind", "label") != "label" or "codebook" not in cfg:
+    from llmscisci.tasks import registry
+
+    if not registry.holds_llm_labels(cfg):
         raise UserError(f"--labels {path}: not a labelling run (kind {cfg.get('kind')!r})")
     if not run.predictions_path.is_file():
         raise UserError(f"--labels {path}: no predictions.jsonl")

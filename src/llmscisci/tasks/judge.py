@@ -389,7 +389,9 @@ def reevaluate_judge(run_dir: str | Path, reparse: bool = False) -> dict:
     """Recompute a judge run's audit from its predictions (optionally re-parsing the raw answers)."""
     run = RunFolder(run_dir)
     cfg = run.config
-    if cfg.get("kind") != "judge":
+    from llmscisci.tasks import registry
+
+    if not registry.declares(cfg, "judge"):
         raise UserError(f"{run_dir}: not a judge run (config kind {cfg.get('kind')!r})")
     codebook = Codebook(**cfg["codebook"])
     if reparse:

@@ -5,29 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-BASELINE_PREFIX = "baseline:"  # `--model baseline:DIR`: a saved classifier labels instead of an LLM
-
 
 def plan_conversations(model: str, conversations: Iterable[list[dict] | None], params, opts, schema=None,
                        what: str = "items"):
     """The Plan of sending `conversations` (None: an item that needs no call) to `model`. API models are
     counted with tiktoken (or chars/4) and priced from the price table without building a client; a
     local model is loaded, counted with its own tokenizer and timed on three conversations."""
-    from llmscisci.backends.aliases import api_alias
     from llmscisci.backends.pricing import lookup
-    from llmscisci.backends.registry import split_provider
+    from llmscisci.backends.registry import resolve_model
     from llmscisci.tasks.plan import Plan, api_counter, backend_counter, format_plan, make_plan, probe_eta
 
-    if model.startswith(BASELINE_PREFIX) or model == "baseline":
+    m = resolve_model(model)
+    if m.is_baseline:  # `--model baseline:DIR`: a saved classifier labels instead of an LLM
         plan = Plan(n_items=sum(1 for _ in conversations), token_method="classifier")
         plan.notes.append(f"{model} needs no language model: no prompts, no tokens, no cost")
         plan.text = format_plan(plan, what)
         return plan
-    provider, name = split_provider(model)
-    if provider is None and api_alias(model):
-        provider, name = api_alias(model)
-    if provider is not None:
-        plan = make_plan(conversations, params, api_counter(name), lookup(provider, name, opts.prices_path))
+    if m.is_api:
+        plan = make_plan(conversations, params, api_counter(m.model), lookup(m.provider, m.model, opts.prices_path))
     else:
         from llmscisci.backends.registry import load_backend
 

@@ -32,9 +32,9 @@ CACHE_NAME = "llm-states"
 def model_name(name: str) -> str:
     """How a saved classifier names its states model: an existing folder as an absolute path (so the
     classifier finds it from any working directory), any other name as given."""
-    from llmscisci.backends.models import resolve_model
+    from llmscisci.backends.models import resolve_local_model
 
-    r = resolve_model(name)
+    r = resolve_local_model(name)
     return str(Path(name).expanduser().resolve()) if r.kind == "local" or r.adapter else name
 
 
@@ -42,9 +42,9 @@ def _folders(name: str) -> list[Path] | None:
     """The folders whose files make up the model (base, then adapters), or None where there is no local
     copy to hash (a hub id that is not in the local Hugging Face cache)."""
     from llmscisci.backends import embedded
-    from llmscisci.backends.models import resolve_model
+    from llmscisci.backends.models import resolve_local_model
 
-    r = resolve_model(name)
+    r = resolve_local_model(name)
     if r.kind == "embedded":
         base = embedded.ensure_embedded()
     elif r.kind == "local":
@@ -110,9 +110,9 @@ class StatesEmbedder:
     text that is not cached (so a fully cached corpus never loads it)."""
 
     def __init__(self, model: str = DEFAULT_STATES_MODEL, cache_root: Path | None = None, device: str = "auto"):
-        from llmscisci.backends.models import resolve_model
+        from llmscisci.backends.models import resolve_local_model
 
-        resolve_model(model)  # an unknown name or missing folder fails here, before anything loads
+        resolve_local_model(model)  # an unknown name or missing folder fails here, before anything loads
         self.model = model_name(model)
         self.cache_root, self.device = cache_root, device
         self._fingerprint: str | None = None

@@ -15,6 +15,7 @@ import json
 import random
 
 from llmscisci.backends.base import Backend, GenParams, Generation
+from llmscisci.backends.registry import resolve_model
 from llmscisci.data.codebook import Codebook
 from llmscisci.errors import UserError
 from llmscisci.prompts import label as prompts
@@ -39,7 +40,7 @@ def check_placebo_options(placebo, model: str, batch_opts) -> None:
     check_placebo(placebo)
     if placebo and batch_opts is not None:
         raise UserError("--placebo asks the model live: run the batch first, then `llmscisci eval RUN --placebo N`")
-    if placebo and model.startswith("baseline:"):
+    if placebo and resolve_model(model).is_baseline:
         raise UserError("--placebo checks an LLM's answers, not a saved classifier's")
 
 
@@ -92,7 +93,9 @@ def run_placebo(run: RunFolder, backend: Backend, n: int, seed: int | None = Non
     placebo.jsonl (replacing an earlier check's) and recompute metrics.json. Returns the metrics."""
     check_placebo(n)
     cfg = run.config
-    if "codebook" not in cfg or cfg.get("kind", "label") != "label":
+    from llmscisci.tasks import registry
+
+    if not registry.holds_llm_labels(cfg):
         raise UserError(f"{run.path}: --placebo needs a labelling run (kind {cfg.get('kind')!r})")
     codebook = Codebook(**cfg["codebook"])
     variant = cfg.get("variant", "guidelines")

@@ -1,9 +1,14 @@
 """The registry of task kinds: name -> the class that implements the contract in `tasks/base.py`.
 
 The grid, `llmscisci eval`, `llmscisci report` and the CLI reach a kind only through here. A kind is
-one module plus one line in `KINDS` (or a `register` call, for a kind that lives outside the package):
+one module plus one line in `KINDS` (or `register`, for a kind that lives outside the package):
 
     KINDS = {..., "echo": "mypackage.echo:Echo"}
+
+    @register("echo")
+    class Echo(TaskKind): ...
+
+API providers (backends/registry.py) and rewards (rewards/registry.py) register the same way.
 
 Kinds load when first asked for, so importing the registry pulls in no runner (nor torch).
 """
@@ -29,12 +34,18 @@ DEFAULT_KIND = "label"
 _loaded: dict[str, TaskKind] = {}
 
 
-def register(name: str, target: str | type[TaskKind]) -> None:
-    """Add (or replace) a kind: "module:Class" or the class itself."""
-    KINDS[name] = target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
-    _loaded.pop(name, None)
-    if not isinstance(target, str):
-        _loaded[name] = _check(name, target())
+def register(name: str, target: str | type[TaskKind] | None = None):
+    """Add (or replace) a kind: `register(name, "module:Class")`, `register(name, Class)`, or as a
+    decorator on the class (`@register(name)`), which it returns unchanged."""
+
+    def add(t: str | type[TaskKind]):
+        KINDS[name] = t if isinstance(t, str) else f"{t.__module__}:{t.__qualname__}"
+        _loaded.pop(name, None)
+        if not isinstance(t, str):
+            _loaded[name] = _check(name, t())
+        return t
+
+    return add if target is None else add(target)
 
 
 def _check(name: str, kind: TaskKind) -> TaskKind:
@@ -48,7 +59,7 @@ def _tell_report(kind: TaskKind) -> None:
     """`llmscisci report` reads a run folder by its declared kind; it learns the kinds from here."""
     from llmscisci.report import collect
 
-    collect.declare_kind(kind.name, label_like=kind.label_like)
+    collect.declare_kind(kind.name, label_like=kind.label_like, note=kind.report_note)
 
 
 def get(name: str) -> TaskKind:
@@ -70,6 +81,26 @@ def kinds() -> list[TaskKind]:
 def is_grid_task(name: str) -> bool:
     """Whether a grid `tasks` entry names a task kind (extract, judge) rather than a codebook."""
     return name in KINDS and get(name).grid_task
+
+
+def declared(config: dict) -> TaskKind | None:
+    """The kind a run folder declares in config.json (old folders without one: label); None for a kind
+    not registered here."""
+    name = str(config.get("kind") or DEFAULT_KIND)
+    return get(name) if name in KINDS else None
+
+
+def declares(config: dict, name: str) -> bool:
+    """Whether a run folder's config.json declares the kind `name` (a runner checking a folder is its own)."""
+    kind = declared(config)
+    return kind is not None and kind.name == name
+
+
+def holds_llm_labels(config: dict) -> bool:
+    """Whether a run folder holds a language model's labels per item, with their codebook (a labelling
+    kind that needs a model): what the placebo check asks again and distillation learns from."""
+    kind = declared(config)
+    return kind is not None and kind.label_like and kind.needs_model and "codebook" in config
 
 
 def of_run(config: dict) -> TaskKind:

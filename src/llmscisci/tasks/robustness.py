@@ -118,11 +118,10 @@ def run_folders(folder: Path) -> list[Path]:
 
 def _factors(cfg: dict) -> dict:
     params = cfg.get("params") if isinstance(cfg.get("params"), dict) else {}
-    model = str(cfg.get("model") or cfg.get("method") or "?")
-    if cfg.get("kind") == "baseline" and not model.startswith("baseline:"):
-        model = f"baseline:{cfg.get('method', '?')}"
+    from llmscisci.tasks import registry
+
     f = {
-        "model": model,
+        "model": registry.of_run(cfg).model_of(cfg),
         "variant": str(cfg.get("variant") or "-"),
         "paraphrase": str(cfg.get("paraphrase") or 0),
     }

@@ -12,10 +12,11 @@ from collections.abc import Iterable
 from pydantic import BaseModel
 
 from llmscisci.backends.base import GenParams, Messages
-from llmscisci.backends.batch.provider import BatchProvider, RemoteStatus, RowResult
+from llmscisci.backends.batch.provider import BatchProvider, RemoteStatus, RowResult, register_batch_provider
 from llmscisci.backends.retry import MalformedResponse
 
 
+@register_batch_provider("anthropic")
 class AnthropicBatch(BatchProvider):
     name = "anthropic"
     max_requests = 100_000

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel
 
 from llmscisci.backends.base import GenParams, Messages
-from llmscisci.backends.batch.provider import BatchProvider, RemoteStatus, RowResult
+from llmscisci.backends.batch.provider import BatchProvider, RemoteStatus, RowResult, register_batch_provider
 from llmscisci.backends.retry import MalformedResponse
 
 _STATES = {"JOB_STATE_SUCCEEDED": "completed", "JOB_STATE_FAILED": "failed", "JOB_STATE_EXPIRED": "expired",
@@ -23,6 +23,7 @@ def _state_name(state) -> str:
     return getattr(state, "name", None) or str(state).rsplit(".", 1)[-1]
 
 
+@register_batch_provider("gemini")
 class GeminiBatch(BatchProvider):
     name = "gemini"
     max_requests = 50_000

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel
 
 from llmscisci.backends.base import GenParams, Messages
-from llmscisci.backends.batch.provider import BatchProvider, RemoteStatus, RowResult
+from llmscisci.backends.batch.provider import BatchProvider, RemoteStatus, RowResult, register_batch_provider
 from llmscisci.backends.retry import MalformedResponse
 
 ENDPOINT = "/v1/chat/completions"
@@ -50,6 +50,7 @@ def parse_result(obj: dict) -> RowResult:
         return RowResult(cid, error=f"batch result unreadable: {' '.join(str(exc).split())[:200]}")
 
 
+@register_batch_provider("openai")
 class OpenAIBatch(BatchProvider):
     name = "openai"
     max_requests = 50_000

@@ -4,6 +4,10 @@ results (in any order, keyed by custom_id); cancel it. One subclass per provider
 
 SDK calls go through the live backend's retry policy (transient HTTP errors are retried); a call that
 still fails raises UserError, leaving batches.json as it was, so a re-run picks up where this one stopped.
+
+Batch providers register by the name of their live provider (backends/registry.py), as the live ones
+do: one line in `PROVIDERS` ("module:Class", loaded when first used) or `@register_batch_provider(name)`
+on the class.
 """
 
 from __future__ import annotations
@@ -18,6 +22,24 @@ from pydantic import BaseModel
 from llmscisci.backends.api_common import APIBackend, Reply
 from llmscisci.backends.base import GenParams, Messages
 from llmscisci.errors import UserError
+
+# live provider name -> its batch API ("module:Class"; the class is built as `Class(live_backend)`)
+PROVIDERS: dict[str, str] = {
+    "openai": "llmscisci.backends.batch.openai_batch:OpenAIBatch",
+    "anthropic": "llmscisci.backends.batch.anthropic_batch:AnthropicBatch",
+    "gemini": "llmscisci.backends.batch.gemini_batch:GeminiBatch",
+}
+
+
+def register_batch_provider(name: str, target: str | type | None = None):
+    """Add (or replace) the batch API of provider `name`: `register_batch_provider(name, "module:Class")`,
+    or as a decorator on the BatchProvider subclass, which it returns unchanged."""
+
+    def add(t: str | type):
+        PROVIDERS[name] = t if isinstance(t, str) else f"{t.__module__}:{t.__qualname__}"
+        return t
+
+    return add if target is None else add(target)
 
 
 @dataclass

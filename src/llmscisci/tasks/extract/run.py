@@ -280,7 +280,9 @@ def reevaluate(run_dir: str | Path, bib: str | Path | None = None, reparse: bool
     (or `bib`). `reparse`: read the raw answers again with the current parser first."""
     run = RunFolder(run_dir)
     cfg = run.config
-    if cfg.get("kind") != "extract":
+    from llmscisci.tasks import registry
+
+    if not registry.declares(cfg, "extract"):
         raise UserError(f"{run_dir} is not an extraction run")
     if reparse and cfg.get("model") != BASELINE:
         preds = run.records()

@@ -15,11 +15,10 @@ from llmscisci.tasks.grid.cells import GRID_FILE, Cell, Grid, GridContext, Input
 from llmscisci.tasks.grid.expand import expand
 from llmscisci.tasks.grid.plan import Totals, plan, totals
 from llmscisci.tasks.grid.run import needs_model, prepare_grid, run_grid, write_grid
-from llmscisci.tasks.grid.spec import (ANNOTATORS, BASELINE_PREFIX, GRID_REF, BackendSection, GridSpec, ModelEntry,
-                                       api_target, check_models, load_grid, load_model_backend, model_kind,
-                                       parse_grid)
+from llmscisci.tasks.grid.spec import (ANNOTATORS, GRID_REF, BackendSection, GridSpec, ModelEntry, check_models,
+                                       load_grid, load_model_backend, parse_grid)
 
-__all__ = ["ANNOTATORS", "BASELINE_PREFIX", "BackendSection", "Cell", "GRID_FILE", "GRID_REF", "Grid",
-           "GridContext", "GridSpec", "Inputs", "ModelEntry", "Totals", "api_target", "check_models", "expand",
-           "load_grid", "load_model_backend", "model_kind", "needs_model", "parse_grid", "plan", "prepare_grid",
+__all__ = ["ANNOTATORS", "BackendSection", "Cell", "GRID_FILE", "GRID_REF", "Grid",
+           "GridContext", "GridSpec", "Inputs", "ModelEntry", "Totals", "check_models", "expand",
+           "load_grid", "load_model_backend", "needs_model", "parse_grid", "plan", "prepare_grid",
            "run_grid", "totals", "write_grid"]

@@ -3,7 +3,7 @@ from the price table (output at the max_new_tokens cap; models run in batch mode
 
 from __future__ import annotations
 
-from llmscisci.tasks.grid.spec import api_target, model_kind
+from llmscisci.backends.registry import resolve_model
 
 
 class Estimator:
@@ -19,18 +19,18 @@ class Estimator:
     def count(self, model: str, conversations: list[list[dict]]) -> int:
         from llmscisci.backends.tokens import count_messages
 
-        api = model_kind(model) == "api"
-        target = api_target(model)[1] if api else ""
-        return sum(count_messages(msgs, target, use_tiktoken=api)[0] for msgs in conversations)
+        m = resolve_model(model)
+        target = m.model if m.is_api else ""
+        return sum(count_messages(msgs, target, use_tiktoken=m.is_api)[0] for msgs in conversations)
 
     def cost(self, model: str, tokens_in: int, tokens_out: int) -> float | None:
-        if model_kind(model) != "api":
+        m = resolve_model(model)
+        if not m.is_api:
             return 0.0
         if model not in self._price:
             from llmscisci.backends.pricing import lookup
 
-            provider, name = api_target(model)
-            self._price[model] = lookup(provider, name, self.prices)
+            self._price[model] = lookup(m.provider, m.model, self.prices)
         price = self._price[model]
         if price is None:
             cost = None

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from llmscisci.backends.registry import resolve_model
 from llmscisci.data.codebook import Codebook, load_codebook
 from llmscisci.errors import UserError
 from llmscisci.tasks import registry
 from llmscisci.tasks.grid.cells import Cell, Grid
-from llmscisci.tasks.grid.spec import GridSpec, ModelEntry, model_kind
+from llmscisci.tasks.grid.spec import GridSpec, ModelEntry
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Expansion:
     @property
     def llms(self) -> list[ModelEntry]:
         """The grid's language models (not the classical baselines)."""
-        return [m for m in self.spec.models if model_kind(m.name) != "baseline"]
+        return [m for m in self.spec.models if not resolve_model(m.name).is_baseline]
 
 
 def expand(spec: GridSpec) -> Grid:

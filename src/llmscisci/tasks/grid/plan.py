@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from llmscisci.backends.registry import resolve_model
 from llmscisci.tasks import registry
 from llmscisci.tasks.grid.cells import Grid, GridContext, Inputs, index_runs
 from llmscisci.tasks.grid.estimate import Estimator
-from llmscisci.tasks.grid.spec import batch_models, check_models, model_kind
+from llmscisci.tasks.grid.spec import batch_models, check_models
 
 
 def plan(grid: Grid, inputs: Inputs, estimate: bool = True) -> Grid:
@@ -46,7 +47,8 @@ def totals(grid: Grid) -> Totals:
         t.partial += c.status == "partial"
         t.to_run += c.status != "done"
         t.calls += c.calls
-        m = t.per_model.setdefault(c.model, {"kind": model_kind(c.model), "cells": 0, "to_run": 0, "calls": 0,
+        name = resolve_model(c.model)
+        m = t.per_model.setdefault(c.model, {"kind": name.kind, "cells": 0, "to_run": 0, "calls": 0,
                                              "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0})
         m["cells"] += 1
         m["to_run"] += c.status != "done"
@@ -55,7 +57,7 @@ def totals(grid: Grid) -> Totals:
         m["tokens_out"] += c.tokens_out
         if m["cost_usd"] is not None:
             m["cost_usd"] = None if c.cost_usd is None else m["cost_usd"] + c.cost_usd
-        if model_kind(c.model) == "api":
+        if name.is_api:
             t.api_calls += c.calls
             t.api_tokens_in += c.tokens_in
             t.api_tokens_out += c.tokens_out

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llmscisci.backends.base import BackendOptions
+from llmscisci.backends.registry import resolve_model
 from llmscisci.backends.settings import BackendSettings
 from llmscisci.data.codebook import BUILTIN
 from llmscisci.errors import UserError
@@ -16,7 +17,6 @@ from llmscisci.paths import read_toml
 
 ANNOTATORS = ("labels/annotator_a.jsonl", "labels/annotator_b.jsonl", "labels/annotator_c.jsonl")
 GRID_REF = "grid:"
-BASELINE_PREFIX = "baseline:"
 
 
 # ---- the specification (TOML) ------------------------------------------------------------------------
@@ -158,46 +158,22 @@ def load_grid(path: str | Path) -> GridSpec:
     return parse_grid(read_toml(path, "grid file"), str(path))
 
 
-# ---- models -------------------------------------------------------------------------------------------
-def model_kind(name: str) -> str:
-    """baseline | api | local."""
-    from llmscisci.backends.aliases import api_alias
-    from llmscisci.backends.registry import split_provider
-
-    if name.startswith(BASELINE_PREFIX):
-        return "baseline"
-    if split_provider(name)[0] is not None or api_alias(name) is not None:
-        return "api"
-    return "local"
-
-
-def api_target(name: str) -> tuple[str, str]:
-    """(provider, model) of an API model name or catalogue alias."""
-    from llmscisci.backends.aliases import api_alias
-    from llmscisci.backends.registry import split_provider
-
-    provider, model = split_provider(name)
-    if provider is None:
-        provider, model = api_alias(name)
-    return provider, model
-
-
+# ---- models (their kinds: backends.registry.resolve_model) -------------------------------------------
 def check_models(spec: GridSpec) -> None:
     """Every model name must be usable before anything runs (no model is loaded here)."""
     from llmscisci.tasks.baseline import METHODS
 
     for m in spec.models:
-        kind = model_kind(m.name)
-        if kind == "baseline":
-            method = m.name[len(BASELINE_PREFIX):]
-            if method not in METHODS:
-                raise UserError(f"model {m.name!r}: unknown baseline method {method!r} (use one of "
+        name = resolve_model(m.name)
+        if name.is_baseline:
+            if name.model not in METHODS:
+                raise UserError(f"model {m.name!r}: unknown baseline method {name.model!r} (use one of "
                                 f"{', '.join(METHODS)})")
-        elif kind == "local":
-            from llmscisci.backends.models import resolve_model
+        elif name.is_local:
+            from llmscisci.backends.models import resolve_local_model
 
-            resolve_model(m.name)
-        if m.batch and kind != "api":
+            resolve_local_model(m.name)
+        if m.batch and not name.is_api:
             raise UserError(f"model {m.name!r}: batch = true needs an API model (openai:, anthropic:, gemini:)")
 
 

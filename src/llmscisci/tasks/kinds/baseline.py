@@ -3,16 +3,16 @@ cross-validation; no model backend, no prompt variants)."""
 
 from __future__ import annotations
 
+from llmscisci.backends.registry import BASELINE_PREFIX, resolve_model
 from llmscisci.tasks.base import TaskKind
 from llmscisci.tasks.grid.cells import Cell
-from llmscisci.tasks.grid.spec import BASELINE_PREFIX, model_kind
 from llmscisci.tasks.kinds.label import Label
 
 
 def baseline_spec(ctx, cell: Cell):
     from llmscisci.tasks.baseline import BaselineSpec
 
-    return BaselineSpec(cell.codebook, cell.model[len(BASELINE_PREFIX):], ctx.spec.baseline.folds, cell.seed,
+    return BaselineSpec(cell.codebook, resolve_model(cell.model).model, ctx.spec.baseline.folds, cell.seed,
                         str(ctx.inputs.data_dir))
 
 
@@ -21,9 +21,11 @@ class Baseline(TaskKind):
     needs_model = False
     label_like = True
     results_with = "label"
+    report_note = ("Classical baselines (baseline:…): on all items, out-of-fold predictions of grouped "
+                   "cross-validation over DOIs; on the test split, the fit on the canonical train split.")
 
     def accepts(self, model: str) -> bool:
-        return model_kind(model) == "baseline"
+        return resolve_model(model).is_baseline
 
     def codebook_cells(self, exp, codebook, model):
         return [Cell(self.name, codebook.task, model.name, "-", s, codebook=codebook) for s in exp.spec.seeds]
@@ -48,6 +50,10 @@ class Baseline(TaskKind):
 
     def headline(self, metrics):
         return Label().headline(metrics)
+
+    def model_of(self, config):
+        model = super().model_of(config)  # its config names the method; older ones the model too
+        return model if resolve_model(model).is_baseline else f"{BASELINE_PREFIX}{config.get('method', '?')}"
 
     def reevaluate(self, run_dir, reparse=False, skip_bad=False):
         return Label().reevaluate(run_dir, reparse=reparse, skip_bad=skip_bad)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from llmscisci.backends.base import GenParams
+from llmscisci.backends.registry import resolve_model
 from llmscisci.prompts import label as label_prompts
 from llmscisci.runs import RunFolder
 from llmscisci.tasks.base import TaskKind
 from llmscisci.tasks.grid.cells import Cell, GridContext
-from llmscisci.tasks.grid.spec import GridSpec, model_kind
+from llmscisci.tasks.grid.spec import GridSpec
 
 
 def label_spec(ctx: GridContext, cell: Cell):
@@ -34,7 +35,7 @@ class Label(TaskKind):
                         ("top answer", "top_answer_share")]
 
     def accepts(self, model: str) -> bool:
-        return model_kind(model) != "baseline"
+        return not resolve_model(model).is_baseline
 
     def codebook_cells(self, exp, codebook, model):
         from llmscisci.prompts.label import paraphrases
