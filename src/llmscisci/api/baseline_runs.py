@@ -30,8 +30,8 @@ class Fitted:
         """The summary under its metrics table."""
         met = self.run.metrics()
         cv = met["cv"]
-        lines = [f"{self.task} {self.method}: CV macro-F1 {cv['macro_f1_mean']:.3f} ± {cv['macro_f1_std']:.3f} "
-                 f"(k={cv['k']}); canonical test macro-F1 {met['test']['macro_f1']:.3f}; run folder {self.run.path}"]
+        lines = [(f"{self.task} {self.method}: CV macro-F1 {cv['macro_f1_mean']:.3f} ± {cv['macro_f1_std']:.3f} "
+                  f"(k={cv['k']}); canonical test macro-F1 {met['test']['macro_f1']:.3f}; run folder {self.run.path}")]
         t = self.teacher
         if t is not None:  # the scores measure agreement with the teacher, not with references
             lines.append(f"labels learnt and scored against: the answers of {t.config.get('model')} in {t.path} "

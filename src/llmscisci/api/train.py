@@ -12,7 +12,10 @@ from llmscisci.api.options import backend_settings
 from llmscisci.errors import DataError, UserError
 
 
-def _overrides(settings: dict | None) -> list[str]:
+def _overrides(settings) -> list[str]:
+    """`--set` overrides from a dict ({"train.max_steps": 4}) or as given on the command line (["k=v"])."""
+    if isinstance(settings, (list, tuple)):
+        return list(settings)
     return [f"{k}={json.dumps(v)}" for k, v in (settings or {}).items()]
 
 
@@ -89,13 +92,25 @@ def build_preferences(strategy: str, tasks: list, variant: str, labels, model: s
     return card, rows
 
 
-def dpo_train(preferences=None, *, config=None, settings: dict | None = None, out=None):
+# --- supervised fine-tuning ------------------------------------------------------------------------
+def sft_train(config=None, *, settings: dict | None = None, data_dir=None, out=None):
+    """Train a LoRA adapter on prompt/completion rows built from the reference labels (`llmscisci sft
+    train`); returns the training output (`.path`, the adapter folder, and `.read_log()`)."""
+    from llmscisci.train.config import resolve_config
+    from llmscisci.train.sft import DEFAULTS, train_sft
+
+    return train_sft(resolve_config(config, DEFAULTS, _overrides(settings), data_dir=data_dir, out_dir=out))
+
+
+def dpo_train(preferences=None, *, config=None, settings: dict | None = None, out=None,
+              report_to: str | None = None):
     """Train a LoRA policy with DPO (`llmscisci dpo train`); returns the training output (`.path`, the
-    adapter folder to label with as `model=`, and `.read_log()`)."""
+    adapter folder to label with as `model=`, and `.read_log()`). `report_to`: tensorboard, wandb,
+    mlflow or none (default: the config's)."""
     from llmscisci.train.config import resolve_config
     from llmscisci.train.dpo import DEFAULTS, train_dpo
 
-    cfg = resolve_config(config, DEFAULTS, _overrides(settings), out_dir=out,
+    cfg = resolve_config(config, DEFAULTS, _overrides(settings), out_dir=out, train={"report_to": report_to},
                          data={"preferences": str(preferences) if preferences else None})
     return train_dpo(cfg)
 
@@ -113,8 +128,8 @@ def dpo_eval(policy, *, reference: str | None = None, task="easy", variant: str 
         raise UserError(f"{policy}: not a training output folder (no {MARKER})")
     info = json.loads((policy / MARKER).read_text("utf-8"))
     dest = Path(out) if out is not None else policy / "eval"
-    result = evaluate_policy(str(policy), reference or info["base_model"], [cb.task for cb in _tasks(task)],
-                             variant, str(data_dir) if data_dir else None, dest)
+    result = evaluate_policy(str(policy), reference or info["base_model"], _tasks(task), variant,
+                             str(data_dir) if data_dir else None, dest)
     if preferences is not None:
         from llmscisci.train.dpo import implicit_reward_accuracy
         from llmscisci.train.preferences import load_preferences
@@ -242,7 +257,7 @@ def grpo_eval(policy, *, reference: str | None = None, task="easy", data_dir=Non
     dest = Path(out) if out is not None else policy / "eval"
     data = str(data_dir) if data_dir else (cfg["data"]["data_dir"] or None)
     result = evaluate_policy(str(policy), reference or adapter_cfg["base_model_name_or_path"],
-                             [cb.task for cb in _tasks(task)], "cot", data, dest, max_new_tokens=max_new_tokens)
+                             _tasks(task), "cot", data, dest, max_new_tokens=max_new_tokens)
     train_rows, _ = cot_rows({**cfg, "data": {**cfg["data"], "data_dir": data or cfg["data"]["data_dir"]}})
     prev = prevalence(train_rows)
     mix = cfg["rewards"]["mix"]

@@ -24,11 +24,9 @@ def sft_train(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder (overrides output.dir).")] = None,
 ) -> None:
     """Train a LoRA adapter on prompt/completion rows built from the reference labels."""
-    from llmscisci.train.config import resolve_config
-    from llmscisci.train.sft import DEFAULTS, train_sft
+    from llmscisci.api.train import sft_train
 
-    cfg = resolve_config(config, DEFAULTS, set_, data_dir=data_dir, out_dir=out_dir)
-    result = train_sft(cfg)
+    result = sft_train(config, settings=set_, data_dir=data_dir, out=out_dir)
     from llmscisci.train.distributed import is_main
 
     if not is_main():  # under accelerate launch: the main process reports
