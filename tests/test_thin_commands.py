@@ -131,3 +131,23 @@ def test_dpo_eval_command_and_api_agree_on_an_own_codebook(tiny_model_dir, data_
     assert list(result["tasks"]) == list(cli["tasks"]) == ["mine"]  # the codebook's task, however the file is named
     assert result["tasks"]["mine"]["metrics"] == cli["tasks"]["mine"]["metrics"]
     assert (tmp_path / "api" / "items_mine.jsonl").read_text() == (tmp_path / "cli" / "items_mine.jsonl").read_text()
+
+
+def test_grid_from_python_equals_the_command(tmp_path, data_dir, capsys, monkeypatch):
+    from test_grid import Loader, grid_toml
+
+    from llmscisci.backends import registry
+
+    monkeypatch.setattr(registry, "load_backend", Loader())
+    cfg = grid_toml(tmp_path, tmp_path / "cli")
+    code, out, err = run_console(["grid", cfg, "--data-dir", data_dir], capsys, monkeypatch)
+    assert code == 0, err
+    plan = ls.grid(cfg, data_dir=data_dir, out=tmp_path / "api", dry_run=True)
+    assert len(plan) == 4 and set(plan["status"]) == {"pending"} and not (tmp_path / "api").exists()
+    cells = ls.grid(cfg, data_dir=data_dir, out=tmp_path / "api", progress=False)
+    keys = ["id", "status", "hash", "dir", "items"]
+    cli = json.loads((tmp_path / "cli" / "grid.json").read_text("utf-8"))["cells"]
+    assert cells[keys].to_dict("records") == [{k: c[k] for k in keys} for c in cli]
+    assert set(cells["status"]) == {"done"} and cells.attrs["path"] == str(tmp_path / "api")
+    with pytest.raises(UserError, match="--limit must be at least 1"):
+        ls.grid(cfg, limit=0)

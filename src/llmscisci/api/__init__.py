@@ -30,6 +30,7 @@ EXPORTS = {
     "code_import": "coding",
     "code_plan": "coding",
     "build_data": "data",
+    "grid": "grid",
     "sft_train": "train",
     "dpo_pairs": "train",
     "dpo_train": "train",
