@@ -151,3 +151,23 @@ def test_grid_from_python_equals_the_command(tmp_path, data_dir, capsys, monkeyp
     assert set(cells["status"]) == {"done"} and cells.attrs["path"] == str(tmp_path / "api")
     with pytest.raises(UserError, match="--limit must be at least 1"):
         ls.grid(cfg, limit=0)
+
+
+def test_grpo_build_and_export_from_python_equal_the_commands(tmp_path, data_dir, capsys, monkeypatch):
+    code, _, err = run_console(["grpo", "build", "--task", "easy", "--data-dir", data_dir, "--tokenizer", "whitespace",
+                                "--out", tmp_path / "cli"], capsys, monkeypatch)
+    assert code == 0, err
+    card = ls.grpo_build(task="easy", data_dir=data_dir, tokenizer="whitespace", out=tmp_path / "api")
+    assert card["rows"] == json.loads((tmp_path / "cli" / "card.json").read_text("utf-8"))["rows"]
+    for name in ("train.parquet", "test.parquet"):
+        assert (tmp_path / "api" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()
+    with pytest.raises(UserError, match="unknown --per-item 'some'"):
+        ls.grpo_build(task="easy", per_item="some", out=tmp_path / "x")
+
+    run = make_run(tmp_path / "run", data_dir, annotator(data_dir, "a"))
+    code, _, err = run_console(["export", run, "--format", "csv", "--out", tmp_path / "cli.csv"], capsys, monkeypatch)
+    assert code == 0, err
+    assert ls.export(run, tmp_path / "api.csv", format="csv") == 70
+    assert (tmp_path / "api.csv").read_bytes() == (tmp_path / "cli.csv").read_bytes()
+    with pytest.raises(UserError, match="not a run folder"):
+        ls.export(tmp_path, tmp_path / "x.csv", format="csv")

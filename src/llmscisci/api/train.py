@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from llmscisci.api.inputs import codebook_of, codebooks_of
@@ -224,6 +225,67 @@ def grpo_score(rows, rewards: str | None = None, *, task="easy", tokenizer: str 
     df = pd.DataFrame(scored)
     df.attrs["summary"] = summary.to_dict()
     return df
+
+
+def grpo_build(*, task="easy", source: str = "annotators", annotators=None, per_item: str = "one",
+               format: str = "conversational", tokenizer: str = "smollm2-135m", quantile: float = 0.95,
+               drop_long: bool = False, max_new_tokens: int = 384, data_dir=None, out: str | Path = "runs/cot",
+               force: bool = False, **options) -> dict:
+    """Build chain-of-thought prompt/completion rows with the canonical split, as `llmscisci grpo build`
+    (from the annotators' responses, or traces of a teacher model: `source`, with the backend options);
+    returns the data set's card."""
+    settings = backend_settings(options)
+    tasks = list(task) if isinstance(task, (list, tuple)) else [task]
+    return build_cot_set(tasks, source, annotators, per_item, format, tokenizer, quantile, drop_long, max_new_tokens,
+                         data_dir, Path(out), force, settings.options())
+
+
+def _task_name(task) -> str:
+    """A task as the chain-of-thought builder reads it: a built-in name or a codebook file (checked)."""
+    cb = codebook_of(task)
+    if isinstance(task, (str, os.PathLike)):
+        return str(task)
+    if cb.source == "python":
+        raise UserError(f"task {cb.task!r}: a codebook built in Python; save it as a .toml file for grpo build")
+    return cb.task if cb.source == "builtin" else cb.source
+
+
+def build_cot_set(tasks: list, source: str, annotators, per_item: str, fmt: str, tokenizer: str, quantile: float,
+                  drop_over: bool, max_new_tokens: int, data_dir, out: Path, force: bool, options: dict) -> dict:
+    """The chain-of-thought data set of `grpo build` and `grpo_build`, saved to `out`: its card. The
+    options are checked before the teacher or the tokenizer loads."""
+    from llmscisci.paths import data_dir as resolve
+    from llmscisci.train import cot
+
+    if not tasks:
+        raise UserError("--task names no task")
+    names = [_task_name(t) for t in tasks]
+    if fmt not in cot.FORMATS:
+        raise UserError(f"unknown --format {fmt!r}: use {' or '.join(cot.FORMATS)}")
+    if per_item not in cot.PER_ITEM:
+        raise UserError(f"unknown --per-item {per_item!r}: use one or all")
+    if not 0 < quantile <= 1:
+        raise UserError(f"--quantile must be in (0, 1], got {quantile}")
+    if max_new_tokens < 1:
+        raise UserError("--max-new-tokens must be >= 1")
+    cot.check_out(out, force)
+    src = resolve(data_dir)
+    teacher = None
+    if source != cot.ANNOTATORS:
+        from llmscisci.backends.registry import load_backend
+
+        teacher = load_backend(source, options)  # the backend flags apply to the teacher
+    tok = None
+    if tokenizer.strip().lower() != "whitespace":
+        from llmscisci.rewards.tokens import load_tokenizer
+
+        tok = load_tokenizer(tokenizer)
+    rows, card = cot.build_cot(names, src, teacher=teacher, annotator_files=annotators, per_item=per_item, fmt=fmt,
+                               tokenizer=tok, quantile=quantile, drop_over=drop_over, max_new_tokens=max_new_tokens,
+                               tokenizer_label=f"tokenizer of {tokenizer}" if tok is not None else None)
+    card["tokenizer"] = tokenizer
+    card["data_source"] = str(src)
+    return cot.save_cot(rows, out, card, force=force)
 
 
 def grpo_train(config=None, *, settings: dict | None = None, data_dir=None, out=None, rewards: str | None = None,

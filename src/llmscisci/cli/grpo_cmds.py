@@ -196,42 +196,10 @@ def build(
     backend: BackendSettings | None = None,
 ) -> None:
     """Build chain-of-thought prompt/completion rows (DatasetDict + parquet + card) with the canonical split."""
-    from llmscisci.data.codebook import load_codebook
-    from llmscisci.errors import UserError
-    from llmscisci.paths import data_dir as resolve
-    from llmscisci.train import cot
+    from llmscisci.api.train import build_cot_set
 
-    tasks = [t.strip() for t in task.split(",") if t.strip()]
-    if not tasks:
-        raise UserError("--task names no task")
-    for t in tasks:
-        load_codebook(t)
-    if fmt not in cot.FORMATS:
-        raise UserError(f"unknown --format {fmt!r}: use {' or '.join(cot.FORMATS)}")
-    if per_item not in cot.PER_ITEM:
-        raise UserError(f"unknown --per-item {per_item!r}: use one or all")
-    if not 0 < quantile <= 1:
-        raise UserError(f"--quantile must be in (0, 1], got {quantile}")
-    if max_new_tokens < 1:
-        raise UserError("--max-new-tokens must be >= 1")
-    cot.check_out(out_dir, force)
-    src = resolve(data_dir)
-    teacher = None
-    if source != cot.ANNOTATORS:
-        from llmscisci.backends.registry import load_backend
-
-        teacher = load_backend(source, backend.options())  # the backend flags apply to the teacher
-    tok = None
-    if tokenizer.strip().lower() != "whitespace":
-        from llmscisci.rewards.tokens import load_tokenizer
-
-        tok = load_tokenizer(tokenizer)
-    rows, card = cot.build_cot(tasks, src, teacher=teacher, annotator_files=annotators, per_item=per_item, fmt=fmt,
-                               tokenizer=tok, quantile=quantile, drop_over=drop_over, max_new_tokens=max_new_tokens,
-                               tokenizer_label=f"tokenizer of {tokenizer}" if tok is not None else None)
-    card["tokenizer"] = tokenizer
-    card["data_source"] = str(src)
-    card = cot.save_cot(rows, out_dir, card, force=force)
+    card = build_cot_set([t.strip() for t in task.split(",") if t.strip()], source, annotators, per_item, fmt,
+                         tokenizer, quantile, drop_over, max_new_tokens, data_dir, out_dir, force, backend.options())
     lengths = card["lengths"]
     out.print(f"{sum(card['rows'].values())} rows ({card['rows']['train']} train, {card['rows']['test']} test) "
               f"from {card['source']}; p{round(quantile * 100)} tokens ({lengths.get('method')}): prompt "
