@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.common import console, out
+from llmscisci.cli.common import out
 
 sft_app = typer.Typer(help="Supervised fine-tuning (TRL SFTTrainer + LoRA) on the labelling prompts.",
                       no_args_is_help=True)
