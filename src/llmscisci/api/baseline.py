@@ -16,7 +16,7 @@ def baseline(data=None, *, task=None, method: str = "tfidf-logreg", states_model
              text_column: str | None = None) -> Run:
     """Fit `method` (tfidf-logreg, embed-logreg, llm-states, majority, prior) on the study's data or on a
     coded sample (`data`: a file, a DataFrame or a list of dicts with one column per category, or
-    `labels=` a label file for it); `labels=RUN_DIR` learns a labelling run's answers instead
+    `labels=` a label file for it); `labels=RUN_DIR` (or a `Run`) learns a labelling run's answers instead
     (distillation; texts from `data` or the run's own input). `task`: default easy, or the run's task.
     llm-states takes the hidden states of `states_model` (default smollm2-135m). `save=DIR` also writes
     the fitted model (label with it as `model="baseline:DIR"`)."""
@@ -25,6 +25,7 @@ def baseline(data=None, *, task=None, method: str = "tfidf-logreg", states_model
     if "," in method:
         raise UserError(f"method {method!r}: give one method per call")
     check_methods([method], states_model)  # before a DataFrame is stored
+    labels = getattr(labels, "path", labels)  # a Run is its folder
     if labels is not None and data is None and not Path(labels).is_dir():
         raise UserError("labels goes with data (a coded sample), or names a labelling run folder to learn from")
     book = codebook_of("easy" if task is None else task)
