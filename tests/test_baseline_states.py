@@ -316,6 +316,51 @@ def test_distil_llm_states_from_a_corpus_run_and_label_the_rest(tiny_model_dir, 
     assert len(list((tmp_path / "runs").iterdir())) == 1
 
 
+def _same_fit(cli_runs, api_run, cli_model, api_model):
+    """The API's run folder is the command's (same name, config.json, predictions), its model.json the same."""
+    [cli_run] = list(cli_runs.iterdir())
+    assert api_run.path.name == cli_run.name
+    for name in ("config.json", "predictions.jsonl"):
+        assert (api_run.path / name).read_text() == (cli_run / name).read_text()
+    assert json.loads((api_model / "model.json").read_text()) == json.loads((cli_model / "model.json").read_text())
+    with np.load(cli_model / "arrays.npz") as a, np.load(api_model / "arrays.npz") as b:
+        assert sorted(a.files) == sorted(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+def test_api_llm_states_equals_the_command(tiny_model_dir, data_dir, tmp_path, capsys, monkeypatch):
+    import llmscisci as ls
+
+    code, _, err = run_console(["baseline", "--task", "easy", "--method", "llm-states", "--states-model",
+                                tiny_model_dir, "--folds", "2", "--data-dir", data_dir, "--out", tmp_path / "cli",
+                                "--save", tmp_path / "m_cli"], capsys, monkeypatch)
+    assert code == 0, err
+    run = ls.baseline(task="easy", method="llm-states", states_model=str(tiny_model_dir), folds=2, data_dir=data_dir,
+                      out=tmp_path / "api", save=tmp_path / "m_api")
+    _same_fit(tmp_path / "cli", run, tmp_path / "m_cli", tmp_path / "m_api")
+    assert json.loads((tmp_path / "m_api" / "model.json").read_text())["method"] == "llm-states"
+    from llmscisci.errors import UserError
+
+    with pytest.raises(UserError, match="--states-model goes with --method llm-states"):
+        ls.baseline(method="majority", states_model=str(tiny_model_dir), out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_api_distils_a_run_as_the_command_does(data_dir, tmp_path, capsys, monkeypatch):
+    import llmscisci as ls
+    from llmscisci.errors import UserError
+
+    cb, items = _study(data_dir)
+    run = _fake_run(tmp_path / "teacher", cb, _teacher_labels(items))
+    code, _, err = run_console(["baseline", "--labels", run, "--method", "tfidf-logreg", "--folds", "3",
+                                "--out", tmp_path / "cli", "--save", tmp_path / "m_cli"], capsys, monkeypatch)
+    assert code == 0, err
+    fit = ls.baseline(labels=run, method="tfidf-logreg", folds=3, out=tmp_path / "api", save=tmp_path / "m_api")
+    _same_fit(tmp_path / "cli", fit, tmp_path / "m_cli", tmp_path / "m_api")
+    assert fit.config["labels_from"]["run"] == str(run.resolve())  # learnt from the run, not the references
+    with pytest.raises(UserError, match="the run labels task 'easy', not 'difficult'"):
+        ls.baseline(labels=run, task="difficult", out=tmp_path / "x")
+
+
 @pytest.mark.slow
 def test_llm_states_with_the_embedded_model(embedded_model_dir, data_dir, tmp_path, capsys, monkeypatch):
     """The default states model end to end on a small coded sample: fit, save, label new texts."""

@@ -211,8 +211,10 @@ def test_help_loads_no_torch():
     assert proc.stdout.strip() == ""
 
 
-# commands that parse, call the API and print
-THIN = ("cli/label.py", "cli/label_corpus.py", "cli/extract.py", "cli/judge.py", "cli/robustness.py")
+# every command module is a thin layer over llmscisci.api: options parsed, one API call, the result printed
+NOT_THIN = {"cli/batch.py"}  # being rewritten over the one label runner; checked once that lands
+THIN = tuple(sorted(str(p.relative_to(ROOT)) for p in (ROOT / "cli").glob("*.py")
+                    if str(p.relative_to(ROOT)) not in NOT_THIN))
 MAX_COMMAND_LINES = 60
 
 
@@ -235,10 +237,7 @@ def test_command_functions_are_thin(name):
     assert long == {}, f"{name}: over {MAX_COMMAND_LINES} lines (move the logic into llmscisci.api)"
 
 
-THIN_COMMANDS = (("cli/code.py", "prevalence"),)  # thin commands in a module holding other commands
-
-
-@pytest.mark.parametrize(("name", "command"), THIN_COMMANDS)
-def test_command_functions_are_thin(name, command):
-    assert function_lengths(ROOT / name)[command] <= MAX_COMMAND_LINES, (
-        f"{name}: {command} over {MAX_COMMAND_LINES} lines (move the logic into llmscisci.api)")
+def test_every_command_module_is_listed():
+    assert {"cli/label.py", "cli/code.py", "cli/code_plan.py", "cli/data.py", "cli/baseline.py", "cli/dpo_cmds.py",
+            "cli/grpo_cmds.py", "cli/train.py", "cli/export.py", "cli/grid.py"} <= set(THIN)
+    assert all((ROOT / name).is_file() for name in NOT_THIN)  # an exception that is gone is dropped here

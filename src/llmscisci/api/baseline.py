@@ -10,46 +10,27 @@ from llmscisci.api.run import Run
 from llmscisci.errors import UserError
 
 
-def baseline(data=None, *, task="easy", method: str = "tfidf-logreg", folds: int = 5, seed: int = 2025,
-             data_dir: str | Path | None = None, out: str | Path = "runs", save: str | Path | None = None,
-             labels: str | Path | None = None, id_column: str | None = None,
+def baseline(data=None, *, task=None, method: str = "tfidf-logreg", states_model: str | None = None,
+             folds: int = 5, seed: int = 2025, data_dir: str | Path | None = None, out: str | Path = "runs",
+             save: str | Path | None = None, labels: str | Path | None = None, id_column: str | None = None,
              text_column: str | None = None) -> Run:
-    """Fit `method` (tfidf-logreg, embed-logreg, majority, prior) on the study's data or on a coded sample
-    (`data`: a file, a DataFrame or a list of dicts with one column per category, or `labels=` a label
-    file); `save=DIR` also writes the fitted model (label with it as `model="baseline:DIR"`)."""
-    import numpy as np
+    """Fit `method` (tfidf-logreg, embed-logreg, llm-states, majority, prior) on the study's data or on a
+    coded sample (`data`: a file, a DataFrame or a list of dicts with one column per category, or
+    `labels=` a label file for it); `labels=RUN_DIR` (or a `Run`) learns a labelling run's answers instead
+    (distillation; texts from `data` or the run's own input). `task`: default easy, or the run's task.
+    llm-states takes the hidden states of `states_model` (default smollm2-135m). `save=DIR` also writes
+    the fitted model (label with it as `model="baseline:DIR"`)."""
+    from llmscisci.api.baseline_runs import baseline_runs, check_methods
 
-    from llmscisci.data.items import load_items
-    from llmscisci.paths import cache_dir
-    from llmscisci.paths import data_dir as resolve
-    from llmscisci.tasks.baseline import METHODS, run_baseline
-
-    if method not in METHODS:
-        raise UserError(f"unknown --method {method!r}: use one of {', '.join(METHODS)}")
-    if save is not None:
-        from llmscisci.tasks.baseline_model import SAVABLE
-
-        if method not in SAVABLE:
-            raise UserError(f"--save needs --method {' or '.join(SAVABLE)}")
-    if labels is not None and data is None:
-        raise UserError("labels goes with data (a coded sample)")
-    cb = codebook_of(task)
-    path = corpus_path(data, out)
-    if path is not None:
-        from llmscisci.data.coded import load_coded
-
-        items = load_coded(path, cb, labels, id_column=id_column, text_column=text_column)
-        src = str(path)
-    else:
-        src = str(resolve(data_dir))
-        items = load_items(cb, data_dir=src)
-    run = run_baseline(cb, items, method, out, k=folds, seed=seed, data_source=src, cache_dir=cache_dir())
-    if save is not None:
-        from llmscisci.tasks.baseline_model import save_model
-
-        coded = [it for it in items if it.labels is not None]
-        met = run.metrics()
-        cv = {k: v for k, v in met["cv"].items() if k != "folds"}
-        save_model(save, method, cb, [it.text for it in coded], np.array([it.labels for it in coded]), seed,
-                   cv={**cv, "test_macro_f1": met["test"]["macro_f1"]})
-    return Run(run.path)
+    if "," in method:
+        raise UserError(f"method {method!r}: give one method per call")
+    check_methods([method], states_model)  # before a DataFrame is stored
+    labels = getattr(labels, "path", labels)  # a Run is its folder
+    if labels is not None and data is None and not Path(labels).is_dir():
+        raise UserError("labels goes with data (a coded sample), or names a labelling run folder to learn from")
+    book = codebook_of("easy" if task is None else task)
+    [fitted] = baseline_runs([book], [method], states_model=states_model, folds=folds, seed=seed,
+                             data_dir=data_dir, out_dir=out, save=save, input_path=corpus_path(data, out),
+                             labels=labels, id_column=id_column, text_column=text_column,
+                             task_given=task is not None)
+    return Run(fitted.run.path)

@@ -127,10 +127,12 @@ def _contrast(raw) -> list[tuple[str, str]] | None:
 
 
 def report(path, out=None, *, n_boot: int = 2000, seed: int = 2025, level: float = 0.95, adjust: str = "holm",
-           title: str | None = None, skip_bad_lines: bool = False):
+           title: str | None = None, skip_bad_lines: bool = False, progress: bool = False):
     """Write report.html (self-contained) and report.md for a run folder (or `Run`), a grid folder or any
-    folder of runs, into `out` (default PATH/report); returns what was written (`.html`, `.markdown`)."""
+    folder of runs, into `out` (default PATH/report); returns what was written (`.html`, `.markdown`).
+    `progress`: a progress bar over the bootstrap."""
     from llmscisci.metrics.stats import METHODS
+    from llmscisci.paths import check_output_path
     from llmscisci.report import write_report
     from llmscisci.tasks import registry
 
@@ -141,6 +143,7 @@ def report(path, out=None, *, n_boot: int = 2000, seed: int = 2025, level: float
         raise UserError(f"--adjust {adjust!r}: choose one of {', '.join(METHODS)}")
     if not root.is_dir():
         raise UserError(f"{root}: no such folder")
+    check_output_path(out if out is not None else root / "report", "folder")
     registry.kinds()  # every kind declares how the report reads its run folders
     return write_report(root, out, n_boot=n_boot, seed=seed, level=level, adjust=adjust, title=title,
-                        skip_bad=skip_bad_lines)
+                        progress=progress, skip_bad=skip_bad_lines)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from llmscisci.api.inputs import codebook_of, codebooks_of
@@ -12,7 +13,10 @@ from llmscisci.api.options import backend_settings
 from llmscisci.errors import DataError, UserError
 
 
-def _overrides(settings: dict | None) -> list[str]:
+def _overrides(settings) -> list[str]:
+    """`--set` overrides from a dict ({"train.max_steps": 4}) or as given on the command line (["k=v"])."""
+    if isinstance(settings, (list, tuple)):
+        return list(settings)
     return [f"{k}={json.dumps(v)}" for k, v in (settings or {}).items()]
 
 
@@ -89,13 +93,25 @@ def build_preferences(strategy: str, tasks: list, variant: str, labels, model: s
     return card, rows
 
 
-def dpo_train(preferences=None, *, config=None, settings: dict | None = None, out=None):
+# --- supervised fine-tuning ------------------------------------------------------------------------
+def sft_train(config=None, *, settings: dict | None = None, data_dir=None, out=None):
+    """Train a LoRA adapter on prompt/completion rows built from the reference labels (`llmscisci sft
+    train`); returns the training output (`.path`, the adapter folder, and `.read_log()`)."""
+    from llmscisci.train.config import resolve_config
+    from llmscisci.train.sft import DEFAULTS, train_sft
+
+    return train_sft(resolve_config(config, DEFAULTS, _overrides(settings), data_dir=data_dir, out_dir=out))
+
+
+def dpo_train(preferences=None, *, config=None, settings: dict | None = None, out=None,
+              report_to: str | None = None):
     """Train a LoRA policy with DPO (`llmscisci dpo train`); returns the training output (`.path`, the
-    adapter folder to label with as `model=`, and `.read_log()`)."""
+    adapter folder to label with as `model=`, and `.read_log()`). `report_to`: tensorboard, wandb,
+    mlflow or none (default: the config's)."""
     from llmscisci.train.config import resolve_config
     from llmscisci.train.dpo import DEFAULTS, train_dpo
 
-    cfg = resolve_config(config, DEFAULTS, _overrides(settings), out_dir=out,
+    cfg = resolve_config(config, DEFAULTS, _overrides(settings), out_dir=out, train={"report_to": report_to},
                          data={"preferences": str(preferences) if preferences else None})
     return train_dpo(cfg)
 
@@ -113,8 +129,8 @@ def dpo_eval(policy, *, reference: str | None = None, task="easy", variant: str 
         raise UserError(f"{policy}: not a training output folder (no {MARKER})")
     info = json.loads((policy / MARKER).read_text("utf-8"))
     dest = Path(out) if out is not None else policy / "eval"
-    result = evaluate_policy(str(policy), reference or info["base_model"], [cb.task for cb in _tasks(task)],
-                             variant, str(data_dir) if data_dir else None, dest)
+    result = evaluate_policy(str(policy), reference or info["base_model"], _tasks(task), variant,
+                             str(data_dir) if data_dir else None, dest)
     if preferences is not None:
         from llmscisci.train.dpo import implicit_reward_accuracy
         from llmscisci.train.preferences import load_preferences
@@ -210,6 +226,67 @@ def grpo_score(rows, rewards: str | None = None, *, task="easy", tokenizer: str 
     return df
 
 
+def grpo_build(*, task="easy", source: str = "annotators", annotators=None, per_item: str = "one",
+               format: str = "conversational", tokenizer: str = "smollm2-135m", quantile: float = 0.95,
+               drop_long: bool = False, max_new_tokens: int = 384, data_dir=None, out: str | Path = "runs/cot",
+               force: bool = False, **options) -> dict:
+    """Build chain-of-thought prompt/completion rows with the canonical split, as `llmscisci grpo build`
+    (from the annotators' responses, or traces of a teacher model: `source`, with the backend options);
+    returns the data set's card."""
+    settings = backend_settings(options)
+    tasks = list(task) if isinstance(task, (list, tuple)) else [task]
+    return build_cot_set(tasks, source, annotators, per_item, format, tokenizer, quantile, drop_long, max_new_tokens,
+                         data_dir, Path(out), force, settings.options())
+
+
+def _task_name(task) -> str:
+    """A task as the chain-of-thought builder reads it: a built-in name or a codebook file (checked)."""
+    cb = codebook_of(task)
+    if isinstance(task, (str, os.PathLike)):
+        return str(task)
+    if cb.source == "python":
+        raise UserError(f"task {cb.task!r}: a codebook built in Python; save it as a .toml file for grpo build")
+    return cb.task if cb.source == "builtin" else cb.source
+
+
+def build_cot_set(tasks: list, source: str, annotators, per_item: str, fmt: str, tokenizer: str, quantile: float,
+                  drop_over: bool, max_new_tokens: int, data_dir, out: Path, force: bool, options: dict) -> dict:
+    """The chain-of-thought data set of `grpo build` and `grpo_build`, saved to `out`: its card. The
+    options are checked before the teacher or the tokenizer loads."""
+    from llmscisci.paths import data_dir as resolve
+    from llmscisci.train import cot
+
+    if not tasks:
+        raise UserError("--task names no task")
+    names = [_task_name(t) for t in tasks]
+    if fmt not in cot.FORMATS:
+        raise UserError(f"unknown --format {fmt!r}: use {' or '.join(cot.FORMATS)}")
+    if per_item not in cot.PER_ITEM:
+        raise UserError(f"unknown --per-item {per_item!r}: use one or all")
+    if not 0 < quantile <= 1:
+        raise UserError(f"--quantile must be in (0, 1], got {quantile}")
+    if max_new_tokens < 1:
+        raise UserError("--max-new-tokens must be >= 1")
+    cot.check_out(out, force)
+    src = resolve(data_dir)
+    teacher = None
+    if source != cot.ANNOTATORS:
+        from llmscisci.backends.registry import load_backend
+
+        teacher = load_backend(source, options)  # the backend flags apply to the teacher
+    tok = None
+    if tokenizer.strip().lower() != "whitespace":
+        from llmscisci.rewards.tokens import load_tokenizer
+
+        tok = load_tokenizer(tokenizer)
+    rows, card = cot.build_cot(names, src, teacher=teacher, annotator_files=annotators, per_item=per_item, fmt=fmt,
+                               tokenizer=tok, quantile=quantile, drop_over=drop_over, max_new_tokens=max_new_tokens,
+                               tokenizer_label=f"tokenizer of {tokenizer}" if tok is not None else None)
+    card["tokenizer"] = tokenizer
+    card["data_source"] = str(src)
+    return cot.save_cot(rows, out, card, force=force)
+
+
 def grpo_train(config=None, *, settings: dict | None = None, data_dir=None, out=None, rewards: str | None = None,
                truth_labels=None):
     """Train a LoRA policy with GRPO on programmatic rewards (`llmscisci grpo train`); returns the
@@ -241,7 +318,7 @@ def grpo_eval(policy, *, reference: str | None = None, task="easy", data_dir=Non
     dest = Path(out) if out is not None else policy / "eval"
     data = str(data_dir) if data_dir else (cfg["data"]["data_dir"] or None)
     result = evaluate_policy(str(policy), reference or adapter_cfg["base_model_name_or_path"],
-                             [cb.task for cb in _tasks(task)], "cot", data, dest, max_new_tokens=max_new_tokens)
+                             _tasks(task), "cot", data, dest, max_new_tokens=max_new_tokens)
     train_rows, _ = cot_rows({**cfg, "data": {**cfg["data"], "data_dir": data or cfg["data"]["data_dir"]}})
     prev = prevalence(train_rows)
     mix = cfg["rewards"]["mix"]

@@ -81,62 +81,25 @@ def import_(
 ) -> None:
     """Read a coded sheet or a Label Studio export back, validate every code (one-line errors naming file,
     row and column) and store it as a label file, one per coder, usable wherever a label file is."""
-    import os
+    from llmscisci.api.coding import import_codes
 
-    from llmscisci.data.codebook import check_codebook_file, load_codebook
-    from llmscisci.data.reports import load_reports
-    from llmscisci.paths import DATA_ENV
-    from llmscisci.coding import import_coded, output_paths, sample_design, write_coded
-
-    books = {}
-    task_name = None
-    found = sample_design(file)  # the export's design file: the run(s) and the codebook file
-    design = found[1] if found else {}
-    book_file = None
-    if task:
-        cb = load_codebook(task)
-        books[cb.task] = cb
-        task_name = cb.task
-        book_file = cb.source if cb.source != "builtin" else None
-    elif design.get("codebook_file"):
-        cb = check_codebook_file(design["codebook_file"], f"{file} (design {found[0]})")
-        books[cb.task] = cb
-        book_file = cb.source
-    known = None
-    source = data_dir or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
-    if source is not None:
-        if not Path(source).exists():
-            raise UserError(f"--data-dir {source}: no such folder or file")
-        import logging
-
-        quiet = logging.getLogger("llmscisci.data")  # the reports' own quirks are not news here
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        try:
-            known = list(load_reports(source)["doi"])
-        finally:
-            quiet.setLevel(level)
-    imported = import_coded(file, coder=coder, task=task_name, known_dois=known, codebooks=books)
-    paths = output_paths(imported, out_path)
-    write_coded(imported, paths, books, force)
+    done = import_codes(file, coder=coder, task=task, out=out_path, data_dir=data_dir, force=force)
     t = Table(title=f"imported {file}", title_justify="left")
     for col in ("coder", "items", "tasks", "repaired", "label file"):
         t.add_column(col, justify="left" if col in ("coder", "label file", "tasks") else "right")
-    for c, p in paths.items():
-        recs = [r for r in imported.records if r.coder == c]
-        tasks = ", ".join(sorted({r.task for r in recs}))
-        t.add_row(c, str(len(recs)), tasks, str(sum(r.repaired for r in recs)), str(p))
+    for r in done.rows():
+        t.add_row(r["coder"], str(r["items"]), r["tasks"], str(r["repaired"]), r["label_file"])
     out.print(t)
-    if imported.skipped:
-        _say(f"{imported.skipped} rows left uncoded (all category cells empty) were skipped")
-    if known is None and book_file is None:  # the study's reports hold the built-in tasks' DOIs
+    if done.imported.skipped:
+        _say(f"{done.imported.skipped} rows left uncoded (all category cells empty) were skipped")
+    if not done.checked and done.book_file is None:  # the study's reports hold the built-in tasks' DOIs
         _say("DOIs not checked against the reports (pass --data-dir or set LLMSCISCI_DATA to check them)")
-    files = " ".join(str(p.resolve()) for p in paths.values())
-    humans = " ".join(f"--human {p.resolve()}" for p in paths.values())
-    runs = design.get("runs") or ["RUN_DIR"]
-    with_task = f" --task {book_file}" if book_file else ""
+    files = " ".join(str(p.resolve()) for p in done.paths.values())
+    humans = " ".join(f"--human {p.resolve()}" for p in done.paths.values())
+    runs = done.design.get("runs") or ["RUN_DIR"]
+    with_task = f" --task {done.book_file}" if done.book_file else ""
     _say(f"compare: llmscisci agree {' '.join(runs)} {files} {humans}{with_task}")
-    if len(paths) == 1 and design.get("runs"):
+    if len(done.paths) == 1 and done.design.get("runs"):
         _say(f"prevalence: llmscisci prevalence {runs[0]} --gold {files}")
 
 

@@ -12,9 +12,6 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from llmscisci.cli.common import EncodingOpt, console, out
 from llmscisci.errors import UserError
-from llmscisci.paths import cache_dir
-
-DEFAULT_CHECKOUT = "mlrc"  # under the user cache directory
 
 
 def _say(text: str) -> None:
@@ -23,20 +20,6 @@ def _say(text: str) -> None:
 
 def _warn(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-def _default_checkout() -> Path:
-    return cache_dir() / DEFAULT_CHECKOUT
-
-
-def _years(raw: str | None) -> list[str] | None:
-    if not raw:
-        return None
-    years = [y.strip() for y in raw.split(",") if y.strip()]
-    bad = [y for y in years if not y.isdigit()]
-    if bad:
-        raise UserError(f"--years takes comma-separated years (e.g. 2020,2021), got {', '.join(bad)}")
-    return years
 
 
 def build_cmd(
@@ -72,48 +55,15 @@ def build_cmd(
     ] = False,
 ) -> None:
     """Build mlrc_reports.csv from the LaTeX sources, with a per-report ingestion log."""
-    from llmscisci.data.ingest.build import (
-        LOG_FILE,
-        MERGED_POLICIES,
-        SUMMARY_FILE,
-        build,
-        summary_text,
-        write_output,
-    )
-    from llmscisci.runs import versions
-
-    if merged not in MERGED_POLICIES:
-        raise UserError(f"--merged must be one of {', '.join(MERGED_POLICIES)}, got {merged!r}")
-    root = mlrc or _default_checkout()
-    if mlrc is None and not root.is_dir():
-        raise UserError(
-            f"no --mlrc given and no fetched checkout at {root}: run `llmscisci data fetch` or pass "
-            "--mlrc PATH"
-        )
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise UserError(
-            f"output folder {out_dir} exists and is not empty (pass --overwrite to replace its files)"
-        )
-    yrs = _years(years)
+    from llmscisci.api.data import build_data, default_checkout
+    from llmscisci.data.ingest.build import LOG_FILE, SUMMARY_FILE, summary_text
 
     def progress(items):
-        return track(
-            items,
-            description="ingesting reports",
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        )
+        return track(items, description="ingesting reports", console=console, transient=True,
+                     disable=not console.is_terminal)
 
-    result = build(root, yrs, merged_policy=merged, progress=progress)
-    write_output(
-        result,
-        out_dir,
-        root=str(root),
-        overwrite=overwrite,
-        info={"years": yrs, "merged_policy": merged, "versions": versions()},
-    )
-    _say(summary_text(result, str(root), details=False).rstrip())
+    result = build_data(out_dir, mlrc=mlrc, years=years, merged=merged, overwrite=overwrite, progress=progress)
+    _say(summary_text(result, str(mlrc or default_checkout()), details=False).rstrip())
     _say(
         f"wrote {out_dir}: mlrc_reports.csv ({len(result.rows)} reports), {LOG_FILE}, {SUMMARY_FILE} "
         "(every report's problems)"
@@ -142,9 +92,10 @@ def fetch_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing checkout.")] = False,
 ) -> None:
     """Download the ReScience MLRC repository archive and unpack it (needs network)."""
+    from llmscisci.api.data import default_checkout
     from llmscisci.data.fetch import DEFAULT_URL, fetch
 
-    target = out_dir or _default_checkout()
+    target = out_dir or default_checkout()
     source = url or DEFAULT_URL
     with Progress(
         TextColumn("downloading"),

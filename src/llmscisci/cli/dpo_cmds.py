@@ -55,12 +55,9 @@ def train(
     report_to: Annotated[Optional[str], typer.Option("--report-to", help="tensorboard | wandb | mlflow | none")] = None,
 ) -> None:
     """Train a LoRA policy with DPO."""
-    from llmscisci.train.config import resolve_config
-    from llmscisci.train.dpo import DEFAULTS, train_dpo
+    from llmscisci.api.train import dpo_train
 
-    cfg = resolve_config(config, DEFAULTS, set_, out_dir=out_dir, train={"report_to": report_to},
-                         data={"preferences": str(preferences) if preferences else None})
-    result = train_dpo(cfg)
+    result = dpo_train(preferences, config=config, settings=set_, out=out_dir, report_to=report_to)
     from llmscisci.train.distributed import is_main
 
     if not is_main():  # under accelerate launch: the main process reports
@@ -83,31 +80,13 @@ def evaluate(
     out_dir: Annotated[Optional[Path], typer.Option("--out")] = None,
 ) -> None:
     """Policy vs reference on the held-out split with the labelling evaluator (+ implicit-reward accuracy)."""
-    import json
+    from llmscisci.api.train import dpo_eval
+    from llmscisci.train.compare import comparison_table
 
-    from llmscisci.errors import UserError
-    from llmscisci.runs import write_json
-    from llmscisci.train.compare import comparison_table, evaluate_policy
-    from llmscisci.train.layout import MARKER
-
-    marker = policy / MARKER
-    if not marker.is_file():
-        raise UserError(f"{policy}: not a training output folder (no {MARKER})")
-    info = json.loads(marker.read_text("utf-8"))
-    ref = reference or info["base_model"]
-    dest = out_dir or (policy / "eval")
-    result = evaluate_policy(str(policy), ref, [t.strip() for t in task.split(",")], variant,
-                             str(data_dir) if data_dir else None, dest)
+    result = dpo_eval(policy, reference=reference, task=[t.strip() for t in task.split(",")], variant=variant,
+                      preferences=preferences, data_dir=data_dir, out=out_dir)
     if preferences is not None:
-        from llmscisci.train.dpo import implicit_reward_accuracy
-        from llmscisci.train.preferences import load_preferences
-
-        cfg = json.loads((policy / "train_config.json").read_text("utf-8"))
-        dd = load_preferences(preferences)
-        result["implicit_reward"] = implicit_reward_accuracy(policy, dd["test"] if "test" in dd else [],
-                                                            float(cfg["dpo"]["beta"]))
-        write_json(dest / "comparison.json", result)
         out.print(f"held-out implicit-reward accuracy: {result['implicit_reward']['accuracy']} "
                   f"(n={result['implicit_reward']['n']})")
     print_table(out, comparison_table(result))
-    out.print(f"written to {dest}")
+    out.print(f"written to {out_dir or (policy / 'eval')}")

@@ -16,14 +16,9 @@ def export(
     out_path: Annotated[Path, typer.Option("--out", help="The file (or, for hf, the folder) to write.")] = ...,
 ) -> None:
     """One row per item: id, metadata, each category as a 0/1 column, valid/repaired/empty flags, raw answer."""
-    from llmscisci.errors import UserError
-    from llmscisci.report.export import FORMATS, export_run
+    from llmscisci.api.export import export as write
 
-    if fmt not in FORMATS:
-        raise UserError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
-    if not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir}: not a run folder (no config.json)")
-    n = export_run(run_dir, fmt, out_path)
+    n = write(run_dir, out_path, format=fmt)
     console.print(f"wrote {n:,} rows to {out_path} ({fmt})", markup=False, highlight=False)
 
 

@@ -30,21 +30,10 @@ def report(
     """Write a self-contained HTML report and a Markdown twin: metrics with bootstrap CIs per cell, paired
     comparisons, per-label F1, confusion, invalid outputs, tokens/cost/time, agreement tables, robustness
     of conclusions (`llmscisci robustness --json-out` files) and training curves."""
-    from llmscisci.errors import UserError
-    from llmscisci.metrics.stats import METHODS
-    from llmscisci.report import write_report
-    from llmscisci.tasks import registry
+    from llmscisci.api.measure import report as write
 
-    if adjust not in METHODS:
-        raise UserError(f"--adjust {adjust!r}: choose one of {', '.join(METHODS)}")
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: no such folder")
-    from llmscisci.paths import check_output_path
-
-    check_output_path(out_dir if out_dir is not None else run_dir / "report", "folder")
-    registry.kinds()  # every kind declares how the report reads its run folders
-    w = write_report(run_dir, out_dir, n_boot=n_boot, seed=seed, level=level, adjust=adjust, title=title,
-                     progress=True, skip_bad=skip_bad_lines)
+    w = write(run_dir, out_dir, n_boot=n_boot, seed=seed, level=level, adjust=adjust, title=title,
+              skip_bad_lines=skip_bad_lines, progress=True)
     console.print(f"report: {w.n_label_runs} labelling run(s), {w.n_train_runs} training folder(s), "
                   f"{w.n_tables} table(s), {len(w.figures)} figure(s)")
     typer.echo(str(w.html))  # plain: paths must not be wrapped
@@ -143,22 +132,13 @@ def grid(
 ) -> None:
     """Run an experiment grid: tasks x models x prompt variants (x paraphrases x seeds), one run folder per
     cell. Finished cells (same configuration hash) are skipped and partial ones resume item by item."""
-    from llmscisci.errors import UserError
-    from llmscisci.tasks.grid import GRID_FILE, load_grid, prepare_grid, run_grid, totals
+    from llmscisci.api.grid import check_cells, failed_cells, plan_grid
+    from llmscisci.tasks.grid import GRID_FILE, run_grid, totals
 
-    spec = load_grid(config)
-    if limit is not None:
-        if limit < 1:
-            raise UserError("--limit must be at least 1")
-        spec = spec.model_copy(update={
-            "limit": limit,
-            "judge": spec.judge.model_copy(update={"limit": None}),
-            "extract": spec.extract.model_copy(update={"limit": None}),
-        })
-    g, inputs = prepare_grid(spec, data_dir=data_dir, out=out_dir)
+    g, inputs = plan_grid(config, data_dir=data_dir, out=out_dir, limit=limit)
     tot = totals(g)
     if dry_run:
-        out.print(f"grid {spec.name}: output folder {inputs.out}", soft_wrap=True, markup=False)
+        out.print(f"grid {g.spec.name}: output folder {inputs.out}", soft_wrap=True, markup=False)
         for table in _cell_tables(g):
             out.print(table)
         out.print(_model_table(tot))
@@ -173,14 +153,11 @@ def grid(
     run_grid(g, inputs, config_path=str(config), fail_fast=fail_fast)
     for table in _result_tables(g):
         out.print(table)
-    bad = [c for c in g.cells if c.status in ("failed", "blocked")]
-    for c in bad:
+    for c in failed_cells(g):
         console.print(f"{c.id}: {c.status}: {c.error}", soft_wrap=True, markup=False)
     typer.echo(str(inputs.out / GRID_FILE))
     console.print(f"report: llmscisci report {inputs.out}", soft_wrap=True, markup=False)
-    if bad:
-        raise UserError(f"{len(bad)} of {len(g.cells)} cells failed or were blocked "
-                        f"(see {inputs.out / GRID_FILE})")
+    check_cells(g, inputs)
 
 
 def _result_tables(g) -> list:

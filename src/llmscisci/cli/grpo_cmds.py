@@ -192,42 +192,10 @@ def build(
     backend: BackendSettings | None = None,
 ) -> None:
     """Build chain-of-thought prompt/completion rows (DatasetDict + parquet + card) with the canonical split."""
-    from llmscisci.data.codebook import load_codebook
-    from llmscisci.errors import UserError
-    from llmscisci.paths import data_dir as resolve
-    from llmscisci.train import cot
+    from llmscisci.api.train import build_cot_set
 
-    tasks = [t.strip() for t in task.split(",") if t.strip()]
-    if not tasks:
-        raise UserError("--task names no task")
-    for t in tasks:
-        load_codebook(t)
-    if fmt not in cot.FORMATS:
-        raise UserError(f"unknown --format {fmt!r}: use {' or '.join(cot.FORMATS)}")
-    if per_item not in cot.PER_ITEM:
-        raise UserError(f"unknown --per-item {per_item!r}: use one or all")
-    if not 0 < quantile <= 1:
-        raise UserError(f"--quantile must be in (0, 1], got {quantile}")
-    if max_new_tokens < 1:
-        raise UserError("--max-new-tokens must be >= 1")
-    cot.check_out(out_dir, force)
-    src = resolve(data_dir)
-    teacher = None
-    if source != cot.ANNOTATORS:
-        from llmscisci.backends.registry import load_backend
-
-        teacher = load_backend(source, backend.options())  # the backend flags apply to the teacher
-    tok = None
-    if tokenizer.strip().lower() != "whitespace":
-        from llmscisci.rewards.tokens import load_tokenizer
-
-        tok = load_tokenizer(tokenizer)
-    rows, card = cot.build_cot(tasks, src, teacher=teacher, annotator_files=annotators, per_item=per_item, fmt=fmt,
-                               tokenizer=tok, quantile=quantile, drop_over=drop_over, max_new_tokens=max_new_tokens,
-                               tokenizer_label=f"tokenizer of {tokenizer}" if tok is not None else None)
-    card["tokenizer"] = tokenizer
-    card["data_source"] = str(src)
-    card = cot.save_cot(rows, out_dir, card, force=force)
+    card = build_cot_set([t.strip() for t in task.split(",") if t.strip()], source, annotators, per_item, fmt,
+                         tokenizer, quantile, drop_over, max_new_tokens, data_dir, out_dir, force, backend.options())
     lengths = card["lengths"]
     out.print(f"{sum(card['rows'].values())} rows ({card['rows']['train']} train, {card['rows']['test']} test) "
               f"from {card['source']}; p{round(quantile * 100)} tokens ({lengths.get('method')}): prompt "
@@ -244,15 +212,10 @@ def train(
     truth_labels: Annotated[Optional[Path], typer.Option("--truth-labels", help="Label file whose labels are the rewards' ground truth instead of the reference (the seed used GPT-4's: y_easy_gpt4, y_diff_gpt4).")] = None,
 ) -> None:
     """Train a LoRA policy with GRPO on programmatic rewards (optional SFT warm start first)."""
-    from llmscisci.errors import UserError
-    from llmscisci.train.config import resolve_config
-    from llmscisci.train.grpo import DEFAULTS, train_grpo
+    from llmscisci.api.train import grpo_train
 
-    if truth_labels is not None and not truth_labels.exists():
-        raise UserError(f"--truth-labels {truth_labels}: file not found")
-    cfg = resolve_config(config, DEFAULTS, set_, data_dir=data_dir, out_dir=out_dir, rewards={"mix": rewards},
-                         data={"truth_labels": str(truth_labels) if truth_labels else None})
-    result = train_grpo(cfg)
+    result = grpo_train(config, settings=set_, data_dir=data_dir, out=out_dir, rewards=rewards,
+                        truth_labels=truth_labels)
     from llmscisci.train.distributed import is_main
 
     if not is_main():  # under accelerate launch: the main process reports
@@ -274,31 +237,13 @@ def evaluate(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 192,
 ) -> None:
     """Policy vs reference on the held-out split (labelling metrics, per label) plus held-out reward means."""
-    import json
+    from llmscisci.api.train import grpo_eval
+    from llmscisci.train.compare import comparison_table
 
-    from llmscisci.errors import UserError
-    from llmscisci.runs import write_json
-    from llmscisci.train.compare import comparison_table, evaluate_policy
-    from llmscisci.train.grpo import cot_rows, heldout_rewards, prevalence
-    from llmscisci.train.layout import MARKER
-
-    if not (policy / MARKER).is_file():
-        raise UserError(f"{policy}: not a training output folder (no {MARKER})")
-    cfg = json.loads((policy / "train_config.json").read_text("utf-8"))
-    adapter_cfg = json.loads((policy / "adapter_config.json").read_text("utf-8"))
-    ref = reference or adapter_cfg["base_model_name_or_path"]
-    dest = out_dir or (policy / "eval")
-    result = evaluate_policy(str(policy), ref, [t.strip() for t in task.split(",")], "cot",
-                             str(data_dir) if data_dir else (cfg["data"]["data_dir"] or None), dest,
-                             max_new_tokens=max_new_tokens)
-    train_rows, _ = cot_rows({**cfg, "data": {**cfg["data"], "data_dir": str(data_dir) if data_dir else cfg["data"]["data_dir"]}})
-    prev = prevalence(train_rows)
-    mix = cfg["rewards"]["mix"]
-    result["heldout_rewards"] = {role: {t: heldout_rewards(d["runs"][role], mix, prev) for t, d in result["tasks"].items()}
-                                 for role in ("policy", "reference")}
-    write_json(dest / "comparison.json", result)
+    result = grpo_eval(policy, reference=reference, task=[t.strip() for t in task.split(",")], data_dir=data_dir,
+                       out=out_dir, max_new_tokens=max_new_tokens)
     print_table(out, comparison_table(result))
     for role, by_task in result["heldout_rewards"].items():
         for t, vals in by_task.items():
             out.print(f"held-out rewards, {role}, {t}: " + ", ".join(f"{k} {v:.3f}" for k, v in vals.items() if v is not None))
-    out.print(f"written to {dest}")
+    out.print(f"written to {out_dir or (policy / 'eval')}")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.common import console, out
+from llmscisci.cli.common import out
 
 sft_app = typer.Typer(help="Supervised fine-tuning (TRL SFTTrainer + LoRA) on the labelling prompts.",
                       no_args_is_help=True)
@@ -24,11 +24,9 @@ def sft_train(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder (overrides output.dir).")] = None,
 ) -> None:
     """Train a LoRA adapter on prompt/completion rows built from the reference labels."""
-    from llmscisci.train.config import resolve_config
-    from llmscisci.train.sft import DEFAULTS, train_sft
+    from llmscisci.api.train import sft_train
 
-    cfg = resolve_config(config, DEFAULTS, set_, data_dir=data_dir, out_dir=out_dir)
-    result = train_sft(cfg)
+    result = sft_train(config, settings=set_, data_dir=data_dir, out=out_dir)
     from llmscisci.train.distributed import is_main
 
     if not is_main():  # under accelerate launch: the main process reports

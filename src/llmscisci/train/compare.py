@@ -27,14 +27,15 @@ def compare_runs(policy_metrics: dict, reference_metrics: dict, section: str = "
     return out
 
 
-def evaluate_policy(policy: str, reference: str, tasks: list[str], variant: str, data_dir: str | None,
+def evaluate_policy(policy: str, reference: str, tasks: list, variant: str, data_dir: str | None,
                     out: str | Path, split: str = "test", max_new_tokens: int | None = None,
                     batch_size: int = 8) -> dict:
     """Label the held-out split with the policy and with the reference (same prompts, greedy decoding),
-    and write comparison.json next to the two run folders."""
+    and write comparison.json next to the two run folders. `tasks`: built-in names, codebook files or
+    Codebooks; the result is keyed by each codebook's task name."""
     from llmscisci.backends.base import BackendOptions, GenParams
     from llmscisci.backends.registry import load_backend
-    from llmscisci.data.codebook import load_codebook
+    from llmscisci.data.codebook import Codebook, load_codebook
     from llmscisci.data.items import load_items
     from llmscisci.paths import data_dir as resolve
     from llmscisci.tasks.label import DEFAULT_MAX_NEW_TOKENS, LabelSpec, run_label
@@ -44,8 +45,9 @@ def evaluate_policy(policy: str, reference: str, tasks: list[str], variant: str,
     params = GenParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(variant, 64))
     result = {"policy": policy, "reference": reference, "variant": variant, "split": split, "tasks": {}}
     backends = {}
-    for t in tasks:
-        cb = load_codebook(t)
+    for book in tasks:
+        cb = book if isinstance(book, Codebook) else load_codebook(book)
+        t = cb.task
         items = load_items(cb, data_dir=src)
         runs = {}
         for role, name in (("policy", policy), ("reference", reference)):
