@@ -254,3 +254,31 @@ def test_batch_import_finishes_an_extraction_run(data_dir, tmp_path, capsys, mon
     raw = {p["doi"]: p["raw"] for p in read_jsonl(filed.path / "predictions.jsonl")}
     assert raw == {p["doi"]: p["raw"] for p in read_jsonl(live.path / "predictions.jsonl")} and len(raw) == 3
     assert json.loads((filed.path / "config.json").read_text())["hash"] == live.config["hash"]
+
+
+def test_api_judge_resumes_and_plans_a_judge_run(data_dir, tmp_path, monkeypatch):
+    """`ls.judge(resume=RUN_DIR)` continues a judge run from its folder (its candidates, task and options
+    from config.json): the finished calls are not asked again; `dry_run=True` plans it and writes nothing."""
+    from fakeservers import KEY_ENV, TEST_KEYS, make_server
+
+    import llmscisci as ls
+
+    monkeypatch.setenv(KEY_ENV["openai"], TEST_KEYS["openai"])
+    cand = data_dir / "labels" / "annotator_b.jsonl"
+    with make_server("openai") as srv:
+        run = ls.judge([cand], task="easy", model="openai:gpt-4o-mini", base_url=srv.base_url, limit=2,
+                       orders="cyclic", data_dir=data_dir, no_cache=True, out=tmp_path / "j")
+        before = json.loads((run.path / "config.json").read_text())
+        lines = (run.path / "predictions.jsonl").read_text().splitlines()
+        (run.path / "predictions.jsonl").write_text("\n".join(lines[:3]) + "\n")  # killed after 3 of 4 calls
+        plan = ls.judge(resume=run.path, dry_run=True)
+        assert "calls (items x orders): 4" in plan.text and len(lines) == 4
+        sent = srv.calls
+        again = ls.judge(resume=run.path, base_url=srv.base_url, no_cache=True)
+        assert again.path == run.path and srv.calls == sent + 1
+    after = json.loads((run.path / "config.json").read_text())
+    described = ("backend", "versions")  # how the backend was reached (e.g. a remembered structured form)
+    assert {k: v for k, v in after.items() if k not in described} == \
+        {k: v for k, v in before.items() if k not in described}
+    assert len(read_jsonl(run.path / "predictions.jsonl")) == 4
+    assert sorted(p.name for p in (tmp_path / "j").iterdir()) == [run.path.name]

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from llmscisci.api.options import load_run_backend  # noqa: F401 - the commands' (label, judge, extract)
-from llmscisci.cli.common import out
+from llmscisci.cli.common import out, pending_result  # noqa: F401 - pending_result: the commands'
 
 BatchOpt = Annotated[bool, typer.Option("--batch", help="API models: send the requests through the provider's "
                                         "batch API (about half the price, answered within 24 h; resumable).")]
@@ -32,13 +32,6 @@ def batch_options(batch: bool, batch_file: Path | None, batch_model: str | None,
     from llmscisci.api.options import batch_options as checked
 
     return checked(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
-
-
-def pending_result(task: str, exc) -> tuple[dict, str]:
-    """A request file was written (exit status 0): the --json record and the line to print."""
-    from llmscisci.api.label_runs import pending_line
-
-    return {"task": task, "run_dir": str(exc.run_dir), "batch_file": exc.file}, pending_line(exc)
 
 
 # --- llmscisci batch ------------------------------------------------------------------------
