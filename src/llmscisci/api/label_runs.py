@@ -130,19 +130,20 @@ def label_resumed(o: dict, given: dict) -> Labelled:
         raise UserError("--batch and --batch-file send generation requests; the score variant scores live")
     if fitted and batch is not None:
         raise UserError("--batch and --batch-file are for LLMs, not a saved classifier")
-    corpus = None
+    where = None
     if o["input_path"] is not None:  # the corpus moved: where it is now, read as the command says
-        corpus = {"path": o["input_path"], "id_column": o["id_column"], "text_column": o["text_column"],
-                  "template": o["text_template"]}
+        where = {"path": o["input_path"], "id_column": o["id_column"], "text_column": o["text_column"],
+                 "template": o["text_template"]}
     elif cfg.get("streamed"):
         from llmscisci.tasks.kinds.label import resumed_corpus
 
-        corpus = resumed_corpus(cfg)
-        if not Path(corpus["path"]).is_file():
-            raise UserError(f"--resume {resume}: its corpus {corpus['path']} is gone (pass --input with where "
+        where = resumed_corpus(cfg)
+        if not Path(where["path"]).is_file():
+            raise UserError(f"--resume {resume}: its corpus {where['path']} is gone (pass --input with where "
                             "it is now)")
-    if o["engine"] != "local" and corpus is None:
+    if where is None and o["engine"] != "local":
         raise UserError("--engine ray labels a corpus given with --input")
+    corpus = None if where is None else _open_corpus(spec.codebook, where, o["by"], o["say"])
     if o["dry_run"]:
         return _resumed_plan(spec, corpus, o)
     labeller = _resumed_labeller(spec, o)
@@ -178,7 +179,25 @@ def _resumed_labeller(spec, o: dict):
     return load_run_backend(spec.model, o["opts"], o["batch"])
 
 
-def _resumed_plan(spec, corpus: dict | None, o: dict) -> Labelled:
+def _open_corpus(codebook, where: dict, by, say):
+    """The corpus a resumed corpus run labels (its one counting pass), described in one line (`say`);
+    `by` checked against its columns."""
+    from llmscisci.data.corpus import CorpusPlan
+
+    path = where["path"]
+    corpus = CorpusPlan.open(path, codebook, id_column=where.get("id_column"), text_column=where.get("text_column"),
+                             template=where.get("template"))
+    if by is not None:
+        first = next(corpus.items())
+        if by not in first.meta:
+            raise UserError(f"--by {by!r}: no such metadata column in {path} (have: {', '.join(first.meta)})")
+    if say is not None:
+        say(f"{path}: {corpus.source.describe}, {corpus.n_items:,} items, id column {corpus.id_column!r}, "
+            f"text {corpus.text_spec!r}")
+    return corpus
+
+
+def _resumed_plan(spec, corpus, o: dict) -> Labelled:
     """A dry run of a resumed run: the plan of its items under its own configuration."""
     import itertools
 
@@ -187,13 +206,9 @@ def _resumed_plan(spec, corpus: dict | None, o: dict) -> Labelled:
     common = dict(model=spec.model, variant=spec.variant, params=spec.params, opts=o["opts"],
                   paraphrase=spec.paraphrase)
     if corpus is not None:
-        from llmscisci.data.corpus import CorpusPlan
-
-        plan = CorpusPlan.open(corpus["path"], spec.codebook, id_column=corpus.get("id_column"),
-                               text_column=corpus.get("text_column"), template=corpus.get("template"))
-        items = plan.items() if spec.limit is None else itertools.islice(plan.items(), spec.limit)
+        items = corpus.items() if spec.limit is None else itertools.islice(corpus.items(), spec.limit)
         return Labelled(spec.codebook.task, plan=dry_run_items(spec.codebook, items, **common),
-                        corpus=plan.describe(), streamed=True)
+                        corpus=corpus.describe(), streamed=True)
     from llmscisci.data.items import load_items
     from llmscisci.paths import data_dir as resolve_data_dir
     from llmscisci.tasks.label import select_items

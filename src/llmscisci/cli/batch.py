@@ -154,8 +154,8 @@ def import_(run_dir: RunDirArg,
     state = _state_or_error(run_dir)
     rows = read_results(results, set(state.get("requests", {})))
     model = (state.get("file") or {}).get("model")
-    _continue(run_dir, BatchOptions(imported=rows, import_source=str(results), file_model=model), cache, prices, None,
-             no_cache)
+    _continue(run_dir, BatchOptions(imported=rows, import_source=str(results), file_model=model), cache, prices,
+              None, no_cache)
 
 
 def _state_or_error(run_dir: Path) -> dict:

@@ -104,8 +104,9 @@ class Label(TaskKind):
     def resume(self, run_dir, backend, *, show_progress=True, data_dir=None, corpus=None, by=None,
                chunk_size=1000):
         """Continue a labelling run: a study run over its data folder (config.json's `data_source`, or
-        `data_dir`), a corpus run (`streamed`) over its corpus file (config.json's `input`, or `corpus`: a
-        dict of path, id_column, text_column, template); `backend` a saved classifier for `baseline:DIR`."""
+        `data_dir`), a corpus run (`streamed`) over its corpus file (config.json's `input`, or `corpus`: the
+        CorpusPlan opened, or a dict of path, id_column, text_column, template); `by` its grouping column
+        (default: config.json's); `backend` a saved classifier for `baseline:DIR`."""
         from pathlib import Path
 
         from llmscisci.backends.batch import BatchBackend
@@ -121,10 +122,12 @@ class Label(TaskKind):
             from llmscisci.data.corpus import CorpusPlan
             from llmscisci.tasks.label_stream import run_label_stream
 
-            where = corpus or resumed_corpus(cfg)
-            plan = CorpusPlan.open(where["path"], spec.codebook, id_column=where.get("id_column"),
-                                   text_column=where.get("text_column"), template=where.get("template"))
-            spec.data_source = str(where["path"])
+            plan = corpus
+            if not isinstance(plan, CorpusPlan):
+                where = corpus or resumed_corpus(cfg)
+                plan = CorpusPlan.open(where["path"], spec.codebook, id_column=where.get("id_column"),
+                                       text_column=where.get("text_column"), template=where.get("template"))
+            spec.data_source = str(plan.path)
             if isinstance(backend, BatchBackend):  # one provider batch over the whole corpus, not one per chunk
                 chunk_size = max(chunk_size, plan.n_items)
             return run_label_stream(spec, plan, backend, path.parent, run_dir=path, chunk_size=chunk_size,
