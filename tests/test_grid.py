@@ -248,13 +248,18 @@ def test_crash_mid_cell_then_resume(tmp_path, data_dir, monkeypatch):
     assert half.status == "partial" and half.n_done == 2 and half.calls == 3
     assert [c.status for c in g.cells].count("done") == 3
 
-    # second run: only the missing items are asked for; the finished model is not even loaded
-    second = Loader()
+    # second run: only the missing items are asked for; the finished model is not even loaded; the
+    # started cell continues through the label kind's resume (its spec from its config.json)
+    from llmscisci.tasks.kinds.label import Label
+
+    second, resumed, resume = Loader(), [], Label.resume
     monkeypatch.setattr(registry, "load_backend", second)
+    monkeypatch.setattr(Label, "resume", lambda self, run_dir, backend, **kw: resumed.append(Path(run_dir))
+                        or resume(self, run_dir, backend, **kw))
     res = runner.invoke(app, ["grid", str(cfg), "--data-dir", str(data_dir)])
     assert res.exit_code == 0, res.output
     assert second.loads == ["openai:gpt-4o-mini"]
-    assert second.calls() == 3
+    assert second.calls() == 3 and resumed == [out / half.dir]
     doc = json.loads((out / "grid.json").read_text())
     assert all(c["status"] == "done" for c in doc["cells"])
     for c in doc["cells"]:

@@ -114,18 +114,45 @@ def _plan(spec, sources: list, opts):
                               what=f"units ({len(sources)} page(s))")
 
 
+def resumed_spec(run_dir, spec, src):
+    """The spec of the extraction run folder `run_dir` (its config.json) that continues on page `src`; the
+    options given (`spec`) with another value than the run's, or another page, are refused."""
+    from llmscisci.tasks.extract.run import ExtractSpec
+    from llmscisci.tasks.registry import get
+
+    cfg = get("extract").resumed_config(run_dir)
+    stored = ExtractSpec.from_config(cfg)
+    if src.sha256 != cfg.get("source_sha256"):
+        raise UserError(f"--resume {run_dir}: the page {src.origin} is not the one the run extracted from "
+                        f"({cfg.get('source')}); extract it into a new run folder")
+    mine, theirs = spec.core(src, []), stored.core(src, [])
+    for key, flag in (("model", "--model"), ("variant", "--variant"), ("unit", "--unit"), ("window", "--window"),
+                      ("limit", "--limit"), ("params", "--max-new-tokens, --temperature or --seed")):
+        if mine[key] != theirs[key]:
+            raise UserError(f"--resume keeps the run's configuration: {flag} differs from the run's "
+                            f"({theirs[key]!r}); give the run's options or start a new run")
+    return stored
+
+
 def _run(spec, sources: list, truth, opts, batch, out_dir, run_dir, progress: bool) -> list[Extracted]:
-    """One run folder per page, with the baseline and (unless `spec.model` is the baseline) the model."""
+    """One run folder per page, with the baseline and (unless `spec.model` is the baseline) the model; a
+    resumed run (`run_dir`) continues through the extract kind."""
     from llmscisci.api.options import load_run_backend
     from llmscisci.backends.batch import BatchPending
     from llmscisci.tasks.extract.run import BASELINE, run_extract
+    from llmscisci.tasks.registry import get
 
+    if run_dir is not None:
+        spec = resumed_spec(run_dir, spec, sources[0][0])
     backend = None if spec.model == BASELINE else load_run_backend(spec.model, opts, batch)
     done = []
     for src, blocks in sources:
         try:
-            run = run_extract(spec, src, truth, backend, out_dir, run_dir=run_dir, show_progress=progress,
-                              blocks=blocks)
+            if run_dir is not None:
+                run = get("extract").resume(run_dir, backend, show_progress=progress, page=src, bib=truth.source)
+            else:
+                run = run_extract(spec, src, truth, backend, out_dir, run_dir=run_dir, show_progress=progress,
+                                  blocks=blocks)
         except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
             done.append(Extracted(str(src), pending=exc))
             continue

@@ -23,16 +23,23 @@ def _paths(values) -> list[Path]:
 def judge(llm=None, *, task="easy", model: str = "smollm2-135m", variant: str = "structured",
           annotator: bool = True, orders: str = "all", limit: int | None = None, split: str = "all",
           reference: str | Path | None = None, data_dir: str | Path | None = None, out: str | Path = "runs",
-          max_new_tokens: int | None = None, temperature: float = 0.0, seed: int = 2025, **options) -> Run:
+          max_new_tokens: int | None = None, temperature: float = 0.0, seed: int = 2025,
+          resume: str | Path | Run | None = None, dry_run: bool = False, **options) -> Run:
     """An LLM judges K candidates' labels (label files or label `Run`s, `llm=`) in every candidate order;
-    returns the judge run (its metrics audit the judge). Backend and batch options as in `ls.label`."""
+    returns the judge run (its metrics audit the judge). Backend and batch options as in `ls.label`.
+    `resume=RUN_DIR` continues that judge run (as `--resume`: its own task, model, candidates and options);
+    `dry_run=True` returns the plan that `--dry-run` prints (`.text`) and writes nothing."""
     backend_opts, batch_kw, _ = split_options(options)
     settings = backend_settings(backend_opts)
+    if isinstance(resume, Run):
+        resume = resume.path
     done = judge_run(task=task, variant=variant, model=model, opts=settings.options(),
                      batch=lambda: batch_options(**batch_kw), llm_paths=_paths(llm), annotator=annotator,
                      orders=orders, limit=limit, split=split, reference=reference, data_dir=data_dir, out_dir=out,
-                     max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, codebook_of=codebook_of,
-                     flags=API_FLAGS)
+                     resume=resume, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                     dry_run=dry_run, codebook_of=codebook_of, flags=API_FLAGS)
+    if dry_run:
+        return done.plan
     return Run(done.pending.run_dir if done.pending is not None else done.run.path)
 
 

@@ -33,25 +33,6 @@ class Judged:
     plan: Any = None
 
 
-def resumed(resume: Path, data_dir) -> dict:
-    """The options a judge run folder was made with (its config.json); `data_dir` kept when given."""
-    from llmscisci.runs import RunFolder
-    from llmscisci.tasks import registry
-
-    cfg = RunFolder(resume).config
-    if not registry.declares(cfg, "judge"):
-        raise UserError(f"--resume {resume}: not a judge run folder")
-    source_book = cfg["codebook"].get("source", "builtin")
-    p = cfg["params"]
-    if data_dir is None and cfg.get("data_source"):
-        data_dir = Path(cfg["data_source"])
-    return dict(task=cfg["task"] if source_book == "builtin" else source_book, variant=cfg["variant"],
-                model=cfg["model"], orders=cfg["orders_spec"], limit=cfg.get("limit"),
-                split=cfg.get("split_filter", "all"), llm_paths=[Path(c["path"]) for c in cfg["candidates"]],
-                annotator=False, max_new_tokens=p["max_new_tokens"], temperature=p["temperature"], seed=p["seed"],
-                data_dir=data_dir)
-
-
 def _candidates(task, llm_paths: list[Path], annotator: bool, source: Path, flags: dict):
     from llmscisci.data.codebook import BUILTIN, load_codebook
     from llmscisci.data.labelfiles import load_labels
@@ -91,11 +72,7 @@ def judge_run(*, task, variant: str, model: str, opts, batch=None, llm_paths=(),
         raise UserError(f"--max-new-tokens {max_new_tokens}: must be at least 1")
     batch = batch() if callable(batch) else batch
     if resume is not None:
-        o = resumed(Path(resume), data_dir)
-        task, variant, model, orders, limit, split = (o[k] for k in ("task", "variant", "model", "orders", "limit",
-                                                                    "split"))
-        llm_paths, annotator, data_dir = o["llm_paths"], o["annotator"], o["data_dir"]
-        max_new_tokens, temperature, seed = o["max_new_tokens"], o["temperature"], o["seed"]
+        return _resumed(Path(resume), opts, batch, data_dir, reference, out_dir, dry_run, say)
     check_variant(variant)
     codebook = (codebook_of or load_codebook)(task)
     source = resolve_data_dir(data_dir)
@@ -114,6 +91,42 @@ def judge_run(*, task, variant: str, model: str, opts, batch=None, llm_paths=(),
     if dry_run:
         return Judged(codebook.task, plan=_plan(spec, selected, order_list, candidates, opts))
     return _run(spec, items, candidates, opts, batch, out_dir, resume)
+
+
+def _resumed(resume: Path, opts, batch, data_dir, reference, out_dir, dry_run: bool, say) -> Judged:
+    """`resume`: continue the judge run folder through the judge kind (its spec and candidates from its
+    config.json; `data_dir` and `reference` kept when given), or plan what it asks (`dry_run`)."""
+    from llmscisci.api.options import load_run_backend
+    from llmscisci.backends.batch import BatchPending
+    from llmscisci.paths import check_output_path
+    from llmscisci.tasks.judge import JudgeSpec
+    from llmscisci.tasks.kinds.judge import recorded_candidates
+    from llmscisci.tasks.registry import get
+
+    kind = get("judge")
+    cfg = kind.resumed_config(resume)
+    spec = JudgeSpec.from_config(cfg)
+    if dry_run or say is not None:
+        from llmscisci.data.items import load_items
+        from llmscisci.paths import data_dir as resolve_data_dir
+        from llmscisci.tasks.judge import prepare
+
+        candidates = recorded_candidates(cfg, spec.codebook, resume)
+        items = load_items(spec.codebook, data_dir=resolve_data_dir(data_dir or spec.data_source or None),
+                           reference=reference)
+        selected, order_list, _ = prepare(spec, items, candidates)
+        if say is not None:
+            say(f"judging {len(selected)} items x {len(order_list)} orders of {len(candidates)} candidates: "
+                + ", ".join(c.name for c in candidates))
+        if dry_run:
+            return Judged(spec.codebook.task, plan=_plan(spec, selected, order_list, candidates, opts))
+    check_output_path(resume, "folder", "--resume")  # before the model loads
+    backend = load_run_backend(spec.model, opts, batch)
+    try:
+        run = kind.resume(resume, backend, data_dir=data_dir, reference=reference)
+    except BatchPending as exc:  # a batch file: the request rows are written, nothing to audit yet
+        return Judged(spec.codebook.task, pending=exc)
+    return Judged(spec.codebook.task, run=run, metrics=run.metrics())
 
 
 def _plan(spec, selected, order_list, candidates, opts):

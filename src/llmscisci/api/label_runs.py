@@ -109,38 +109,113 @@ def _check_first(o: dict) -> None:
         raise UserError("--id-column, --text-column, --text and --by apply to --input")
 
 
-def _resumed(o: dict, given: dict) -> None:
-    """`resume`: the run's configuration from its config.json (in place in `o`), checked as a new run's."""
+def label_resumed(o: dict, given: dict) -> Labelled:
+    """`resume`: continue the run folder through the label kind (its spec from its config.json; an option
+    given with another value refused), or plan what is left of it (`dry_run`)."""
+    from llmscisci.backends.batch import BatchPending
     from llmscisci.prompts.label import is_scoring
-    from llmscisci.runs import RunFolder
+    from llmscisci.tasks.label import LabelSpec
+    from llmscisci.tasks.registry import get
     from llmscisci.tasks.score import check_score_options
 
-    resume = o["resume"]
-    from llmscisci.tasks import registry
-
-    cfg = RunFolder(resume).config
-    if not (registry.declares(cfg, "label") and "codebook" in cfg):
-        raise UserError(f"--resume {resume}: not a labelling run (kind {cfg.get('kind')!r})")
+    kind, resume = get("label"), o["resume"]
+    cfg = kind.resumed_config(resume)
+    if "codebook" not in cfg:
+        raise UserError(f"--resume {resume}: not a labelling run (config.json has no codebook)")
     resume_conflicts(given, cfg)
-    if cfg.get("streamed") and o["input_path"] is None:
-        inp = cfg.get("input") or {}
-        o["input_path"], o["id_column"] = Path(inp.get("path", "")), inp.get("id_column")
-        spec_text = (cfg.get("items") or {}).get("text", "")
-        o["text_template"], o["text_column"] = (spec_text, None) if "{" in spec_text else (None, spec_text or None)
-    source_book = cfg["codebook"].get("source", "builtin")
-    o["task"] = cfg["task"] if source_book == "builtin" else source_book
-    o["variant"], o["model"] = cfg["variant"], cfg["model"]
-    o["limit"], o["split"], o["shots"] = cfg.get("limit"), cfg.get("split_filter", "all"), cfg.get("shots", 0)
-    p = cfg["params"]
-    o["max_new_tokens"], o["temperature"], o["seed"] = p["max_new_tokens"], p["temperature"], p["seed"]
-    o["paraphrase"] = int(cfg.get("paraphrase") or 0)
-    o["calibrate"] = cfg.get("calibrate")
-    check_score_options(o["variant"], o["model"], o["shots"], o["calibrate"])
-    if o["batch"] is not None and is_scoring(o["variant"]):
+    spec = LabelSpec.from_config(cfg)
+    check_score_options(spec.variant, spec.model, spec.shots, spec.calibrate)
+    batch, fitted = o["batch"], resolve_model(spec.model).is_baseline
+    if batch is not None and is_scoring(spec.variant):
         raise UserError("--batch and --batch-file send generation requests; the score variant scores live")
-    if o["data_dir"] is None and o["input_path"] is None:
-        src = Path(cfg.get("data_source", ""))
-        o["input_path"], o["data_dir"] = (src, None) if src.is_file() else (None, src)
+    if fitted and batch is not None:
+        raise UserError("--batch and --batch-file are for LLMs, not a saved classifier")
+    where = None
+    if o["input_path"] is not None:  # the corpus moved: where it is now, read as the command says
+        where = {"path": o["input_path"], "id_column": o["id_column"], "text_column": o["text_column"],
+                 "template": o["text_template"]}
+    elif cfg.get("streamed"):
+        from llmscisci.tasks.kinds.label import resumed_corpus
+
+        where = resumed_corpus(cfg)
+        if not Path(where["path"]).is_file():
+            raise UserError(f"--resume {resume}: its corpus {where['path']} is gone (pass --input with where "
+                            "it is now)")
+    if where is None and o["engine"] != "local":
+        raise UserError("--engine ray labels a corpus given with --input")
+    corpus = None if where is None else _open_corpus(spec.codebook, where, o["by"], o["say"])
+    if o["dry_run"]:
+        return _resumed_plan(spec, corpus, o)
+    labeller = _resumed_labeller(spec, o)
+    try:
+        run = kind.resume(resume, labeller, data_dir=o["data_dir"], corpus=corpus, by=o["by"],
+                          chunk_size=o["chunk_size"], **_progress(o))
+    except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
+        return Labelled(spec.codebook.task, pending=exc, streamed=corpus is not None)
+    finally:
+        if o["engine"] == "ray":  # the Ray workers go with the run
+            labeller.close()
+    done = _finished(spec.codebook.task, run, labeller, o["placebo"])
+    done.streamed = corpus is not None
+    if fitted and run.config.get("seen_in_training"):
+        from llmscisci.tasks.label_fitted import seen_warning
+
+        done.warnings.append(seen_warning(run.config["seen_in_training"], done.metrics["all"]["n"]))
+    return done
+
+
+def _resumed_labeller(spec, o: dict):
+    """What continues a resumed run: its saved classifier, its LLM (live, batch mode, or on Ray)."""
+    from llmscisci.api.options import load_run_backend
+
+    if resolve_model(spec.model).is_baseline:
+        return labeller_for(spec.model, o["opts"], spec.codebook)
+    if o["engine"] == "ray":
+        if o["batch"] is not None:
+            raise UserError("--engine ray is for live LLM calls, not --batch or a saved classifier")
+        from llmscisci.tasks.label_ray import RayPool
+
+        return RayPool(spec.model, o["opts"], workers=o["workers"], address=o["ray_address"])
+    return load_run_backend(spec.model, o["opts"], o["batch"])
+
+
+def _open_corpus(codebook, where: dict, by, say):
+    """The corpus a resumed corpus run labels (its one counting pass), described in one line (`say`);
+    `by` checked against its columns."""
+    from llmscisci.data.corpus import CorpusPlan
+
+    path = where["path"]
+    corpus = CorpusPlan.open(path, codebook, id_column=where.get("id_column"), text_column=where.get("text_column"),
+                             template=where.get("template"))
+    if by is not None:
+        first = next(corpus.items())
+        if by not in first.meta:
+            raise UserError(f"--by {by!r}: no such metadata column in {path} (have: {', '.join(first.meta)})")
+    if say is not None:
+        say(f"{path}: {corpus.source.describe}, {corpus.n_items:,} items, id column {corpus.id_column!r}, "
+            f"text {corpus.text_spec!r}")
+    return corpus
+
+
+def _resumed_plan(spec, corpus, o: dict) -> Labelled:
+    """A dry run of a resumed run: the plan of its items under its own configuration."""
+    import itertools
+
+    from llmscisci.tasks.label_plan import dry_run_items
+
+    common = dict(model=spec.model, variant=spec.variant, params=spec.params, opts=o["opts"],
+                  paraphrase=spec.paraphrase)
+    if corpus is not None:
+        items = corpus.items() if spec.limit is None else itertools.islice(corpus.items(), spec.limit)
+        return Labelled(spec.codebook.task, plan=dry_run_items(spec.codebook, items, **common),
+                        corpus=corpus.describe(), streamed=True)
+    from llmscisci.data.items import load_items
+    from llmscisci.paths import data_dir as resolve_data_dir
+    from llmscisci.tasks.label import select_items
+
+    items = load_items(spec.codebook, data_dir=resolve_data_dir(o["data_dir"] or spec.data_source or None))
+    return Labelled(spec.codebook.task, plan=dry_run_items(spec.codebook, select_items(items, spec.split, spec.limit),
+                                                           **common))
 
 
 def _codebooks(task) -> list:
@@ -174,7 +249,7 @@ command checks them); `given` holds the options the user gave
     o["paraphrase"] = 0
     _check_first(o)
     if resume is not None:
-        _resumed(o, given or {})
+        return [label_resumed(o, given or {})]
     books, batch = _codebooks(o["task"]), o["batch"]
     if batch is not None and batch.file is not None and len(books) > 1:
         raise UserError("--batch-file writes one run's requests: give one --task")

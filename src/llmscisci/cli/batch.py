@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import contextvars
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from llmscisci.api.options import load_run_backend  # noqa: F401 - the commands' (label, judge, extract)
-from llmscisci.cli.common import out
+from llmscisci.cli.common import out, pending_result  # noqa: F401 - pending_result: the commands'
 
 BatchOpt = Annotated[bool, typer.Option("--batch", help="API models: send the requests through the provider's "
                                         "batch API (about half the price, answered within 24 h; resumable).")]
@@ -28,29 +26,12 @@ BatchAttemptsOpt = Annotated[int, typer.Option(
 FallbackOpt = Annotated[str, typer.Option(
     "--batch-fallback", help="Batch mode: none | live (resubmit failed rows as live requests).")]
 
-# `batch collect` / `batch import` re-enter a task command with options the command line cannot carry
-_OVERRIDE: contextvars.ContextVar = contextvars.ContextVar("batch_override", default=None)
-# run kind -> the command that resumes a run folder of that kind: fn(run_dir, cache, no_cache, prices, base_url).
-# A task command registers itself (cli/label.py), so this module imports no command module.
-RESUMERS: dict[str, Callable[..., None]] = {}
-
-
 def batch_options(batch: bool, batch_file: Path | None, batch_model: str | None, poll_interval: float,
                   batch_attempts: int, batch_fallback: str):
     """BatchOptions for a task command, or None for a live run (checked before anything loads)."""
     from llmscisci.api.options import batch_options as checked
 
-    override = _OVERRIDE.get()
-    if override is not None:
-        return override
     return checked(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
-
-
-def pending_result(task: str, exc) -> tuple[dict, str]:
-    """A request file was written (exit status 0): the --json record and the line to print."""
-    from llmscisci.api.label_runs import pending_line
-
-    return {"task": task, "run_dir": str(exc.run_dir), "batch_file": exc.file}, pending_line(exc)
 
 
 # --- llmscisci batch ------------------------------------------------------------------------
@@ -89,25 +70,33 @@ def status(run_dir: RunDirArg,
         out.print(t)
 
 
-def _reenter(run_dir: Path, batch_opts, cache: Path | None, prices: Path | None, base_url: str | None,
-             no_cache: bool = False) -> None:
-    """Run the run folder's own command again (resume) in batch mode: answers come from the batches."""
+def _continue(run_dir: Path, batch_opts, cache: Path | None, prices: Path | None, base_url: str | None,
+              no_cache: bool = False) -> None:
+    """Continue the run folder through its task kind in batch mode (answers come from its batches), and show
+    its results as its command does."""
+    from llmscisci.api.resume import resume_batch
     from llmscisci.backends.batch.state import read_state
-    from llmscisci.errors import UserError
-    from llmscisci.runs import RunFolder
+    from llmscisci.cli.backend_flags import settings_from
 
     state = read_state(run_dir)
-    kind = RunFolder(run_dir).config.get("kind")
-    base_url = base_url or state.get("base_url")
-    token = _OVERRIDE.set(batch_opts)
-    try:
-        resume = RESUMERS.get(kind)
-        if resume is None:
-            raise UserError(f"{run_dir}: batch collect/import handles label runs; re-run the {kind} command "
-                            "with --batch (it picks up the recorded batches)")
-        resume(run_dir, cache=cache, no_cache=no_cache, prices=prices, base_url=base_url)
-    finally:
-        _OVERRIDE.reset(token)
+    settings = settings_from({"cache": cache, "no_cache": no_cache, "prices": prices,
+                              "base_url": base_url or state.get("base_url")})
+    kind, run = resume_batch(run_dir, settings.options(), batch_opts)
+    if kind.label_like:
+        from llmscisci.api.label_runs import Labelled
+        from llmscisci.cli.label_corpus import show_results
+
+        show_results([Labelled(run.config.get("task", kind.name), run=run, metrics=run.metrics(),
+                               streamed=bool(run.config.get("streamed")))], False, None)
+        return
+    from rich.json import JSON
+
+    from llmscisci.cli.common import emit, exit_if_unanswered
+
+    metrics = run.metrics()
+    emit({"run_dir": str(run.path), "metrics": metrics},
+         [JSON(json.dumps(kind.headline(metrics), default=str)), f"run folder: {run.path}"], False, None)
+    exit_if_unanswered([metrics])
 
 
 @app.command("collect")
@@ -123,7 +112,7 @@ def collect(run_dir: RunDirArg, poll_interval: PollOpt = 60.0, batch_attempts: B
 
     opts = BatchOptions(poll_interval=poll_interval, attempts=batch_attempts, fallback=batch_fallback)
     opts.check()
-    _reenter(run_dir, opts, cache, prices, base_url, no_cache)
+    _continue(run_dir, opts, cache, prices, base_url, no_cache)
 
 
 @app.command("cancel")
@@ -165,8 +154,8 @@ def import_(run_dir: RunDirArg,
     state = _state_or_error(run_dir)
     rows = read_results(results, set(state.get("requests", {})))
     model = (state.get("file") or {}).get("model")
-    _reenter(run_dir, BatchOptions(imported=rows, import_source=str(results), file_model=model), cache, prices, None,
-             no_cache)
+    _continue(run_dir, BatchOptions(imported=rows, import_source=str(results), file_model=model), cache, prices,
+              None, no_cache)
 
 
 def _state_or_error(run_dir: Path) -> dict:

@@ -85,6 +85,13 @@ def emit(result, table, as_json: bool, json_out: Optional[Path]) -> None:
         console.print(f"JSON written to {json_out}")
 
 
+def pending_result(task: str, exc) -> tuple[dict, str]:
+    """A request file was written (exit status 0): the --json record and the line to print."""
+    from llmscisci.api.label_runs import pending_line
+
+    return {"task": task, "run_dir": str(exc.run_dir), "batch_file": exc.file}, pending_line(exc)
+
+
 def run_result(task: str, run_dir, metrics: dict) -> dict:
     """One labelling run's --json record: where it is, its metrics, and (at the top, to be seen) whether
     its answers depend on the text."""

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.cli.batch import (RESUMERS, BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt,
+from llmscisci.cli.batch import (BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt,
                                  batch_options, load_run_backend)
 from llmscisci.backends.settings import BackendSettings
 from llmscisci.cli.backend_flags import backend_flags
@@ -160,11 +160,6 @@ def placebo_for_run(run_dir: Path, placebo: int) -> dict:
     return run_placebo(run, backend, placebo)
 
 
-def _resume_label(run_dir, *, cache=None, no_cache=False, prices=None, base_url=None) -> None:
-    label(None, resume=run_dir, cache=cache, no_cache=no_cache, prices=prices, base_url=base_url)
-
-
 def register(app: typer.Typer) -> None:
-    RESUMERS["label"] = _resume_label  # `llmscisci batch collect/import` resumes label runs through this
     app.command("label")(label)
     app.command("eval")(eval_cmd)

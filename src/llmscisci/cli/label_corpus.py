@@ -9,8 +9,7 @@ from llmscisci.cli.dryrun import emit_text  # noqa: F401 - re-exported
 
 def result_of(done) -> tuple[dict, list]:
     """One task's --json record and what a person reads (`done`: a Labelled)."""
-    from llmscisci.cli.batch import pending_result
-    from llmscisci.cli.common import run_result
+    from llmscisci.cli.common import pending_result, run_result
 
     if done.plan is not None:
         res = {"task": done.task, "input": done.corpus} if done.corpus is not None else {"task": done.task}

@@ -12,7 +12,9 @@ kind only through the registry, so a new kind is one module plus one registry li
 * the grid: `grid_cells` or `codebook_cells` (expansion), `plan` (hash, what the output folder holds,
   calls left and their estimate), `run` (run or resume one cell with a loaded backend), `finish`
   (score a folder that holds every answer, without a model), `headline` (a finished cell in one line);
-* an existing run folder: `reevaluate` (`llmscisci eval`), `model_of` (the model its config names).
+* an existing run folder: `reevaluate` (`llmscisci eval`), `resume` (continue it with a loaded backend: its
+  spec from config.json, `Spec.from_config`; `--resume`, `llmscisci batch collect` and a grid's started
+  cell all continue a run through it).
   Which predictions.jsonl records answer the same call is the record's own `key` (records.py).
 
 Nothing outside the registry compares a kind's name with a literal: code asks the kind (these
@@ -116,6 +118,34 @@ class TaskKind:
     def reevaluate(self, run_dir: str | Path, reparse: bool = False, skip_bad: bool = False) -> dict:
         """`llmscisci eval`: recompute the run's metrics from its predictions."""
         raise UserError(f"{run_dir}: {self.name} runs cannot be re-evaluated")
+
+    def resume(self, run_dir: str | Path, backend, *, show_progress: bool = True, **sources) -> RunFolder:
+        """Continue the run folder `run_dir` with `backend` (its spec rebuilt from config.json, so the same hash;
+        texts checked unchanged, tasks/texts.py); `sources`: where its inputs are now, when they moved
+        (each kind names its own, e.g. label's `data_dir`)."""
+        raise UserError(f"{run_dir}: a {self.name} run cannot be resumed; run it again")
+
+    def can_resume(self) -> bool:
+        """Whether this kind continues a run folder (it implements `resume`)."""
+        return type(self).resume is not TaskKind.resume
+
+    def resumed_config(self, run_dir: str | Path) -> dict:
+        """config.json of a run folder to continue, checked: a folder with one, of this kind."""
+        import json
+
+        path = Path(run_dir)
+        cfg_path = path / "config.json"
+        if not cfg_path.is_file():
+            raise UserError(f"--resume {path}: not a run folder (no config.json)")
+        try:
+            cfg = json.loads(cfg_path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{cfg_path}: unreadable ({exc})") from None
+        # folders written before config.json named its kind are labelling runs (registry.DEFAULT_KIND)
+        kind = (cfg.get("kind") or "label") if isinstance(cfg, dict) else None
+        if kind != self.name or not isinstance(cfg, dict) or "model" not in cfg:
+            raise UserError(f"--resume {path}: not a {self.name} run (kind {kind!r})")
+        return cfg
 
     def __repr__(self) -> str:
         return f"<task kind {self.name!r}>"

@@ -145,6 +145,13 @@ class JudgeSpec:
     split: str = "all"
     data_source: str = ""
 
+    @classmethod
+    def from_config(cls, cfg: dict) -> JudgeSpec:
+        """The spec a run's config.json records: its core, so its hash, is the stored one (resume)."""
+        return cls(codebook=Codebook(**cfg["codebook"]), variant=cfg["variant"], model=cfg["model"],
+                   params=GenParams(**cfg["params"]), orders=cfg.get("orders_spec", "all"), limit=cfg.get("limit"),
+                   split=cfg.get("split_filter", "all"), data_source=cfg.get("data_source", ""))
+
     def core(self, items: list[Item], candidates: list[Candidate], orders: list[tuple[int, ...]]) -> dict:
         """What defines the experiment: its stable hash names the run (and finds it again to resume)."""
         k = len(candidates)

@@ -44,6 +44,15 @@ class LabelSpec:
     paraphrase: int = 0  # wording of the system prompt: 0 = label.toml's, k = label_paraphrases.toml's k-th
     calibrate: str | None = None  # `score` variant: the source its thresholds are fitted on
 
+    @classmethod
+    def from_config(cls, cfg: dict) -> LabelSpec:
+        """The spec a run's config.json records (study or corpus run): its core, so its hash, is the stored
+        one (`--resume`, `batch collect`, a grid's started cell continue the run through it)."""
+        return cls(codebook=Codebook(**cfg["codebook"]), variant=cfg["variant"], model=cfg["model"],
+                   params=GenParams(**cfg["params"]), shots=cfg.get("shots", 0), limit=cfg.get("limit"),
+                   split=cfg.get("split_filter", "all"), data_source=cfg.get("data_source", ""),
+                   paraphrase=int(cfg.get("paraphrase") or 0), calibrate=cfg.get("calibrate"))
+
     def core(self, items: list[Item], shots: list[tuple[str, str]]) -> dict:
         """What defines the experiment: its stable hash names the run (and finds it again to resume)."""
         core = {

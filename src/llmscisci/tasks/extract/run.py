@@ -61,6 +61,16 @@ class ExtractSpec:
     params: GenParams = field(default_factory=GenParams)
     bins: int = 5
 
+    @classmethod
+    def from_config(cls, cfg: dict) -> ExtractSpec:
+        """The spec a run's config.json records: its core, so its hash, is the stored one (resume). The
+        baseline records no variant nor parameters (they do not define its run)."""
+        unit, window = cfg.get("unit", "block"), cfg.get("window") or 3
+        params = (GenParams(**cfg["params"]) if cfg.get("params") else
+                  GenParams(max_new_tokens=default_max_new_tokens(unit, window), seed=cfg.get("seed", 2025)))
+        return cls(variant=cfg.get("variant") or "structured", model=cfg["model"], unit=unit, window=window,
+                   limit=cfg.get("limit"), params=params, bins=cfg.get("bins", 5))
+
     @property
     def is_baseline(self) -> bool:
         return self.model == BASELINE

@@ -1,6 +1,7 @@
 """Run a planned grid: every cell not yet finished, model by model in the order of the file (each model's
 backend loaded once, when its first cell is due, and released after its last), resuming partial cells;
-grid.json is kept up to date as cells start and end. A cell runs through its task kind (registry)."""
+grid.json is kept up to date as cells start and end. A cell runs through its task kind (registry); a started
+cell continues through the kind's `resume`, as `--resume` does."""
 
 from __future__ import annotations
 
@@ -164,8 +165,11 @@ def run_grid(grid: Grid, inputs: Inputs, *, config_path: str | None = None, fail
                         ctx = GridContext(grid, inputs, index_runs(inputs.out))
                         if cell.deps and cell.hash is None:  # its candidates exist now: plan it for real
                             kind.plan(ctx, cell)
+                        started = ctx.run_dir(cell)
                         if backend is None and kind.needs_model:
                             run = kind.finish(ctx, cell)
+                        elif started is not None and (started / "config.json").is_file() and kind.can_resume():
+                            run = kind.resume(started, backend, show_progress=show_progress)  # from its config.json
                         else:
                             run = kind.run(ctx, cell, backend, show_progress)
                     except KeyboardInterrupt:

@@ -68,6 +68,25 @@ class Extract(TaskKind):
         finish_run(run, ctx.inputs.page_and_truth(ctx.spec)[1])
         return run
 
+    def resume(self, run_dir, backend, *, show_progress=True, page=None, bib=None):
+        """Continue an extraction run over its page (config.json's `source`, or `page`: the page read, or
+        where it is now) against its answer key (`bib`, else config.json's); `backend` None for the baseline."""
+        from pathlib import Path
+
+        from llmscisci.errors import UserError
+        from llmscisci.tasks.extract.run import ExtractSpec, run_extract
+        from llmscisci.tasks.extract.source import read_page
+        from llmscisci.tasks.extract.truth import load_truth
+
+        cfg = self.resumed_config(run_dir)
+        spec, path = ExtractSpec.from_config(cfg), Path(run_dir)
+        src = read_page(str(page or cfg["source"])) if page is None or isinstance(page, (str, Path)) else page
+        if src.sha256 != cfg.get("source_sha256"):
+            raise UserError(f"--resume {path}: the page {src.origin} is not the one the run extracted from (its "
+                            "content changed); extract it into a new run folder")
+        return run_extract(spec, src, load_truth(bib or cfg["bib"]), backend, path.parent, run_dir=path,
+                           show_progress=show_progress)
+
     def headline(self, metrics):
         h = (metrics.get("headline") or {}).get("model") or {}
         return {k: h.get(k) for k in ("record.f1", "mean_field_accuracy", "valid_rate")}

@@ -156,9 +156,48 @@ class Judge(TaskKind):
         return {"valid_rate": metrics.get("valid_rate"),
                 "exact_agreement": s.get("value") if isinstance(s, dict) else s}
 
+    def resume(self, run_dir, backend, *, show_progress=True, data_dir=None, reference=None):
+        """Continue a judge run: its items from its data folder (config.json's `data_source`, or `data_dir`;
+        `reference`: the reference labels it was given), its candidates from the files config.json names."""
+        from pathlib import Path
+
+        from llmscisci.data.items import load_items
+        from llmscisci.paths import data_dir as resolve_data_dir
+        from llmscisci.paths import data_label
+        from llmscisci.tasks.judge import JudgeSpec, run_judge
+
+        cfg = self.resumed_config(run_dir)
+        spec, path = JudgeSpec.from_config(cfg), Path(run_dir)
+        source = resolve_data_dir(data_dir or spec.data_source or None)
+        if data_dir is not None:  # moved: config.json then names where the data is now
+            spec.data_source = data_label(source)
+        candidates = recorded_candidates(cfg, spec.codebook, path)
+        if reference is not None and not Path(reference).is_file():
+            raise UserError(f"--reference {reference}: file not found")
+        items = load_items(spec.codebook, data_dir=source, reference=reference)
+        return run_judge(spec, items, candidates, backend, path.parent, run_dir=path, show_progress=show_progress)
+
     def reevaluate(self, run_dir, reparse=False, skip_bad=False):
         from llmscisci.tasks.judge import reevaluate_judge
         from llmscisci.tasks.registry import check_predictions
 
         check_predictions(run_dir, skip_bad)
         return reevaluate_judge(run_dir, reparse=reparse)
+
+
+def recorded_candidates(cfg: dict, codebook: Codebook, run_dir) -> list:
+    """A judge run's candidates as its config.json records them (name and file, in order), read again."""
+    from pathlib import Path
+
+    from llmscisci.data.codebook import BUILTIN
+    from llmscisci.data.labelfiles import load_labels
+    from llmscisci.tasks.judge import Candidate
+
+    books = {t: load_codebook(t) for t in BUILTIN} | {codebook.task: codebook}
+    found = []
+    for c in cfg.get("candidates") or []:
+        if not Path(c["path"]).exists():
+            raise UserError(f"{run_dir}: its candidate {c['name']} ({c['path']}) is gone: no such label file "
+                            "or run folder")
+        found.append(Candidate(c["name"], c["path"], load_labels(c["path"], books).for_task(codebook.task)))
+    return found

@@ -101,3 +101,60 @@ class Label(TaskKind):
         from llmscisci.tasks.label import reevaluate
 
         return reevaluate(run_dir, reparse=reparse, skip_bad=skip_bad)
+
+    def resume(self, run_dir, backend, *, show_progress=True, data_dir=None, corpus=None, by=None,
+               chunk_size=1000):
+        """Continue a labelling run: a study run over its data folder (config.json's `data_source`, or
+        `data_dir`), a corpus run (`streamed`) over its corpus file (config.json's `input`, or `corpus`: the
+        CorpusPlan opened, or a dict of path, id_column, text_column, template); `by` its grouping column
+        (default: config.json's); `backend` a saved classifier for `baseline:DIR`."""
+        from pathlib import Path
+
+        from llmscisci.backends.batch import BatchBackend
+        from llmscisci.errors import UserError
+        from llmscisci.backends.registry import resolve_model
+        from llmscisci.tasks.label import LabelSpec
+
+        cfg = self.resumed_config(run_dir)
+        if "codebook" not in cfg:
+            raise UserError(f"--resume {run_dir}: config.json has no codebook; not a labelling run")
+        spec, path = LabelSpec.from_config(cfg), Path(run_dir)
+        if corpus is not None or cfg.get("streamed"):
+            from llmscisci.data.corpus import CorpusPlan
+            from llmscisci.tasks.label_stream import run_label_stream
+
+            plan = corpus
+            if not isinstance(plan, CorpusPlan):
+                where = corpus or resumed_corpus(cfg)
+                plan = CorpusPlan.open(where["path"], spec.codebook, id_column=where.get("id_column"),
+                                       text_column=where.get("text_column"), template=where.get("template"))
+            spec.data_source = str(plan.path)
+            if isinstance(backend, BatchBackend):  # one provider batch over the whole corpus, not one per chunk
+                chunk_size = max(chunk_size, plan.n_items)
+            return run_label_stream(spec, plan, backend, path.parent, run_dir=path, chunk_size=chunk_size,
+                                    by=cfg.get("by") if by is None else by, show_progress=show_progress)
+        from llmscisci.data.items import load_items
+        from llmscisci.paths import data_dir as resolve_data_dir
+        from llmscisci.paths import data_label
+
+        source = resolve_data_dir(data_dir or spec.data_source or None)
+        if data_dir is not None:  # moved: config.json then names where the data is now
+            spec.data_source = data_label(source)
+        items = load_items(spec.codebook, data_dir=source)
+        if resolve_model(spec.model).is_baseline:  # a saved classifier (`baseline --save DIR`)
+            from llmscisci.tasks.label_fitted import run_label_classifier
+
+            return run_label_classifier(spec, items, backend, path.parent, run_dir=path)
+        from llmscisci.tasks.label import run_label
+
+        return run_label(spec, items, backend, path.parent, run_dir=path, show_progress=show_progress)
+
+
+def resumed_corpus(cfg: dict) -> dict:
+    """Where a corpus run's texts are: config.json's `input` (the file, its id column, the text column
+    or template)."""
+    inp = cfg.get("input") or {}
+    text = (cfg.get("items") or {}).get("text") or inp.get("text") or ""
+    template = "{" in text
+    return {"path": inp.get("path", ""), "id_column": inp.get("id_column"),
+            "text_column": None if template else (text or None), "template": text if template else None}

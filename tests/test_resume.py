@@ -1,0 +1,284 @@
+"""Resume belongs to the task kind: each spec rebuilt from the config.json it wrote has the stored hash
+(`Spec.from_config`), and `TaskKind.resume` continues a run folder from that alone (study and corpus
+labelling runs, judge and extraction runs); `llmscisci batch collect/import` go through it rather than
+re-entering the label command."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from console import run_console
+
+from llmscisci.backends import registry as backends
+from llmscisci.backends.base import Backend, Generation, GenParams
+from llmscisci.data.codebook import load_codebook
+from llmscisci.data.items import load_items
+from llmscisci.errors import UserError
+from llmscisci.runs import read_jsonl
+from llmscisci.tasks import registry
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "llmscisci"
+
+
+def written(config: dict) -> dict:
+    """A config as config.json holds it (JSON types)."""
+    return json.loads(json.dumps(config))
+
+
+class Counting(Backend):
+    """Answers every conversation with the first category (or a fixed answer); counts the calls."""
+
+    name = "counting"
+    context_length = None
+
+    def __init__(self, answer: str = "code", stop_after: int | None = None):
+        self.answer, self.stop_after, self.calls = answer, stop_after, 0
+
+    def generate(self, conversations, params=GenParams(), schema=None, on_result=None):
+        gens = []
+        for i, _ in enumerate(conversations):
+            if self.stop_after is not None and self.calls >= self.stop_after:
+                raise KeyboardInterrupt  # killed mid-run: what was answered is on disk
+            self.calls += 1
+            gen = Generation(text=self.answer, tokens_in=10, tokens_out=2)
+            if on_result:
+                on_result(i, gen)
+            gens.append(gen)
+        return gens
+
+    def count_tokens(self, messages) -> int:
+        return 10
+
+
+# --- Spec.from_config: the stored hash, for each kind ------------------------------------------------
+def _own_codebook(tmp_path) -> str:
+    path = tmp_path / "mine.toml"
+    path.write_text(resources.files("llmscisci.data").joinpath("codebooks", "easy.toml").read_text("utf-8"), "utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"variant": "icl", "shots": 2, "split": "train", "limit": 5, "paraphrase": 2,
+     "params": GenParams(max_new_tokens=9, temperature=0.7, top_p=0.9, seed=7)},
+    {"variant": "score", "calibrate": "bundled", "split": "test"},
+    {"variant": "guidelines", "own": True},
+])
+def test_label_spec_from_config_has_the_stored_hash(kw, data_dir, tmp_path):
+    from llmscisci.tasks.label import LabelSpec, draw_shots, select_items
+
+    kw = dict(kw)
+    book = load_codebook(_own_codebook(tmp_path) if kw.pop("own", False) else "easy")
+    items = load_items(book, data_dir=data_dir)
+    spec = LabelSpec(codebook=book, model="openai:gpt-4o-mini", data_source=str(data_dir),
+                     **{"variant": "structured", **kw})
+    selected = select_items(items, spec.split, spec.limit)
+    shots = draw_shots(items, book, spec.variant, spec.shots, spec.params.seed)
+    cfg = written(spec.config(None, selected, shots))
+    again = LabelSpec.from_config(cfg)
+    assert again == spec and again.hash(selected, shots) == cfg["hash"]
+    assert again.core(selected, shots) == {k: cfg[k] for k in again.core(selected, shots)}
+
+
+def test_streamed_label_spec_from_config_has_the_stored_hash(tmp_path):
+    from llmscisci.data.corpus import CorpusPlan
+    from llmscisci.tasks.label import LabelSpec
+    from llmscisci.tasks.label_stream import stream_config, stream_core
+
+    csv = tmp_path / "c.csv"
+    csv.write_text("key,title,abstract,grp\na,Code,was public,x\nb,Data,on request,y\n", "utf-8")
+    book = load_codebook("easy")
+    plan = CorpusPlan.open(csv, book, id_column="key", template="{title}. {abstract}")
+    spec = LabelSpec(codebook=book, variant="guidelines", model="openai:gpt-4o-mini", limit=1, paraphrase=1,
+                     params=GenParams(max_new_tokens=5, seed=3))
+    cfg = written(stream_config(spec, plan, {}, by="grp"))
+    again = LabelSpec.from_config(cfg)
+    assert stable(stream_core(again, plan)) == cfg["hash"]
+    from llmscisci.tasks.kinds.label import resumed_corpus
+
+    assert resumed_corpus(cfg) == {"path": str(csv.resolve()), "id_column": "key", "text_column": None,
+                                   "template": "{title}. {abstract}"}
+
+
+def stable(core: dict) -> str:
+    from llmscisci.runs import stable_hash
+
+    return stable_hash(core)
+
+
+def test_judge_spec_from_config_has_the_stored_hash_and_its_candidates(data_dir, tmp_path):
+    from llmscisci.data.labelfiles import load_labels
+    from llmscisci.tasks.judge import JudgeSpec, candidates_from_sets, prepare
+    from llmscisci.tasks.kinds.judge import recorded_candidates
+
+    book = load_codebook("easy")
+    items = load_items(book, data_dir=data_dir)
+    cands = candidates_from_sets([load_labels(data_dir / "labels" / f"annotator_{x}.jsonl") for x in "abb"], "easy")
+    spec = JudgeSpec(codebook=book, variant="icl", model="openai:gpt-4o-mini", orders="cyclic", limit=4,
+                     split="test", data_source=str(data_dir), params=GenParams(max_new_tokens=77, seed=5))
+    selected, orders, skipped = prepare(spec, items, cands)
+    cfg = written(spec.config(None, selected, cands, orders, skipped))
+    again = JudgeSpec.from_config(cfg)
+    assert again == spec and again.hash(selected, cands, orders) == cfg["hash"]
+    found = recorded_candidates(cfg, book, tmp_path)  # the same names (a duplicate's suffix too), files, labels
+    assert [(c.name, c.path, c.records) for c in found] == [(c.name, c.path, c.records) for c in cands]
+    assert found[2].name.endswith("-2")
+
+
+@pytest.mark.parametrize("model,kw", [
+    ("openai:gpt-4o-mini", {"variant": "icl", "unit": "window", "window": 2, "limit": 3,
+                            "params": GenParams(max_new_tokens=50, seed=9), "bins": 4}),
+    ("openai:gpt-4o-mini", {"variant": "structured"}),
+    ("baseline", {"variant": "structured", "limit": 2}),
+])
+def test_extract_spec_from_config_has_the_stored_hash(model, kw, data_dir):
+    from llmscisci.tasks.extract.run import ExtractSpec, plan_units
+    from llmscisci.tasks.extract.source import read_page
+    from llmscisci.tasks.extract.truth import load_truth
+
+    page = read_page(data_dir / "rescience" / "read_index_2022-07-11.html")
+    truth = load_truth(data_dir / "rescience" / "published.bib")
+    spec = ExtractSpec(model=model, **kw)
+    units, n_blocks = plan_units(spec, page, None)
+    cfg = written(spec.config(page, truth, units, n_blocks, None))
+    again = ExtractSpec.from_config(cfg)
+    assert again.hash(page, units) == cfg["hash"] and again.bins == spec.bins
+    if model != "baseline":
+        assert again == spec
+
+
+# --- TaskKind.resume ---------------------------------------------------------------------------------
+def test_label_kind_resumes_a_study_run_from_its_folder(data_dir, tmp_path):
+    from llmscisci.tasks.label import LabelSpec, run_label
+
+    book = load_codebook("easy")
+    spec = LabelSpec(codebook=book, variant="guidelines", model="openai:gpt-4o-mini", limit=6, paraphrase=1,
+                     data_source=str(data_dir), params=GenParams(max_new_tokens=8, seed=4))
+    items = load_items(book, data_dir=data_dir)
+    with pytest.raises(KeyboardInterrupt):
+        run_label(spec, items, Counting(stop_after=2), tmp_path, show_progress=False)
+    (run_dir,) = tmp_path.iterdir()
+    before = json.loads((run_dir / "config.json").read_text())
+    backend = Counting()
+    run = registry.get("label").resume(run_dir, backend, show_progress=False)
+    assert run.path == run_dir and backend.calls == 4  # only what was not answered
+    preds = read_jsonl(run_dir / "predictions.jsonl")
+    assert sorted(p["doi"] for p in preds) == sorted(it.doi for it in items[:6])
+    after = json.loads((run_dir / "config.json").read_text())
+    assert after == before and (run_dir / "metrics.json").is_file()
+
+
+def test_label_kind_resumes_a_corpus_run_with_its_recorded_input(tmp_path, capsys, monkeypatch):
+    csv = tmp_path / "c.csv"
+    csv.write_text("key,title,abstract,grp\n" + "".join(f"k{i},Title {i},Code {i} was public,g{i % 2}\n"
+                                                       for i in range(6)), "utf-8")
+    first = Counting()
+    monkeypatch.setattr(backends, "load_backend", lambda name, options=None: first)
+    args = ["label", "--task", "easy", "--variant", "guidelines", "--model", "openai:gpt-4o-mini", "--input", csv,
+            "--id-column", "key", "--text", "{title}. {abstract}", "--by", "grp", "--out", tmp_path / "runs"]
+    code, out, err = run_console(args, capsys, monkeypatch)
+    assert code == 0, err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    before = json.loads((run_dir / "config.json").read_text())
+    answered = (run_dir / "predictions.jsonl").read_text().splitlines()
+    # killed in its first chunk: two answers on disk, no checkpoint, no metrics
+    (run_dir / "predictions.jsonl").write_text("\n".join(answered[:2]) + "\n")
+    for name in ("progress.json", "metrics.json"):
+        (run_dir / name).unlink()
+    second = Counting()
+    monkeypatch.setattr(backends, "load_backend", lambda name, options=None: second)
+    code, out, err = run_console(["label", "--resume", run_dir], capsys, monkeypatch)
+    assert code == 0, err
+    after = json.loads((run_dir / "config.json").read_text())
+    assert after == before and after["by"] == "grp"  # the corpus, its columns and --by from config.json
+    assert second.calls == 4 and "grp=g1" in out
+    preds = read_jsonl(run_dir / "predictions.jsonl")
+    assert sorted(p["doi"] for p in preds) == [f"k{i}" for i in range(6)]
+    moved = tmp_path / "moved.csv"
+    shutil.move(csv, moved)
+    code, out, err = run_console(["label", "--resume", run_dir], capsys, monkeypatch)
+    assert code == 2 and "its corpus" in err and "is gone" in err
+
+
+def test_resume_refuses_a_folder_of_another_kind_or_none(data_dir, tmp_path):
+    with pytest.raises(UserError, match="not a run folder"):
+        registry.get("label").resume(tmp_path, Counting())
+    (tmp_path / "config.json").write_text(json.dumps({"kind": "extract", "model": "baseline"}))
+    with pytest.raises(UserError, match="not a judge run"):
+        registry.get("judge").resume(tmp_path, Counting())
+    with pytest.raises(UserError, match="cannot be resumed"):
+        registry.get("baseline").resume(tmp_path, None)
+    assert [k.name for k in registry.kinds() if k.can_resume()] == ["label", "judge", "extract"]
+
+
+# --- batch collect / import --------------------------------------------------------------------------
+def test_batch_commands_do_not_reenter_the_label_command():
+    tree = ast.parse((SRC / "cli" / "batch.py").read_text("utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "llmscisci.cli.label" not in imported and "contextvars" not in imported
+    assert "ContextVar" not in (SRC / "cli" / "batch.py").read_text("utf-8")
+    assert "llmscisci.api.resume" in imported
+
+
+def test_batch_import_finishes_an_extraction_run(data_dir, tmp_path, capsys, monkeypatch):
+    """An extraction run written as a batch file is finished by `batch import` through the extract kind
+    (the label command is not involved), with the answers a live run gets."""
+    from fake_batch import BATCH_SERVERS, BatchPlan, synth
+    from fakeservers import KEY_ENV, TEST_KEYS
+
+    import llmscisci as ls
+
+    monkeypatch.setenv(KEY_ENV["openai"], TEST_KEYS["openai"])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    page = data_dir / "rescience" / "read_index_2022-07-11.html"
+    common = dict(model="openai:gpt-4o-mini", variant="structured", limit=3, progress=False, no_cache=True)
+    with BATCH_SERVERS["openai"](plan=BatchPlan(), expect_key=TEST_KEYS["openai"]) as srv:
+        live = ls.extract(page, base_url=srv.base_url, out=tmp_path / "live", **common)
+        req = tmp_path / "req.jsonl"
+        filed = ls.extract(page, base_url=srv.base_url, out=tmp_path / "filed", batch_file=req, **common)
+        rows = [json.loads(line) for line in req.read_text().splitlines()]
+        results = tmp_path / "results.jsonl"
+        results.write_text("".join(json.dumps({"id": f"r{i}", "custom_id": r["custom_id"], "error": None,
+                                               "response": {"status_code": 200,
+                                                            "body": synth(srv, r["body"], r["body"]["model"])[0]}})
+                                   + "\n" for i, r in enumerate(rows)))
+    code, out, err = run_console(["batch", "import", filed.path, results], capsys, monkeypatch)
+    assert code == 0, err
+    assert f"run folder: {filed.path}" in out.replace("\n", "")
+    raw = {p["doi"]: p["raw"] for p in read_jsonl(filed.path / "predictions.jsonl")}
+    assert raw == {p["doi"]: p["raw"] for p in read_jsonl(live.path / "predictions.jsonl")} and len(raw) == 3
+    assert json.loads((filed.path / "config.json").read_text())["hash"] == live.config["hash"]
+
+
+def test_api_judge_resumes_and_plans_a_judge_run(data_dir, tmp_path, monkeypatch):
+    """`ls.judge(resume=RUN_DIR)` continues a judge run from its folder (its candidates, task and options
+    from config.json): the finished calls are not asked again; `dry_run=True` plans it and writes nothing."""
+    from fakeservers import KEY_ENV, TEST_KEYS, make_server
+
+    import llmscisci as ls
+
+    monkeypatch.setenv(KEY_ENV["openai"], TEST_KEYS["openai"])
+    cand = data_dir / "labels" / "annotator_b.jsonl"
+    with make_server("openai") as srv:
+        run = ls.judge([cand], task="easy", model="openai:gpt-4o-mini", base_url=srv.base_url, limit=2,
+                       orders="cyclic", data_dir=data_dir, no_cache=True, out=tmp_path / "j")
+        before = json.loads((run.path / "config.json").read_text())
+        lines = (run.path / "predictions.jsonl").read_text().splitlines()
+        (run.path / "predictions.jsonl").write_text("\n".join(lines[:3]) + "\n")  # killed after 3 of 4 calls
+        plan = ls.judge(resume=run.path, dry_run=True)
+        assert "calls (items x orders): 4" in plan.text and len(lines) == 4
+        sent = srv.calls
+        again = ls.judge(resume=run.path, base_url=srv.base_url, no_cache=True)
+        assert again.path == run.path and srv.calls == sent + 1
+    after = json.loads((run.path / "config.json").read_text())
+    described = ("backend", "versions")  # how the backend was reached (e.g. a remembered structured form)
+    assert {k: v for k, v in after.items() if k not in described} == \
+        {k: v for k, v in before.items() if k not in described}
+    assert len(read_jsonl(run.path / "predictions.jsonl")) == 4
+    assert sorted(p.name for p in (tmp_path / "j").iterdir()) == [run.path.name]
