@@ -440,3 +440,85 @@ def test_loading_a_model_from_disk_shows_no_weight_bars(tiny_model_dir, capfd):
     load(str(tiny_model_dir), BackendOptions(device="cpu"))
     assert "Loading weights" not in capfd.readouterr().err
     assert hf_logging.is_progress_bar_enabled()  # restored afterwards
+
+
+# --- grid and eval: unanswered items exit 3 as well ---------------------------------------------------------
+def _grid_with_an_unreachable_model(tmp_path, data_dir, monkeypatch) -> tuple[Path, Path]:
+    """A grid of two label cells: openai:good answers every item, openai:down none (2 items each)."""
+    from llmscisci.backends import registry
+
+    out = tmp_path / "grid"
+    cfg = tmp_path / "g.toml"
+    cfg.write_text(f'name = "t"\nout = "{out}"\ntasks = ["easy"]\nvariants = ["guidelines"]\n'
+                   'models = ["openai:good", "openai:down"]\nlimit = 2\n', encoding="utf-8")
+    monkeypatch.setattr(registry, "load_backend",
+                        lambda name, opts=None: Unreachable() if name == "openai:down" else Echo())
+    return cfg, out
+
+
+def _cell_dir(out: Path, model: str) -> Path:
+    (cell,) = [c for c in json.loads((out / "grid.json").read_text())["cells"] if c["model"] == model]
+    return out / cell["dir"]
+
+
+def test_a_grid_with_unanswered_items_exits_3_after_its_tables(tmp_path, data_dir, monkeypatch):
+    cfg, out = _grid_with_an_unreachable_model(tmp_path, data_dir, monkeypatch)
+    res = CliRunner().invoke(app, ["grid", str(cfg), "--data-dir", str(data_dir), "--dry-run"])
+    assert res.exit_code == 0, res.output  # a plan runs nothing: nothing unanswered
+    res = CliRunner().invoke(app, ["grid", str(cfg), "--data-dir", str(data_dir)])
+    assert isinstance(res.exception, ItemsFailed), (res.output, res.exception)
+    msg = str(res.exception)
+    assert msg.startswith("2 items in 1 of 2 cells failed (last error: APIConnectionError"), msg
+    assert msg.endswith("re-run the same command to retry them") and "\n" not in msg
+    assert "grid t: labelling" in res.output and "label/easy/openai:down/guidelines/p0/s2025: 2 unanswered" \
+        in res.output  # the results and the cell are shown first
+    cells = {c["model"]: c for c in json.loads((out / "grid.json").read_text())["cells"]}
+    assert cells["openai:down"]["status"] == "done" and cells["openai:good"]["status"] == "done"
+    assert json.loads((_cell_dir(out, "openai:down") / "metrics.json").read_text())["unanswered"] == 2
+
+    import llmscisci as ls
+
+    df = ls.grid(cfg, data_dir=data_dir, progress=False)  # Python: the results, no exit; a re-run asks again
+    assert dict(zip(df["model"], df["unanswered"])) == {"openai:good": 0, "openai:down": 2}
+    assert len(read_jsonl(_cell_dir(out, "openai:down") / "predictions.jsonl")) == 4  # asked again
+
+
+def test_eval_of_a_run_with_unanswered_items_exits_3(tmp_path, data_dir, monkeypatch):
+    cfg, out = _grid_with_an_unreachable_model(tmp_path, data_dir, monkeypatch)
+    CliRunner().invoke(app, ["grid", str(cfg), "--data-dir", str(data_dir)])
+    down, good = _cell_dir(out, "openai:down"), _cell_dir(out, "openai:good")
+    (down / "metrics.json").unlink()
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    res = subprocess.run([sys.executable, "-m", "llmscisci", "eval", str(down)], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert res.returncode == 3, res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in res.stderr
+    assert errors[0].startswith("error: 2 items failed (last error: APIConnectionError")
+    assert errors[0].endswith(f"resume the run (--resume {down}) to ask them again")
+    assert "Labelling metrics" in res.stdout  # the metrics are shown before the line
+    assert json.loads((down / "metrics.json").read_text())["unanswered"] == 2  # and written
+    res = CliRunner().invoke(app, ["eval", str(good)])
+    assert res.exit_code == 0, (res.output, res.exception)
+
+
+def test_eval_of_judge_and_extract_runs_with_unanswered_calls_exits_3(data_dir, tmp_path, monkeypatch):
+    from llmscisci.backends import registry
+
+    monkeypatch.setattr(registry, "load_backend", lambda name, opts=None: Unreachable())
+    runner = CliRunner()
+    llms = ["--llm", str(data_dir / "labels" / "annotator_a.jsonl"), "--llm",
+            str(data_dir / "labels" / "annotator_b.jsonl")]
+    runner.invoke(app, ["judge", "--task", "easy", "--model", "openai:x", *llms, "--orders", "cyclic",
+                        "--limit", "1", "--data-dir", str(data_dir), "--out", str(tmp_path / "j")])
+    page = data_dir / "rescience" / "read_index_2025-03-04.html"
+    runner.invoke(app, ["extract", str(page), "--model", "openai:x", "--variant", "guidelines", "--limit", "2",
+                        "--data-dir", str(data_dir), "--out", str(tmp_path / "e")])
+    for out, noun in (("j", "calls"), ("e", "items")):
+        run = only_run(tmp_path / out)
+        (run / "metrics.json").unlink()
+        res = runner.invoke(app, ["eval", str(run), "--json"])
+        assert isinstance(res.exception, ItemsFailed), (out, res.output, res.exception)
+        assert str(res.exception).startswith(f"2 {noun} failed (last error: APIConnectionError")
+        assert json.loads((run / "metrics.json").read_text())["unanswered"] == 2
+        json.loads(res.stdout)  # --json: the result on stdout as ever

@@ -42,12 +42,28 @@ def check_cells(g, inputs) -> None:
                         f"(see {inputs.out / GRID_FILE})")
 
 
+def unanswered_cells(g, inputs) -> dict[str, dict]:
+    """The finished cells whose run folder holds items the server never answered (metrics.json
+    `unanswered` > 0): cell id -> its metrics. A re-run of the grid asks those items again."""
+    from llmscisci.runs import RunFolder
+
+    found = {}
+    for c in g.cells:
+        if c.status == "done" and c.dir:
+            m = RunFolder(Path(inputs.out) / c.dir).metrics()
+            if int(m.get("unanswered") or 0) > 0:
+                found[c.id] = m
+    return found
+
+
 def grid(config, *, data_dir=None, out=None, limit: int | None = None, fail_fast: bool = False,
          dry_run: bool = False, progress: bool = True):
     """Run the grid of `config` (a grid TOML file) into `out` (default: the file's `out`): a DataFrame of
     its cells as grid.json records them (id, kind, task, model, variant, status, dir, items, calls,
-    estimated tokens and cost, headline scores), `.attrs["path"]` the output folder. Cells that fail are
-    recorded and the others go on (unless `fail_fast`); then a `UserError` says how many failed."""
+    estimated tokens and cost, headline scores, `unanswered`: items of a finished cell the server never
+    answered), `.attrs["path"]` the output folder. Cells that fail are recorded and the others go on
+    (unless `fail_fast`); then a `UserError` says how many failed. Unanswered items raise nothing:
+    `llmscisci grid` exits 3 for them, and a re-run asks them again."""
     import pandas as pd
 
     from llmscisci.tasks.grid import run_grid
@@ -56,6 +72,8 @@ def grid(config, *, data_dir=None, out=None, limit: int | None = None, fail_fast
     if not dry_run:
         run_grid(g, inputs, config_path=str(config), fail_fast=fail_fast, show_progress=progress)
         check_cells(g, inputs)
-    df = pd.DataFrame([c.entry() for c in g.cells])
+    missing = unanswered_cells(g, inputs)
+    df = pd.DataFrame([c.entry() | {"unanswered": int(missing.get(c.id, {}).get("unanswered") or 0)}
+                       for c in g.cells])
     df.attrs["path"] = str(Path(inputs.out))
     return df

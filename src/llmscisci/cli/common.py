@@ -102,13 +102,15 @@ def run_result(task: str, run_dir, metrics: dict) -> dict:
     return res
 
 
-def exit_if_unanswered(metrics: list[dict], noun: str = "items") -> None:
+def exit_if_unanswered(metrics: list[dict], noun: str = "items", where: str = "",
+                       retry: str = "re-run the same command to retry them") -> None:
     """After the results are shown: a run that ended with items the server never answered exits 3
-    with one line (ItemsFailed), so that a script or a pipeline notices; a re-run asks them again."""
+    with one line (ItemsFailed), so that a script or a pipeline notices; a re-run asks them again.
+    `where` follows the count (a grid: " in 1 of 4 cells"); `retry` says how to ask them again."""
     from llmscisci.errors import ItemsFailed
 
     n = sum(int(m.get("unanswered") or 0) for m in metrics)
     if n:
-        last = next(m["last_error"] for m in reversed(metrics) if m.get("unanswered"))
-        raise ItemsFailed(f"{n} {noun if n != 1 else noun.rstrip('s')} failed (last error: {last}); "
-                          "re-run the same command to retry them")
+        last = next(m.get("last_error") for m in reversed(metrics) if m.get("unanswered"))
+        raise ItemsFailed(f"{n} {noun if n != 1 else noun.rstrip('s')}{where} failed (last error: {last}); "
+                          f"{retry}")

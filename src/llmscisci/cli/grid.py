@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from llmscisci.console import fmt
-from llmscisci.cli.common import DataDirOpt, SkipBadLinesOpt, console, out
+from llmscisci.cli.common import DataDirOpt, SkipBadLinesOpt, console, exit_if_unanswered, out
 
 
 def report(
@@ -131,8 +131,9 @@ def grid(
                                             "record the failure in grid.json and go on).")] = False,
 ) -> None:
     """Run an experiment grid: tasks x models x prompt variants (x paraphrases x seeds), one run folder per
-    cell. Finished cells (same configuration hash) are skipped and partial ones resume item by item."""
-    from llmscisci.api.grid import check_cells, failed_cells, plan_grid
+    cell. Finished cells (same configuration hash) are skipped and partial ones resume item by item.
+    Exit status 3 when cells ended with items the server never answered (a re-run asks them again)."""
+    from llmscisci.api.grid import check_cells, failed_cells, plan_grid, unanswered_cells
     from llmscisci.tasks.grid import GRID_FILE, run_grid, totals
 
     g, inputs = plan_grid(config, data_dir=data_dir, out=out_dir, limit=limit)
@@ -155,9 +156,13 @@ def grid(
         out.print(table)
     for c in failed_cells(g):
         console.print(f"{c.id}: {c.status}: {c.error}", soft_wrap=True, markup=False)
+    missing = unanswered_cells(g, inputs)
+    for cid, m in missing.items():
+        console.print(f"{cid}: {m['unanswered']} unanswered: {m.get('last_error')}", soft_wrap=True, markup=False)
     typer.echo(str(inputs.out / GRID_FILE))
     console.print(f"report: llmscisci report {inputs.out}", soft_wrap=True, markup=False)
     check_cells(g, inputs)
+    exit_if_unanswered(list(missing.values()), where=f" in {len(missing)} of {len(g.cells)} cells")
 
 
 def _result_tables(g) -> list:

@@ -22,6 +22,7 @@ from llmscisci.cli.common import (
     SkipBadLinesOpt,
     console,
     emit,
+    exit_if_unanswered,
 )
 
 PlaceboOpt = Annotated[Optional[int], typer.Option(
@@ -101,7 +102,8 @@ def eval_cmd(
     json_out: JsonOutOpt = None,
     encoding: EncodingOpt = None,
 ) -> None:
-    """Recompute a run's metrics from its predictions (label, SFT/DPO/GRPO evaluation runs)."""
+    """Recompute a run's metrics from its predictions (label, judge, extract, SFT/DPO/GRPO evaluation
+    runs). Exit status 3 when the run holds items the server never answered."""
     from llmscisci.errors import UserError
     from llmscisci.metrics.diagnostics import summary_lines
     from llmscisci.metrics.evaluate import format_table
@@ -111,7 +113,7 @@ def eval_cmd(
         raise UserError(f"{run_dir}: no predictions.jsonl (not a run folder)")
     if placebo is not None:
         check_eval_placebo(run_dir, placebo)
-    metrics = reevaluate(run_dir, reparse=reparse, skip_bad=skip_bad_lines)
+    metrics = recomputed = reevaluate(run_dir, reparse=reparse, skip_bad=skip_bad_lines)
     if placebo is not None:
         metrics = placebo_for_run(run_dir, placebo)
     if "all" in metrics:
@@ -129,6 +131,16 @@ def eval_cmd(
         result = metrics.get("audit", metrics)
         emit(result, JSON(json.dumps(result, default=str)), as_json, json_out)
     console.print(f"metrics written to {run_dir / 'metrics.json'}")
+    exit_if_unanswered([recomputed], items_noun(run_dir),
+                       retry=f"resume the run (--resume {run_dir}) to ask them again")
+
+
+def items_noun(run_dir: Path) -> str:
+    """What a run folder's kind counts its model calls in (items, calls)."""
+    from llmscisci.runs import RunFolder
+    from llmscisci.tasks.registry import of_run
+
+    return of_run(RunFolder(run_dir).config).items_column
 
 
 def check_eval_placebo(run_dir: Path, placebo: int) -> None:
