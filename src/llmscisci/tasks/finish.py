@@ -112,23 +112,26 @@ def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = 
     tmp = run.path / ".predictions.csv.tmp"
     fields = [*CSV_FIELDS, *codebook.columns("pred", None), *codebook.columns("ref", None),
               "tokens_in", "tokens_out", "seconds"]
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
-        out = csv.DictWriter(fh, fieldnames=fields)
-        out.writeheader()
 
-        def each(recs):
-            for rec in recs:
-                row = rec.to_json()
-                dist.add(row)
-                diag.add(row)
-                invalid[0] += not is_valid(row)
-                out.writerow(csv_row(row, codebook))
-                if references:
-                    rows.append(row)
-                yield rec
+    def each(recs, out: csv.DictWriter):
+        for rec in recs:
+            row = rec.to_json()
+            dist.add(row)
+            diag.add(row)
+            invalid[0] += not is_valid(row)
+            out.writerow(csv_row(row, codebook))
+            if references:
+                rows.append(row)
+            yield rec
 
-        totals = CallTotals.from_records(each(records))
-    os.replace(tmp, run.path / "predictions.csv")
+    try:  # predictions.csv written row by row, replaced only once complete
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            out = csv.DictWriter(fh, fieldnames=fields)
+            out.writeheader()
+            totals = CallTotals.from_records(each(records, out))
+        os.replace(tmp, run.path / "predictions.csv")
+    finally:
+        tmp.unlink(missing_ok=True)
     if references:
         metrics = evaluate(rows, codebook, train_reference=cfg.get("train_reference") or None)
         metrics["exact_format_rate"] = sum(bool(r.get("exact_format")) for r in rows) / max(len(rows), 1)
