@@ -56,13 +56,11 @@ def planned_items(config: dict) -> int | None:
 
 def unanswered(records: Iterable) -> dict:
     """{"unanswered": items whose latest attempt got no answer, "last_error": the last such error}
-    (records: dicts or record objects, one per item)."""
-    n, last = 0, None
-    for r in records:
-        failed, error = (r.get("call_failed"), r.get("error")) if isinstance(r, dict) else (r.call_failed, r.error)
-        if failed:
-            n, last = n + 1, error
-    return {"unanswered": n, "last_error": last}
+    (records: dicts or record objects, one per item), as `records.CallTotals` counts them."""
+    from llmscisci.records import CallRecord, CallTotals
+
+    totals = CallTotals.from_records(CallRecord.read(r) if isinstance(r, dict) else r for r in records)
+    return {"unanswered": totals.unanswered, "last_error": totals.last_error}
 
 
 def completeness(n_done: int, planned: int | None, bad_lines: int = 0) -> dict:
