@@ -88,7 +88,7 @@ def test_label_spec_from_config_has_the_stored_hash(kw, data_dir, tmp_path):
 def test_streamed_label_spec_from_config_has_the_stored_hash(tmp_path):
     from llmscisci.data.corpus import CorpusPlan
     from llmscisci.tasks.label import LabelSpec
-    from llmscisci.tasks.label_stream import stream_config, stream_core
+    from llmscisci.tasks.label_source import CorpusItems
 
     csv = tmp_path / "c.csv"
     csv.write_text("key,title,abstract,grp\na,Code,was public,x\nb,Data,on request,y\n", "utf-8")
@@ -96,9 +96,10 @@ def test_streamed_label_spec_from_config_has_the_stored_hash(tmp_path):
     plan = CorpusPlan.open(csv, book, id_column="key", template="{title}. {abstract}")
     spec = LabelSpec(codebook=book, variant="guidelines", model="openai:gpt-4o-mini", limit=1, paraphrase=1,
                      params=GenParams(max_new_tokens=5, seed=3))
-    cfg = written(stream_config(spec, plan, {}, by="grp"))
+    source = CorpusItems(spec, plan, by="grp")
+    cfg = written(spec.config_of(source.identity(), {}, [], source.extras()))
     again = LabelSpec.from_config(cfg)
-    assert stable(stream_core(again, plan)) == cfg["hash"]
+    assert stable(again.core_of(CorpusItems(again, plan).identity(), [])) == cfg["hash"]
     from llmscisci.tasks.kinds.label import resumed_corpus
 
     assert resumed_corpus(cfg) == {"path": str(csv.resolve()), "id_column": "key", "text_column": None,

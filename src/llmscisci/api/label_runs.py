@@ -289,7 +289,8 @@ def _progress(o: dict) -> dict:
 
 
 def label_study(books: list, o: dict) -> list[Labelled]:
-    """The study's data (bundled, or `data_dir`) through the in-memory runner, one run per codebook."""
+    """The study's data (bundled, or `data_dir`) through the label runner (its items as one chunk), one run
+    per codebook."""
     from llmscisci.api.options import load_run_backend
     from llmscisci.backends.batch import BatchPending
     from llmscisci.data.items import load_items

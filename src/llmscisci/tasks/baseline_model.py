@@ -29,7 +29,7 @@ from llmscisci.data.validate import apply_none_rule
 from llmscisci.errors import UserError
 from llmscisci.runs import atomic_folder
 from llmscisci.tasks.baseline import EMBED_MODEL, embed_texts, embedding_model_path
-from llmscisci.tasks.label_stream import Classifier
+from llmscisci.tasks.label_spec import Classifier
 
 FORMAT = "llmscisci-baseline-model/1"
 SAVABLE = ("tfidf-logreg", "embed-logreg", "llm-states")

@@ -6,6 +6,8 @@ from the server (every runner records it; the command then exits 3, see docs/res
 
 from __future__ import annotations
 
+import csv
+import os
 from collections.abc import Iterable
 
 from llmscisci.data.codebook import Codebook
@@ -54,13 +56,11 @@ def planned_items(config: dict) -> int | None:
 
 def unanswered(records: Iterable) -> dict:
     """{"unanswered": items whose latest attempt got no answer, "last_error": the last such error}
-    (records: dicts or record objects, one per item)."""
-    n, last = 0, None
-    for r in records:
-        failed, error = (r.get("call_failed"), r.get("error")) if isinstance(r, dict) else (r.call_failed, r.error)
-        if failed:
-            n, last = n + 1, error
-    return {"unanswered": n, "last_error": last}
+    (records: dicts or record objects, one per item), as `records.CallTotals` counts them."""
+    from llmscisci.records import CallRecord, CallTotals
+
+    totals = CallTotals.from_records(CallRecord.read(r) if isinstance(r, dict) else r for r in records)
+    return {"unanswered": totals.unanswered, "last_error": totals.last_error}
 
 
 def completeness(n_done: int, planned: int | None, bad_lines: int = 0) -> dict:
@@ -73,43 +73,86 @@ def completeness(n_done: int, planned: int | None, bad_lines: int = 0) -> dict:
     return out
 
 
-def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = None, n_resumed: int = 0,
-               skip_bad: bool = False) -> dict:
-    """Compute metrics from the predictions and write metrics.json and predictions.csv."""
-    from llmscisci.metrics.evaluate import evaluate
+def has_references(config: dict) -> bool:
+    """Whether a labelling run's items have reference labels to score against: the study's always; a
+    corpus run's (`streamed`) when its input had them."""
+    return bool((config.get("input") or {}).get("references")) if config.get("streamed") else True
 
-    # item order, not completion order: concurrency and resumes must not change any number
-    preds = sorted(run.predictions(skip_bad=skip_bad), key=lambda p: (str(p.get("task")), str(p.get("doi"))))
-    metrics = evaluate(preds, codebook, train_reference=run.config.get("train_reference") or None)
-    metrics |= completeness(len(preds), planned_items(run.config), run.bad_lines)
-    metrics["empty"] = sum(1 for p in preds if p.get("empty"))
-    metrics["exact_format_rate"] = sum(bool(p.get("exact_format")) for p in preds) / max(len(preds), 1)
-    metrics["failed"] = sum(1 for p in preds if p.get("error"))
-    metrics |= unanswered(preds)
-    metrics["refusals"] = sum(1 for p in preds if p.get("refusal"))
-    metrics["tokens"] = {
-        "in": sum(p.get("tokens_in") or 0 for p in preds),
-        "out": sum(p.get("tokens_out") or 0 for p in preds),
-    }
-    costs = [p["cost_usd"] for p in preds if p.get("cost_usd") is not None]
-    metrics["cost_usd"] = round(sum(costs), 6) if costs else None
-    metrics["generation_seconds"] = round(sum(p.get("seconds") or 0 for p in preds), 3)
+
+def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = None, n_resumed: int = 0,
+               skip_bad: bool = False, *, references: bool | None = None, by: str | None = None,
+               bad_lines: int = 0) -> dict:
+    """The one finisher of a labelling run (study, corpus, `llmscisci eval`): metrics.json and
+    predictions.csv (and predictions.parquet when large) from the predictions, one per item, its latest
+    attempt. With `references` (None: from config.json) the rows are scored (evaluate(), in item order:
+    no number depends on the completion order; the rows are then in memory, as a coded sample is
+    small), else the run is read once in bounded memory. Both get the label distribution (grouped by
+    `by`, else config.json's `by`), the call totals (records.CallTotals) and the answer diagnostics.
+
+    An unreadable line other than a torn last one is an error unless `skip_bad` (scored runs);
+    `bad_lines`: the lines a caller has already counted as skipped."""
+    from llmscisci.metrics.evaluate import evaluate
+    from llmscisci.records import CallTotals, is_valid
+    from llmscisci.tasks.stream_finish import CSV_FIELDS, Distribution, csv_row, maybe_parquet
+
+    cfg = run.config
+    references = has_references(cfg) if references is None else references
+    dist = Distribution(codebook, by if by is not None else cfg.get("by"))
+    diag = answer_diagnostics(cfg, codebook)
+    if references:
+        # item order, not completion order: concurrency and resumes must not change any number
+        records = sorted(run.records(skip_bad=skip_bad), key=lambda r: (str(r.task), str(r.doi)))
+        bad_lines = bad_lines or run.bad_lines
+    else:
+        records = run.iter_records()
+    rows: list[dict] = []
+    invalid = [0]
+    tmp = run.path / ".predictions.csv.tmp"
+    fields = [*CSV_FIELDS, *codebook.columns("pred", None), *codebook.columns("ref", None),
+              "tokens_in", "tokens_out", "seconds"]
+
+    def each(recs, out: csv.DictWriter):
+        for rec in recs:
+            row = rec.to_json()
+            dist.add(row)
+            diag.add(row)
+            invalid[0] += not is_valid(row)
+            out.writerow(csv_row(row, codebook))
+            if references:
+                rows.append(row)
+            yield rec
+
+    try:  # predictions.csv written row by row, replaced only once complete
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            out = csv.DictWriter(fh, fieldnames=fields)
+            out.writeheader()
+            totals = CallTotals.from_records(each(records, out))
+        os.replace(tmp, run.path / "predictions.csv")
+    finally:
+        tmp.unlink(missing_ok=True)
+    if references:
+        metrics = evaluate(rows, codebook, train_reference=cfg.get("train_reference") or None)
+        metrics["exact_format_rate"] = sum(bool(r.get("exact_format")) for r in rows) / max(len(rows), 1)
+    else:
+        metrics = {"n": totals.n, "references": False, "invalid": invalid[0]}
+    metrics |= completeness(totals.n, planned_items(cfg), bad_lines)
+    metrics |= totals.as_metrics()
+    metrics["distribution"] = dist.as_dict()
     prev = run.metrics().get("timing", {})
     if wall_seconds is not None:
         metrics["timing"] = {"last_wall_seconds": round(wall_seconds, 3), "resumed_items": n_resumed,
                              "previous": prev or None}
     elif prev:  # `llmscisci eval` recomputes scores; the run's timing stays what it was
         metrics["timing"] = prev
-    versions = sorted({p["model_version"] for p in preds if p.get("model_version")})
-    if versions:
-        metrics["model_versions"] = versions
-    add_diagnostics(metrics, run, codebook, preds)
+    add_diagnostics(metrics, run, codebook, diag=diag)
+    if cfg.get("seen_in_training"):  # a fitted classifier labelling items it was fitted on
+        metrics["warnings"].append(seen_warning(cfg["seen_in_training"], totals.n))
     run.write_metrics(metrics)
-    rows = []
-    for p in preds:
-        row = {k: p.get(k) for k in ("doi", "task", "split", "valid", "repaired", "exact_format", "error")}
-        row |= codebook.columns("pred", p.get("labels")) | codebook.columns("ref", p.get("reference"))
-        row["tokens_in"], row["tokens_out"], row["seconds"] = p.get("tokens_in"), p.get("tokens_out"), p.get("seconds")
-        rows.append(row)
-    run.write_csv(rows)
+    maybe_parquet(run, totals.n)
     return metrics
+
+
+def seen_warning(n_seen: int, n: int) -> str:
+    return (f"{n_seen} of the {n} items labelled were in the classifier's training data: its scores on them "
+            "measure how well it fits them, not how well it labels new texts (baseline's cross-validated scores "
+            "do)")

@@ -1,4 +1,5 @@
-"""The generation loop every task runner shares (labelling, judging, extraction).
+"""The generation loop of the judge and extraction runners (labelling has its chunked one in
+tasks/label_runner.py, with the same context check, stop rule and `call_failed` marks).
 
 `generate_into(run, backend, entries, ...)` checks each prompt against the backend's context window
 (prompts that do not fit are recorded as failed, never sent), generates the rest in one backend call and

@@ -1,6 +1,6 @@
 """Labelling on a Ray cluster (`llmscisci label --input FILE --engine ray [--ray-address ADDR] [--workers N]`).
 
-The corpus run is the ordinary one (tasks/label_stream.py): the same reader, prompts, records, run folder,
+The corpus run is the ordinary one (the one label runner, tasks/label_runner.py): the same reader, prompts, records, run folder,
 run hash, checkpoints and resume. Only the model calls move: `RayPool` stands where the backend stands and
 hands the conversations of each chunk, in small batches, to a pool of N Ray actors, each holding one
 backend built from the same settings (an API client with its own --concurrency, cache and rate limits,

@@ -1,22 +1,15 @@
-"""Finishing a streamed labelling run: one pass over predictions.jsonl, in bounded memory.
-
-Without reference labels there is nothing to score, so metrics.json holds the label distribution
-(items per category and their share; per group of a metadata column with `--by`), the counts of
-invalid, failed, refused and empty items, tokens and cost. predictions.csv is written row by row, and
-a run of at least PARQUET_FROM items also gets predictions.parquet (typed columns). With reference
-labels (a coded sample: small) the usual scores are computed as for any labelling run, plus the
-distribution.
+"""What the labelling finisher (tasks/finish.py) writes beside the scores, in bounded memory: the label
+distribution (items per category and their share, with intervals; per group of a metadata column with
+`--by`), predictions.csv's rows (written one by one), predictions.parquet for a run of at least
+PARQUET_FROM items, and the distribution as a table for the terminal.
 """
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from llmscisci.data.codebook import Codebook
-from llmscisci.data.corpus import CorpusPlan
 from llmscisci.records import is_valid
 from llmscisci.runs import RunFolder
 
@@ -82,75 +75,8 @@ def csv_row(rec: dict, cb: Codebook) -> dict:
     return row
 
 
-def finish_stream(run: RunFolder, codebook: Codebook, plan: CorpusPlan | None = None, by: str | None = None,
-                  wall_seconds: float | None = None) -> dict:
-    """metrics.json, predictions.csv (and .parquet when large) of a streamed run; `plan` None: from the
-    run's config (`llmscisci eval`), keeping the `--by` grouping the run was made with."""
-    cfg = run.config
-    references = plan.has_references if plan is not None else bool((cfg.get("input") or {}).get("references"))
-    by = by if plan is not None else cfg.get("by")
-    dist = Distribution(codebook, by)
-    if references:
-        from llmscisci.tasks.finish import finish_run
-
-        metrics = finish_run(run, codebook, wall_seconds=wall_seconds)
-        for rec in iter_predictions(run):
-            dist.add(rec)
-        metrics["distribution"] = dist.as_dict()
-        metrics["empty"] = sum(1 for r in iter_predictions(run) if r.get("empty"))
-        run.write_metrics(metrics)
-        _maybe_parquet(run, codebook, metrics["n"] if "n" in metrics else dist.n)
-        return metrics
-    from llmscisci.tasks.finish import add_diagnostics, answer_diagnostics
-
-    diag = answer_diagnostics(cfg, codebook)
-    n = invalid = failed = refusals = empty = tok_in = tok_out = no_answer = 0
-    last_error = None
-    cost, seconds, versions = None, 0.0, set()
-    tmp = run.path / ".predictions.csv.tmp"
-    fields = [*CSV_FIELDS, *codebook.columns("pred", None), *codebook.columns("ref", None),
-              "tokens_in", "tokens_out", "seconds"]
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        for rec in iter_predictions(run):
-            n += 1
-            invalid += not is_valid(rec)
-            failed += bool(rec.get("error"))
-            if rec.get("call_failed"):
-                no_answer, last_error = no_answer + 1, rec.get("error")
-            refusals += bool(rec.get("refusal"))
-            empty += bool(rec.get("empty"))
-            tok_in += rec.get("tokens_in") or 0
-            tok_out += rec.get("tokens_out") or 0
-            seconds += rec.get("seconds") or 0.0
-            if rec.get("cost_usd") is not None:
-                cost = (cost or 0.0) + rec["cost_usd"]
-            if rec.get("model_version"):
-                versions.add(rec["model_version"])
-            dist.add(rec)
-            diag.add(rec)
-            w.writerow(csv_row(rec, codebook))
-    os.replace(tmp, run.path / "predictions.csv")
-    prev = run.metrics().get("timing")
-    metrics = {"n": n, "references": False, "distribution": dist.as_dict(), "invalid": invalid,
-               "failed": failed, "unanswered": no_answer, "last_error": last_error, "refusals": refusals,
-               "empty": empty, "tokens": {"in": tok_in, "out": tok_out},
-               "cost_usd": round(cost, 6) if cost is not None else None, "generation_seconds": round(seconds, 3)}
-    from llmscisci.tasks.finish import completeness, planned_items
-
-    metrics |= completeness(n, planned_items(run.config))  # `partial` when the run was interrupted
-    if wall_seconds is not None:
-        metrics["timing"] = {"last_wall_seconds": round(wall_seconds, 3), "previous": prev or None}
-    if versions:
-        metrics["model_versions"] = sorted(versions)
-    add_diagnostics(metrics, run, codebook, diag=diag)
-    run.write_metrics(metrics)
-    _maybe_parquet(run, codebook, n)
-    return metrics
-
-
-def _maybe_parquet(run: RunFolder, codebook: Codebook, n: int) -> None:
+def maybe_parquet(run: RunFolder, n: int) -> None:
+    """predictions.parquet (typed columns) beside the CSV of a run of at least PARQUET_FROM items."""
     if n >= PARQUET_FROM:
         from llmscisci.report.export import export_run
 
