@@ -258,13 +258,19 @@ def _complete_answers(text: str, cb: Codebook) -> list[list[int]]:
 
 @pytest.mark.parametrize("cb", [load_codebook("easy"), load_codebook("difficult"), THREE], ids=lambda c: c.task)
 def test_no_prompt_shows_an_answer_that_breaks_its_rules(cb):
-    for variant in ("icl", "guidelines", "structured", "cot"):
+    for variant in prompts.templates():  # every variant and paraphrase, the scoring one's questions too
         for k in range(len(prompts.paraphrases(variant)) + 1):
-            msgs = prompts.build_messages("Some passage.", cb, variant, paraphrase=k)
+            if prompts.is_scoring(variant):
+                msgs = [m for conv in prompts.item_score_messages("Some passage.", cb, variant, k) for m in conv]
+            else:
+                msgs = prompts.build_messages("Some passage.", cb, variant, paraphrase=k)
             text = "\n".join(m["content"] for m in msgs)
             answers = _complete_answers(text, cb)
             if variant != "cot":  # the format is stated in words, never shown as an answer
                 assert answers == [], (variant, k, answers)
+            # a run records what its prompt shows (`prompt_examples`): no more, no less
+            recorded = [a for e in prompts.shown_examples(cb, variant) for a in _complete_answers(e, cb)]
+            assert answers == recorded, (variant, k, answers, recorded)
             for vec in answers:  # the chain-of-thought format example keeps the exclusive `none` rule
                 assert not (vec[cb.none_index] and sum(vec) > 1), (variant, k, vec)
     assert prompts.shown_examples(cb, "cot") == [cot.fields(cb)["example"]]

@@ -173,19 +173,57 @@ def test_judge_prompt_contents(variant):
     if variant == "icl":
         assert "Output format" not in system
     elif variant == "guidelines":
-        assert "LLM 1: 5" in system and "Final:" in system
+        assert '"LLM <number>: <score>"' in system and '"Final: <categories>"' in system
     else:
-        assert '"llm_1"' in system and '"final"' in system
+        assert "(llm_1, llm_2, llm_3)" in system and '"final"' in system
 
 
-def test_structured_schema_and_example_agree():
+def _shown_k(cb, k: int) -> list:
+    """k candidates with distinct classifications (one of them invalid) and short answers."""
+    vecs = [tuple(int(j == i % cb.n) for j in range(cb.n)) for i in range(k)]
+    return [jp.Shown(None if i == 1 else v, "My answer: " + ", ".join(cb.names_of(v))) for i, v in enumerate(vecs)]
+
+
+@pytest.mark.parametrize("task", ["easy", "difficult"])
+@pytest.mark.parametrize("variant", jp.VARIANTS)
+def test_no_judge_prompt_shows_a_complete_answer(task, variant):
+    """The judge's own parser finds no score and no final classification in any system prompt, and no
+    complete answer in a whole conversation: there is no example answer a small judge could copy."""
+    cb = load_codebook(task)
+    for k in (2, 3, 6):
+        shown = _shown_k(cb, k)
+        truth = shown[0].labels
+        system, user = (m["content"] for m in jp.build_messages("The code was on GitHub.", truth, shown, cb, variant))
+        alone = parse_judge(system, k, cb)
+        assert alone.scores == [None] * k and alone.final is None, (variant, k, alone)
+        whole = parse_judge(system + "\n\n" + user, k, cb, [c.labels for c in shown], truth)
+        assert whole.scores == [None] * k and not whole.valid, (variant, k, whole)
+
+
+def test_the_format_the_prompts_describe_is_what_the_parser_reads():
+    """Filling in the placeholders of the guidelines' line formats, and the fields the structured prompt
+    names, gives answers the parser reads in full."""
+    system = jp.system_prompt(EASY, "guidelines", 3)
+    line = re.search(r'"(LLM <number>: <score>)"', system).group(1)
+    final = re.search(r'"(Final: <categories>)"', system).group(1)
+    text = "\n".join(line.replace("<number>", str(i)).replace("<score>", str(s)) for i, s in ((1, 5), (2, 4), (3, 0)))
+    p = parse_judge(text + "\n" + final.replace("<categories>", "code, readability"), 3, EASY)
+    assert p.valid and p.scores == [5, 4, 0] and p.final == (1, 0, 1, 0, 0)
+
+    system = jp.system_prompt(EASY, "structured", 3)
+    score_fields = re.search(r"one score field per LLM \(([^)]*)\)", system).group(1).split(", ")
+    categories = re.search(r"one field per category \(([^)]*)\)", system).group(1).split(", ")
+    answer = {**dict(zip(score_fields, (5, 4, 0))), "final": {c: c in ("code", "readability") for c in categories}}
+    assert jp.judge_schema(EASY, 3).model_validate(answer)  # the fields the prompt names are the schema's
+    p = parse_judge(json.dumps(answer), 3, EASY)
+    assert p.valid and p.scores == [5, 4, 0] and p.final == (1, 0, 1, 0, 0)
+
+
+def test_structured_schema():
     schema = jp.judge_schema(EASY, 3)
     js = schema.model_json_schema()
     assert set(js["required"]) == {"llm_1", "llm_2", "llm_3", "final"}
     assert js["properties"]["llm_2"]["enum"] == [0, 1, 2, 3, 4, 5]
-    example = re.search(r"\{.*\}", jp.system_prompt(EASY, "structured", 3)).group(0)
-    obj = schema.model_validate_json(example)
-    assert obj.final.code is True
     with pytest.raises(ValidationError):
         schema.model_validate_json('{"llm_1": 6, "llm_2": 1, "llm_3": 1, "final": {}}')
 
@@ -337,6 +375,9 @@ def test_run_with_perfect_scripted_judge(data_dir, tmp_path, inputs, variant):
     cfg = json.loads((run.path / "config.json").read_text())
     assert cfg["kind"] == "judge" and cfg["variant"] == variant and len(cfg["orders"]) == 6
     assert [c["name"] for c in cfg["candidates"]] == ["annotator_a", "label_run_1", "label_run_2"]
+    # what the prompt shows is recorded as a label run records it: no complete answer, and none in its text
+    shows = parse_judge(cfg["system_prompt"], 3, EASY)
+    assert cfg["prompt_examples"] == [] and shows.scores == [None] * 3 and shows.final is None
     preds = read_jsonl(run.path / "predictions.jsonl")
     assert len(preds) == 4 * 6 and backend.calls == 24
     p = preds[0]

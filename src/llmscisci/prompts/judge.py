@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,18 +73,7 @@ def names(labels: Sequence[int] | None, codebook: Codebook) -> str:
     return ", ".join(chosen) if chosen else "(no category)"
 
 
-def _example(codebook: Codebook, k: int) -> tuple[str, str]:
-    n = codebook.n
-    scores = [n - (i % 2) for i in range(k)]
-    final = [s for s in codebook.shorts[:2] if s != codebook.none] or codebook.shorts[:1]
-    lines = "\n".join(f"LLM {i + 1}: {s}" for i, s in enumerate(scores)) + "\nFinal: " + ", ".join(final)
-    obj = {f"llm_{i + 1}": s for i, s in enumerate(scores)}
-    obj["final"] = {s: s in final for s in codebook.shorts}
-    return lines, json.dumps(obj)
-
-
 def _fields(codebook: Codebook, k: int) -> dict:
-    lines, obj = _example(codebook, k)
     return {
         "question": codebook.question or f"The task: which categories of {codebook.task!r} apply to the passage?",
         "title": codebook.title or codebook.task,
@@ -94,8 +82,8 @@ def _fields(codebook: Codebook, k: int) -> dict:
         "n": codebook.n,
         "k": k,
         "shorts": ", ".join(codebook.shorts),
-        "example_lines": lines,
-        "example_json": obj,
+        # the structured answer's score fields, named without values: no answer a model could copy
+        "score_fields": ", ".join(f"llm_{i}" for i in range(1, k + 1)),
     }
 
 

@@ -191,6 +191,9 @@ class JudgeSpec:
             "score_scale": f"number of the {self.codebook.n} categories on which a candidate agrees with the truth",
             "skipped_items": skipped,
             "system_prompt": prompts.system_prompt(self.codebook, self.variant, k),
+            # the complete answers the prompt shows, as a label run records them: none, the judge prompts
+            # state the answer format in words (tests/test_judge.py parses every rendered prompt for one)
+            "prompt_examples": [],
         }
 
 
