@@ -302,7 +302,7 @@ def test_api_batch_collect_equals_the_command(tmp_path, capsys, monkeypatch):
         code, out, err = run_console(["batch", "collect", folders[1], "--poll-interval", "0", "--no-cache"],
                                      capsys, monkeypatch)
         assert code == 0, err
-        assert ls.batch_cancel(folders[0]) == [] and srv.batch_creates == 2 and srv.rows_submitted == 16
+        assert ls.batch_cancel(run) == [] and srv.batch_creates == 2 and srv.rows_submitted == 16
     assert isinstance(run, ls.Run) and run.path == folders[0] and folders[0].name == folders[1].name
     assert f"run folder: {folders[1]}" in out.replace("\n", "")
     cli_run = ls.open_run(folders[1])

@@ -1,7 +1,8 @@
 """The Python face of `llmscisci batch`: the provider batches a run folder records in batches.json.
 `batch_status` reads them, `batch_collect` waits for them and finishes the run, `batch_import` finishes
 a `batch_file` run from a results file, `batch_cancel` cancels the batches still running. Collecting and
-importing continue the run through its task kind (api/resume.py), as the command does."""
+importing continue the run through its task kind (api/resume.py), as the command does. `run_dir` is a run
+folder or a `Run`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def batch_status(run_dir: str | Path) -> dict:
     only (takes no lock: safe while another process collects)."""
     from llmscisci.backends.batch.state import read_state
 
+    run_dir = _folder(run_dir)
     data = read_state(run_dir)
     batches = [{k: b.get(k) for k in STATUS_FIELDS} | {"requests": len(b.get("ids", []))}
                for b in data.get("batches", [])]
@@ -39,8 +41,8 @@ def batch_collect(run_dir: str | Path, *, poll_interval: float = 60.0, batch_att
 
     opts = BatchOptions(poll_interval=poll_interval, attempts=batch_attempts, fallback=batch_fallback)
     opts.check()
-    return _continued(run_dir, opts, dict(cache=cache, no_cache=no_cache, prices=prices, base_url=base_url),
-                      progress)
+    backend = dict(cache=cache, no_cache=no_cache, prices=prices, base_url=base_url)
+    return _continued(_folder(run_dir), opts, backend, progress)
 
 
 def batch_import(run_dir: str | Path, results: str | Path, *, cache: str | Path | None = None,
@@ -52,6 +54,7 @@ def batch_import(run_dir: str | Path, results: str | Path, *, cache: str | Path 
     from llmscisci.backends.batch.files import read_results
     from llmscisci.backends.batch.state import read_state
 
+    run_dir = _folder(run_dir)
     state = read_state(run_dir)
     rows = read_results(Path(results), set(state.get("requests", {})))
     model = (state.get("file") or {}).get("model")
@@ -66,6 +69,7 @@ def batch_cancel(run_dir: str | Path, *, base_url: str | None = None) -> list[di
     from llmscisci.backends.batch import BatchOptions, make_batch_backend
     from llmscisci.backends.batch.state import BatchState, read_state
 
+    run_dir = _folder(run_dir)
     data = read_state(run_dir)
     st = BatchState.load(run_dir)
     open_ = st.open_batches()
@@ -78,6 +82,11 @@ def batch_cancel(run_dir: str | Path, *, base_url: str | None = None) -> list[di
         b["status"] = "cancelling"
     st.save()
     return [{"id": b["id"], "requests": len(b["ids"])} for b in open_]
+
+
+def _folder(run_dir):
+    """A run folder as given, or a `Run`'s."""
+    return getattr(run_dir, "path", run_dir)
 
 
 def _continued(run_dir, batch, backend: dict, progress: bool | None) -> Run:
