@@ -224,7 +224,9 @@ def test_batch_commands_do_not_reenter_the_label_command():
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert "llmscisci.cli.label" not in imported and "contextvars" not in imported
     assert "ContextVar" not in (SRC / "cli" / "batch.py").read_text("utf-8")
-    assert "llmscisci.api.resume" in imported
+    assert "llmscisci.api.batch" in imported  # which continues the run through api/resume.py
+    api = ast.parse((SRC / "api" / "batch.py").read_text("utf-8"))
+    assert "llmscisci.api.resume" in {n.module for n in ast.walk(api) if isinstance(n, ast.ImportFrom)}
 
 
 def test_batch_import_finishes_an_extraction_run(data_dir, tmp_path, capsys, monkeypatch):
@@ -255,6 +257,74 @@ def test_batch_import_finishes_an_extraction_run(data_dir, tmp_path, capsys, mon
     raw = {p["doi"]: p["raw"] for p in read_jsonl(filed.path / "predictions.jsonl")}
     assert raw == {p["doi"]: p["raw"] for p in read_jsonl(live.path / "predictions.jsonl")} and len(raw) == 3
     assert json.loads((filed.path / "config.json").read_text())["hash"] == live.config["hash"]
+
+
+def test_api_batch_collect_equals_the_command(tmp_path, capsys, monkeypatch):
+    """`ls.batch_collect(run)` and `llmscisci batch collect` finish two copies of a run stopped after
+    submitting its batch into the same folder with the same predictions; `ls.batch_status` is what
+    `batch status --json` prints, and `ls.batch_cancel` cancels the open batches as `batch cancel` does."""
+    import threading
+
+    from fake_batch import BATCH_SERVERS, BatchPlan
+    from fakeservers import KEY_ENV, TEST_KEYS
+
+    import llmscisci as ls
+    from llmscisci.backends.batch import core
+
+    monkeypatch.setenv(KEY_ENV["openai"], TEST_KEYS["openai"])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    csv = tmp_path / "items.csv"
+    csv.write_text("id,easy\n" + "".join(f"d{i},Report {i}: code {i % 3} was public.\n" for i in range(8)))
+    hold = threading.Event()
+
+    def killed(self, seconds):  # the process dies while its batch is in progress
+        raise KeyboardInterrupt
+
+    with BATCH_SERVERS["openai"](plan=BatchPlan(hold=hold), expect_key=TEST_KEYS["openai"]) as srv:
+        common = dict(task="easy", model="openai:gpt-4o-mini", base_url=srv.base_url, batch=True,
+                      poll_interval=0, no_cache=True, progress=False)
+        monkeypatch.setattr(core.RealClock, "sleep", killed)
+        folders = []
+        for name in ("py", "cli"):
+            with pytest.raises(KeyboardInterrupt):
+                ls.label(csv, out=tmp_path / name, **common)
+            (folder,) = (tmp_path / name).iterdir()
+            folders.append(folder)
+        monkeypatch.undo()
+        monkeypatch.setenv(KEY_ENV["openai"], TEST_KEYS["openai"])
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        status = ls.batch_status(folders[0])
+        assert status["summary"]["by_state"] == {"submitted": 8} and [b["requests"] for b in status["batches"]] == [8]
+        code, out, _ = run_console(["batch", "status", folders[0], "--json"], capsys, monkeypatch)
+        assert code == 0 and json.loads(out) == status
+        hold.set()
+        run = ls.batch_collect(folders[0], poll_interval=0, no_cache=True, progress=False)
+        code, out, err = run_console(["batch", "collect", folders[1], "--poll-interval", "0", "--no-cache"],
+                                     capsys, monkeypatch)
+        assert code == 0, err
+        assert ls.batch_cancel(run) == [] and srv.batch_creates == 2 and srv.rows_submitted == 16
+    assert isinstance(run, ls.Run) and run.path == folders[0] and folders[0].name == folders[1].name
+    assert f"run folder: {folders[1]}" in out.replace("\n", "")
+    cli_run = ls.open_run(folders[1])
+    assert run.config["hash"] == cli_run.config["hash"]
+    stable = ["id", "code", "artifacts", "readability", "setup", "none", "valid", "failed", "tokens_in", "tokens_out"]
+    assert run.predictions[stable].equals(cli_run.predictions[stable]) and len(run.predictions) == 8
+    volatile = ("timing", "generation_seconds")
+    assert {k: v for k, v in run.metrics.items() if k not in volatile} == \
+        {k: v for k, v in cli_run.metrics.items() if k not in volatile}
+    assert run.metrics["failed"] == 0 and run.metrics["distribution"]["all"]["n"] == 8
+
+
+def test_api_batch_cancel_and_import_errors(tmp_path):
+    import llmscisci as ls
+
+    for call in (ls.batch_status, ls.batch_collect, ls.batch_cancel):
+        with pytest.raises(UserError, match="no batches.json"):
+            call(tmp_path)
+    with pytest.raises(UserError, match="no batches.json"):
+        ls.batch_import(tmp_path, tmp_path / "results.jsonl")
+    with pytest.raises(UserError, match="--batch-attempts"):
+        ls.batch_collect(tmp_path, batch_attempts=0)  # options checked before the folder is read
 
 
 def test_api_judge_resumes_and_plans_a_judge_run(data_dir, tmp_path, monkeypatch):

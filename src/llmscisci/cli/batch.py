@@ -44,56 +44,46 @@ RunDirArg = Annotated[Path, typer.Argument(help="A run folder made with --batch 
 def status(run_dir: RunDirArg,
            as_json: Annotated[bool, typer.Option("--json", help="Print batches.json's summary as JSON.")] = False) -> None:
     """Show the batches of a run and their requests' states (reads batches.json only; takes no lock)."""
-    from llmscisci.backends.batch.state import read_state
+    from llmscisci.api.batch import batch_status
 
-    data = read_state(run_dir)
-    batches = [{k: b.get(k) for k in ("id", "attempt", "status", "state", "counts", "collected")} | {"requests": len(b.get("ids", []))}
-               for b in data.get("batches", [])]
-    summary = data.get("summary") or {}
+    data = batch_status(run_dir)
     if as_json:
-        out.print_json(json.dumps({"run_dir": str(run_dir), "backend": data.get("backend"), "mode": data.get("mode"),
-                                   "file": data.get("file"), "summary": summary, "batches": batches}))
+        out.print_json(json.dumps(data))
         return
     from rich.table import Table
 
-    out.print(f"{data.get('backend')} ({data.get('mode')}): {summary.get('requests', 0)} requests "
+    summary = data["summary"]
+    out.print(f"{data['backend']} ({data['mode']}): {summary.get('requests', 0)} requests "
               + ", ".join(f"{k} {v}" for k, v in (summary.get("by_state") or {}).items()))
-    if data.get("file"):
+    if data["file"]:
         f = data["file"]
         out.print(f"request file: {f.get('path')} ({f.get('rows')} rows, model {f.get('model')})")
-    if batches:
+    if data["batches"]:
         t = Table("batch", "try", "status", "requests", "done", "failed", "collected")
-        for b in batches:
+        for b in data["batches"]:
             c = b.get("counts") or {}
             t.add_row(str(b["id"]), str(b["attempt"]), str(b.get("status")), str(b["requests"]),
                       str(c.get("done", "-")), str(c.get("failed", "-")), "yes" if b.get("collected") else "no")
         out.print(t)
 
 
-def _continue(run_dir: Path, batch_opts, cache: Path | None, prices: Path | None, base_url: str | None,
-              no_cache: bool = False) -> None:
-    """Continue the run folder through its task kind in batch mode (answers come from its batches), and show
-    its results as its command does."""
-    from llmscisci.api.resume import resume_batch
-    from llmscisci.backends.batch.state import read_state
-    from llmscisci.cli.backend_flags import settings_from
+def show_continued(run) -> None:
+    """Print a collected or imported run (a `Run`) as its command does, and exit 3 if items went unanswered."""
+    from llmscisci.tasks.registry import of_run
 
-    state = read_state(run_dir)
-    settings = settings_from({"cache": cache, "no_cache": no_cache, "prices": prices,
-                              "base_url": base_url or state.get("base_url")})
-    kind, run = resume_batch(run_dir, settings.options(), batch_opts)
+    kind = of_run(run.config)
     if kind.label_like:
         from llmscisci.api.label_runs import Labelled
         from llmscisci.cli.label_corpus import show_results
 
-        show_results([Labelled(run.config.get("task", kind.name), run=run, metrics=run.metrics(),
+        show_results([Labelled(run.config.get("task", kind.name), run=run, metrics=run.metrics,
                                streamed=bool(run.config.get("streamed")))], False, None)
         return
     from rich.json import JSON
 
     from llmscisci.cli.common import emit, exit_if_unanswered
 
-    metrics = run.metrics()
+    metrics = run.metrics
     emit({"run_dir": str(run.path), "metrics": metrics},
          [JSON(json.dumps(kind.headline(metrics), default=str)), f"run folder: {run.path}"], False, None)
     exit_if_unanswered([metrics])
@@ -108,36 +98,25 @@ def collect(run_dir: RunDirArg, poll_interval: PollOpt = 60.0, batch_attempts: B
             no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not store the answers in the response cache.")] = False,
             prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML.")] = None) -> None:
     """Wait for the run's submitted batches, collect their results and finish the run folder."""
-    from llmscisci.backends.batch import BatchOptions
+    from llmscisci.api.batch import batch_collect
 
-    opts = BatchOptions(poll_interval=poll_interval, attempts=batch_attempts, fallback=batch_fallback)
-    opts.check()
-    _continue(run_dir, opts, cache, prices, base_url, no_cache)
+    show_continued(batch_collect(run_dir, poll_interval=poll_interval, batch_attempts=batch_attempts,
+                                 batch_fallback=batch_fallback, base_url=base_url, cache=cache, no_cache=no_cache,
+                                 prices=prices, progress=True))
 
 
 @app.command("cancel")
 def cancel(run_dir: RunDirArg,
            base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None) -> None:
     """Cancel the run's batches that are still running (rows already done stay collectable)."""
-    from llmscisci.backends.base import BackendOptions
-    from llmscisci.backends.batch import make_batch_backend
-    from llmscisci.backends.batch.state import BatchState, read_state
+    from llmscisci.api.batch import batch_cancel
 
-    data = read_state(run_dir)
-    st = BatchState.load(run_dir)
-    open_ = st.open_batches()
-    if not open_:
+    cancelled = batch_cancel(run_dir, base_url=base_url)
+    if not cancelled:
         out.print("no open batches")
         return
-    from llmscisci.backends.batch import BatchOptions
-
-    be = make_batch_backend(data["backend"], BackendOptions(base_url=base_url or data.get("base_url"), use_cache=False),
-                            BatchOptions())
-    for b in open_:
-        be.provider.cancel(b["id"])
-        b["status"] = "cancelling"
-        out.print(f"cancelling {b['id']} ({len(b['ids'])} requests)")
-    st.save()
+    for b in cancelled:
+        out.print(f"cancelling {b['id']} ({b['requests']} requests)")
     out.print("collect what was done with: llmscisci batch collect " + str(run_dir))
 
 
@@ -148,20 +127,9 @@ def import_(run_dir: RunDirArg,
             no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not store the answers in the response cache.")] = False,
             prices: Annotated[Optional[Path], typer.Option("--prices", help="Price table TOML.")] = None) -> None:
     """Read a results file for a --batch-file run and finish the run folder (unknown ids are an error)."""
-    from llmscisci.backends.batch import BatchOptions
-    from llmscisci.backends.batch.files import read_results
+    from llmscisci.api.batch import batch_import
 
-    state = _state_or_error(run_dir)
-    rows = read_results(results, set(state.get("requests", {})))
-    model = (state.get("file") or {}).get("model")
-    _continue(run_dir, BatchOptions(imported=rows, import_source=str(results), file_model=model), cache, prices,
-              None, no_cache)
-
-
-def _state_or_error(run_dir: Path) -> dict:
-    from llmscisci.backends.batch.state import read_state
-
-    return read_state(run_dir)
+    show_continued(batch_import(run_dir, results, cache=cache, no_cache=no_cache, prices=prices, progress=True))
 
 
 def register(root: typer.Typer) -> None:
