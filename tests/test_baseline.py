@@ -24,16 +24,16 @@ def test_tfidf_is_deterministic_and_grouped(items, tmp_path):
     b = run_baseline(cb, its, "tfidf-logreg", tmp_path / "b", k=5, seed=2025)
     assert a.metrics()["all"] == b.metrics()["all"] and a.metrics()["test"] == b.metrics()["test"]
     preds = a.predictions()
-    assert len(preds) == 70 and {p["fold"] for p in preds} == {0, 1, 2, 3, 4}
+    assert len(preds) == 70 and {p.fold for p in preds} == {0, 1, 2, 3, 4}
     folds_of = {}
     for p in preds:
-        folds_of.setdefault(p["doi"], set()).add(p["fold"])
+        folds_of.setdefault(p.doi, set()).add(p.fold)
     assert all(len(f) == 1 for f in folds_of.values())
     m = a.metrics()
     assert len(m["cv"]["folds"]) == 5 and m["cv"]["macro_f1_std"] >= 0
     assert m["test"]["n"] == 14  # fit on the canonical train split, scored on its test split
     for p in preds:  # the none rule holds for every prediction
-        assert sum(p["labels"]) >= 1 and not (p["labels"][cb.none_index] and sum(p["labels"]) > 1)
+        assert sum(p.labels) >= 1 and not (p.labels[cb.none_index] and sum(p.labels) > 1)
     assert {"config.json", "predictions.jsonl", "predictions.csv", "metrics.json"} <= {x.name for x in a.path.iterdir()}
 
 

@@ -66,6 +66,34 @@ def test_every_kind_reads_as_its_record_one_per_call(tmp_path):
     assert type(label.records()[0]) is LabelPrediction and label.records()[0].labels == [1, 0, 0, 0, 0]
 
 
+def test_predictions_are_the_runs_records_and_rewrite_writes_them(tmp_path):
+    """`RunFolder.predictions()` and `iter_predictions()` give the class of the run's kind (label, judge,
+    extract), the latest attempt of each call; `rewrite_predictions` takes records and writes their lines."""
+    unit = {"doi": "u1", "task": "extract", "unit": "u1", "raw": "[]", "valid": True, "records": []}
+    call = {"doi": "a", "task": "easy", "order": ["x", "y"], "raw": "1", "judge_scores": {"x": 2}}
+    pred = {"doi": "a", "task": "easy", "labels": [1, 0, 0, 0, 0], "valid": True, "meta": {"type": "article"}}
+    for kind, line, cls in (("label", pred, LabelPrediction), ("judge", call, JudgeCall), ("extract", unit, ExtractUnit)):
+        failed = {k: line[k] for k in ("doi", "task", "order") if k in line} | {"call_failed": True, "error": "e"}
+        run = _folder(tmp_path / kind, kind, [failed, line])
+        (rec,) = run.predictions()
+        (again,) = run.iter_predictions()
+        assert type(rec) is cls and type(again) is cls and rec == again and not rec.call_failed
+        assert rec.to_json() == line and run.records() == [rec]  # `records()`: the same reader
+        run.rewrite_predictions([rec.model_copy(update={"raw": "new"})])
+        assert [json.loads(x) for x in run.predictions_path.read_text().splitlines()] == [line | {"raw": "new"}]
+    assert RunFolder(tmp_path / "label").done_keys() == {("a", "easy")}
+
+
+def test_the_reader_starts_at_a_checkpoint_offset(tmp_path):
+    """`iter_jsonl(start=)` reads from a checkpoint's byte offset (the runner's tail after a kill)."""
+    from llmscisci.runs import iter_jsonl
+
+    run = _folder(tmp_path / "r", "label", [{"doi": "a"}, {"doi": "b"}, {"doi": "c"}], tail=TORN)
+    offset = len(run.predictions_path.read_bytes().split(b"\n", 1)[0]) + 1
+    assert [r["doi"] for r in iter_jsonl(run.predictions_path, start=offset)] == ["b", "c"]
+    assert [(n, o) for n, o, _ in iter_jsonl(run.predictions_path, start=offset, positions=True)] == [(1, offset), (2, 2 * offset)]  # equal lines
+
+
 def test_is_valid_reads_a_record_as_a_dict():
     """A line without `valid` is valid iff it has labels, read as a dict or as a record."""
     for line, valid in (({"labels": [1, 0]}, True), ({"labels": None}, False), ({"labels": [1, 0], "valid": False}, False),

@@ -131,7 +131,7 @@ def test_server_rejecting_every_request_stops_the_run_then_resume_finishes(data_
     from llmscisci.runs import RunFolder
 
     preds = RunFolder(run).predictions()
-    assert len(preds) == 40 and all(p["error"] is None and p["valid"] for p in preds)
+    assert len(preds) == 40 and all(p.error is None and p.valid for p in preds)
     assert json.loads((run / "metrics.json").read_text())["failed"] == 0
 
 

@@ -286,9 +286,9 @@ def test_score_on_a_streamed_corpus_labels_every_item_and_resumes_with_its_calib
     run = run_label_stream(spec, plan, scorer, tmp_path, chunk_size=10, show_progress=False)
     preds = run.predictions()
     k = len(prompts.score_categories(cb))
-    assert len(preds) == 30 and all(p["valid"] for p in preds)
-    scored = [p for p in preds if not p.get("empty")]
-    assert scored and all(set(p["scores"]) == {cb.shorts[j] for j in prompts.score_categories(cb)} for p in scored)
+    assert len(preds) == 30 and all(p.valid for p in preds)
+    scored = [p for p in preds if not p.empty]
+    assert scored and all(set(p.scores) == {cb.shorts[j] for j in prompts.score_categories(cb)} for p in scored)
     assert scorer.questions == k * (len(scored) + 1)
     cal = run.config["calibration"]
     again = HashScorer()

@@ -1,6 +1,6 @@
 """The records a run folder's predictions.jsonl holds, one definition each (pydantic): a labelling
 prediction (label and baseline runs, SFT/DPO/GRPO evaluations), a judge call and an extraction unit.
-Writers build them, readers validate lines into them (`RunFolder.records()`, `typed()`). Every field
+Writers build them, readers validate lines into them (`RunFolder.predictions()`, `typed()`). Every field
 has a default and unknown keys are kept, so folders written by earlier versions stay readable and
 nothing a newer writer adds is lost on a rewrite.
 """

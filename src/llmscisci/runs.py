@@ -118,7 +118,7 @@ class Records(list):
 
 
 def iter_jsonl(path: Path, *, skip_bad: bool = True, into: Records | None = None,
-               positions: bool = False, at: Iterable[int] | None = None) -> Iterator:
+               positions: bool = False, at: Iterable[int] | None = None, start: int = 0) -> Iterator:
     """The records of a JSONL file one at a time (bounded memory): the one reader of a run folder's
     JSONL files. A torn last line (no newline: a killed run's last write) is always skipped. Any other
     unreadable line (not JSON, not UTF-8, not a JSON object) is skipped and counted in `into.bad_lines`
@@ -126,11 +126,12 @@ def iter_jsonl(path: Path, *, skip_bad: bool = True, into: Records | None = None
     silently from fewer records than were written.
 
     `positions`: yield (line number, byte offset of the line, record). `at`: read only the lines
-    starting at these byte offsets (offsets an earlier pass yielded), in that order."""
+    starting at these byte offsets (offsets an earlier pass yielded), in that order. `start`: read from
+    this byte offset on (a line's start, as a checkpoint records it; line numbers count from there)."""
     if not path.is_file():
         return
     with path.open("rb") as fh:
-        for no, (start, raw) in enumerate(_lines(fh, at), start=1):
+        for no, (pos, raw) in enumerate(_lines(fh, at, start), start=1):
             if not raw.strip():
                 continue
             try:
@@ -152,17 +153,19 @@ def iter_jsonl(path: Path, *, skip_bad: bool = True, into: Records | None = None
                     into.bad_lines += 1
                     into.bad_at.append(no)
                 continue
-            yield (no, start, rec) if positions else rec
+            yield (no, pos, rec) if positions else rec
 
 
-def _lines(fh, at: Iterable[int] | None) -> Iterator[tuple[int, bytes]]:
-    """(byte offset, line) of every line of a binary file, or of the lines at the offsets `at`."""
+def _lines(fh, at: Iterable[int] | None, start: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, line) of every line of a binary file from byte `start` on, or of the lines at the
+    offsets `at`."""
     if at is not None:
         for o in at:
             fh.seek(o)
             yield o, fh.readline()
         return
-    pos = 0
+    fh.seek(start)
+    pos = start
     for raw in fh:
         yield pos, raw
         pos += len(raw)
@@ -277,27 +280,29 @@ class RunFolder:
     def predictions_path(self) -> Path:
         return self.path / "predictions.jsonl"
 
-    def predictions(self, skip_bad: bool = False) -> list[dict]:
-        """Predictions as read (dicts), one per call key (the last wins if a call was written twice):
-        per item, per item and candidate order for a judge run. `records()` is the typed reader.
+    def predictions(self, skip_bad: bool = False) -> list:
+        """The predictions as typed records (records.py), the class the run's kind writes
+        (`LabelPrediction`, `JudgeCall`, `ExtractUnit`): one per call key (the last wins if a call was
+        written twice): per item, per item and candidate order for a judge run.
 
         An unreadable line other than a torn last one is an error unless `skip_bad`; the number
         skipped is kept in `self.bad_lines`."""
-        key = self._record_type().line_key
+        cls = self._record_type()
         seen: dict[tuple, dict] = {}
-        records = read_jsonl(self.predictions_path, skip_bad=skip_bad)
-        self.bad_lines = records.bad_lines
-        for rec in records:
-            seen[key(rec)] = rec
-        return list(seen.values())
+        lines = read_jsonl(self.predictions_path, skip_bad=skip_bad)
+        self.bad_lines = lines.bad_lines
+        for rec in lines:
+            seen[cls.line_key(rec)] = rec
+        return [cls.read(rec) for rec in seen.values()]
 
-    def iter_predictions(self) -> Iterator[dict]:
-        """The predictions one per call key, the latest attempt of each, in file order of that attempt,
-        in bounded memory: a call is written again only after an attempt that got no answer
-        (`call_failed`), so a first pass notes the last line of each such call (memory grows with the
-        failed calls, not the corpus) and the second yields every other line as it is. Unreadable
-        lines are skipped (a torn last line of a killed run). `iter_records()` is the typed reader."""
-        key = self._record_type().line_key
+    def iter_predictions(self) -> Iterator:
+        """The predictions as typed records, one per call key, the latest attempt of each, in file order
+        of that attempt, in bounded memory: a call is written again only after an attempt that got no
+        answer (`call_failed`), so a first pass notes the last line of each such call (memory grows with
+        the failed calls, not the corpus) and the second yields every other line. Unreadable lines are
+        skipped (a torn last line of a killed run)."""
+        cls = self._record_type()
+        key = cls.line_key
         last: dict[tuple, int] = {}
         for no, rec in enumerate(iter_jsonl(self.predictions_path)):
             k = key(rec)
@@ -305,18 +310,11 @@ class RunFolder:
                 last[k] = no
         for no, rec in enumerate(iter_jsonl(self.predictions_path)):
             if last.get(key(rec), no) == no:
-                yield rec
+                yield cls.read(rec)
 
-    def records(self, skip_bad: bool = False) -> list:
-        """The predictions as typed records (records.py), the class the run's kind writes
-        (`LabelPrediction`, `JudgeCall`, `ExtractUnit`): one per call key, the latest attempt."""
-        cls = self._record_type()
-        return [cls.read(rec) for rec in self.predictions(skip_bad=skip_bad)]
-
-    def iter_records(self) -> Iterator:
-        """`iter_predictions()` as typed records, in bounded memory."""
-        cls = self._record_type()
-        return (cls.read(rec) for rec in self.iter_predictions())
+    # the names the typed readers had first (`Run.records()` in the Python API keeps the name)
+    records = predictions
+    iter_records = iter_predictions
 
     def _record_type(self):
         from llmscisci.records import record_type
@@ -329,7 +327,7 @@ class RunFolder:
 
     def done_keys(self) -> set[tuple]:
         """Items answered (or failed for good); an item whose call got no answer is asked again."""
-        return {(r.get("doi"), r.get("task")) for r in self.predictions() if not r.get("call_failed")}
+        return {r.item_key for r in self.predictions() if not r.call_failed}
 
     def repair_tail(self) -> None:
         """Drop a torn last line left by a killed run, so appends start on a clean line."""
@@ -348,10 +346,12 @@ class RunFolder:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def rewrite_predictions(self, records: list[dict]) -> None:
-        """Replace predictions.jsonl atomically (after re-parsing raw outputs, say)."""
+    def rewrite_predictions(self, records: Iterable) -> None:
+        """Replace predictions.jsonl atomically (after re-parsing raw outputs, say) with `records`
+        (records, each written as its `to_json()`, or dicts)."""
+        lines = (r if isinstance(r, dict) else r.to_json() for r in records)
         atomic_write(self.predictions_path,
-                     "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records))
+                     "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in lines))
 
     # --- results ---------------------------------------------------------------------------
     def write_metrics(self, metrics: dict) -> None:

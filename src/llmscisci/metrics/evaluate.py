@@ -57,7 +57,7 @@ def evaluate(
     `train_reference` when given (e.g. the whole training split when the run covered a subset), and
     never see test labels.
 
-    `records`: `LabelPrediction`s (`RunFolder.records()`); dicts as read from predictions.jsonl are
+    `records`: `LabelPrediction`s (`RunFolder.predictions()`); dicts as read from predictions.jsonl are
     accepted too (validated into `LabelPrediction` here).
     """
     records = list(typed(records, LabelPrediction))

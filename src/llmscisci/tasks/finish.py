@@ -26,7 +26,7 @@ def read_placebo(run: RunFolder) -> dict | None:
     return placebo_summary(list(iter_jsonl(path))) if path.is_file() else None
 
 
-def add_diagnostics(metrics: dict, run: RunFolder, codebook: Codebook, records: Iterable[dict] | None = None,
+def add_diagnostics(metrics: dict, run: RunFolder, codebook: Codebook, records: Iterable | None = None,
                     diag: AnswerDiagnostics | None = None) -> dict:
     """`diagnostics`, `placebo` (when the check was run) and `warnings` of a run, into `metrics`."""
     if diag is None:
@@ -105,7 +105,7 @@ def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = 
         bad_lines = bad_lines or run.bad_lines
     else:
         records = run.iter_records()
-    rows: list[dict] = []
+    rows: list = []
     invalid = [0]
     tmp = run.path / ".predictions.csv.tmp"
     fields = [*CSV_FIELDS, *codebook.columns("pred", None), *codebook.columns("ref", None),
@@ -113,13 +113,12 @@ def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = 
 
     def each(recs, out: csv.DictWriter):
         for rec in recs:
-            row = rec.to_json()
-            dist.add(row)
-            diag.add(row)
-            invalid[0] += not is_valid(row)
-            out.writerow(csv_row(row, codebook))
+            dist.add(rec)
+            diag.add(rec)
+            invalid[0] += not is_valid(rec)
+            out.writerow(csv_row(rec, codebook))
             if references:
-                rows.append(row)
+                rows.append(rec)
             yield rec
 
     try:  # predictions.csv written row by row, replaced only once complete
@@ -132,7 +131,7 @@ def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = 
         tmp.unlink(missing_ok=True)
     if references:
         metrics = evaluate(rows, codebook, train_reference=cfg.get("train_reference") or None)
-        metrics["exact_format_rate"] = sum(bool(r.get("exact_format")) for r in rows) / max(len(rows), 1)
+        metrics["exact_format_rate"] = sum(bool(r.exact_format) for r in rows) / max(len(rows), 1)
     else:
         metrics = {"n": totals.n, "references": False, "invalid": invalid[0]}
     metrics |= completeness(totals.n, planned_items(cfg), bad_lines)

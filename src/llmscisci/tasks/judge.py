@@ -416,5 +416,5 @@ def reevaluate_judge(run_dir: str | Path, reparse: bool = False) -> dict:
             p.final_labels = list(parsed.final) if parsed.final is not None else None
             p.valid, p.scores_valid, p.final_valid = parsed.valid, parsed.scores_valid, parsed.final_valid
             p.final_repaired, p.final_source, p.problems = parsed.final_repaired, parsed.final_source, parsed.problems
-        run.rewrite_predictions([p.to_json() for p in preds])
+        run.rewrite_predictions(preds)
     return finish_judge(run, codebook)

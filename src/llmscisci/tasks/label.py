@@ -62,16 +62,18 @@ def _reevaluate(run: RunFolder, cfg: dict, reparse: bool, skip_bad: bool) -> dic
     if reparse and prompts.is_scoring(cfg.get("variant", "guidelines")):
         reparse = False  # labels come from log-odds, not from text: nothing to parse again
     if reparse:
-        preds = run.predictions(skip_bad=skip_bad)
         variant = cfg.get("variant", "guidelines")
-        for p in preds:
-            if p.get("error") or p.get("empty"):
-                continue
-            parsed = parse_answer(p.get("raw") or "", codebook)
-            p["labels"] = list(parsed.labels) if parsed.labels is not None else None
-            p["valid"], p["repaired"] = parsed.valid, parsed.repaired
-            p["exact_format"] = is_exact_format(p.get("raw") or "", codebook, variant)
-        run.rewrite_predictions(preds)
+        run.rewrite_predictions([_reparsed(p, codebook, variant) for p in run.predictions(skip_bad=skip_bad)])
     # the one finisher, as at the end of the run (a corpus run without references: its bounded-memory pass,
     # which skips unreadable lines: `checked` says how many)
     return finish_run(run, codebook, skip_bad=skip_bad, bad_lines=checked.bad_lines)
+
+
+def _reparsed(rec, codebook: Codebook, variant: str):
+    """`rec` with its raw answer parsed again (a record whose call failed or whose text was empty as it is)."""
+    if rec.error or rec.empty:
+        return rec
+    parsed = parse_answer(rec.raw or "", codebook)
+    return rec.model_copy(update={"labels": list(parsed.labels) if parsed.labels is not None else None,
+                                  "valid": parsed.valid, "repaired": parsed.repaired,
+                                  "exact_format": is_exact_format(rec.raw or "", codebook, variant)})

@@ -21,14 +21,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from llmscisci.backends.base import Backend, Generation
 from llmscisci.data.items import Item
 from llmscisci.errors import UserError
 from llmscisci.prompts import label as prompts
-from llmscisci.runs import RunFolder, write_json
+from llmscisci.runs import RunFolder, iter_jsonl, write_json
 from llmscisci.tasks.label_source import ItemSource
 from llmscisci.tasks.label_spec import (Classifier, LabelSpec, check_spec, classifier_record, empty_record,
                                         is_empty, prediction_record)
@@ -40,22 +40,10 @@ DEFAULT_CHUNK = 1000
 PROGRESS = "progress.json"
 
 
-def _read_from(path: Path, offset: int) -> Iterator[dict]:
-    if not path.is_file():
-        return
-    with path.open("rb") as fh:
-        fh.seek(offset)
-        for line in fh:
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
-
-
 def _drop_unanswered(path: Path, offset: int) -> list[dict]:
     """The records after the last checkpoint, less those whose call got no answer (a stopped run's):
     rewritten in place so that a resumed run asks for them again without writing an item twice."""
-    recs = list(_read_from(path, offset))
+    recs = list(iter_jsonl(path, start=offset))  # the torn last line is gone (`repair_tail`), a bad one skipped
     kept = [r for r in recs if not r.get("call_failed")]
     if len(kept) != len(recs):
         with path.open("r+b") as fh:
@@ -126,7 +114,7 @@ def _label_into(path: Path, config: dict, spec: LabelSpec, source: ItemSource, l
     else:  # every item done (a line per attempt stays: an unanswered item gets a new line)
         tail = {doi for doi, _ in run.done_keys()}
     # items of finished chunks whose latest attempt got no answer: asked again (a new line each)
-    retry = {r.get("doi") for r in run.iter_predictions() if r.get("call_failed")}
+    retry = {r.doi for r in run.iter_predictions() if r.call_failed}
     is_classifier = isinstance(labeller, Classifier)
     writer = Appender(run.predictions_path, keep_meta=source.keeps_meta)
     rule = StopRule()  # shared by the chunks: a run of permanent failures may span two

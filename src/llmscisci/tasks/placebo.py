@@ -48,9 +48,9 @@ def choose_items(run: RunFolder, n: int, seed: int) -> list[dict]:
     """n items with a valid model answer (not the empty-text rule's), chosen with `seed` in item order."""
     pool = {}
     for rec in iter_predictions(run):
-        key = (str(rec.get("task")), str(rec.get("doi")))
-        if rec.get("valid") and rec.get("labels") is not None and not rec.get("empty") and not rec.get("error"):
-            pool[key] = {"doi": rec.get("doi"), "task": rec.get("task"), "labels": list(rec["labels"])}
+        key = (str(rec.task), str(rec.doi))
+        if rec.valid and rec.labels is not None and not rec.empty and not rec.error:
+            pool[key] = {"doi": rec.doi, "task": rec.task, "labels": list(rec.labels)}
         else:
             pool.pop(key, None)  # the last record of an item wins, as in the metrics
     items = [pool[k] for k in sorted(pool)]

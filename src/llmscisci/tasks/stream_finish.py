@@ -10,14 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmscisci.data.codebook import Codebook
-from llmscisci.records import is_valid
+from llmscisci.records import LabelPrediction, is_valid
 from llmscisci.runs import RunFolder
 
 PARQUET_FROM = 10_000
 CSV_FIELDS = ("doi", "task", "split", "valid", "repaired", "exact_format", "empty", "error")
 
 
-def iter_predictions(run: RunFolder) -> Iterator[dict]:
+def iter_predictions(run: RunFolder) -> Iterator[LabelPrediction]:
     """predictions.jsonl one record per item, its latest attempt (a torn last line skipped)."""
     return run.iter_predictions()
 
@@ -31,15 +31,18 @@ class Distribution:
         self.n = 0
         self.groups: dict[str, list[int]] = {}  # group -> [n, count per category...]
 
-    def add(self, rec: dict) -> None:
-        labels = rec.get("labels") if is_valid(rec) else None
+    def add(self, rec: LabelPrediction | dict) -> None:
+        """Count one prediction (a `LabelPrediction`; a dict as read is validated into one)."""
+        if isinstance(rec, dict):
+            rec = LabelPrediction.read(rec)
+        labels = rec.labels if is_valid(rec) else None
         if labels is None:
             return
         self.n += 1
         for j, v in enumerate(labels):
             self.counts[j] += int(v)
         if self.by:
-            key = str((rec.get("meta") or {}).get(self.by, ""))
+            key = str((rec.meta or {}).get(self.by, ""))
             g = self.groups.setdefault(key, [0] * (self.cb.n + 1))
             g[0] += 1
             for j, v in enumerate(labels):
@@ -67,11 +70,16 @@ class Distribution:
         return out
 
 
-def csv_row(rec: dict, cb: Codebook) -> dict:
-    row = {k: rec.get(k) for k in CSV_FIELDS}
-    row["empty"] = bool(rec.get("empty"))
-    row |= cb.columns("pred", rec.get("labels")) | cb.columns("ref", rec.get("reference"))
-    row["tokens_in"], row["tokens_out"], row["seconds"] = rec.get("tokens_in"), rec.get("tokens_out"), rec.get("seconds")
+def csv_row(rec: LabelPrediction | dict, cb: Codebook) -> dict:
+    """predictions.csv's row of a record (a dict as read is validated into one); a field the line did
+    not carry is left blank (not its default)."""
+    if isinstance(rec, dict):
+        rec = LabelPrediction.read(rec)
+    given = rec.model_fields_set
+    row = {k: getattr(rec, k) if k in given else None for k in CSV_FIELDS}
+    row["empty"] = bool(rec.empty)
+    row |= cb.columns("pred", rec.labels) | cb.columns("ref", rec.reference)
+    row["tokens_in"], row["tokens_out"], row["seconds"] = rec.tokens_in, rec.tokens_out, rec.seconds
     return row
 
 

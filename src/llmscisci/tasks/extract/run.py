@@ -302,5 +302,5 @@ def reevaluate(run_dir: str | Path, bib: str | Path | None = None, reparse: bool
             parsed = parse_output(p.raw)
             p.valid, p.repaired, p.parse_error = parsed.valid, parsed.repaired, parsed.error
             p.records = _dump(parsed.records) if parsed.valid else None
-        run.rewrite_predictions([p.to_json() for p in preds])
+        run.rewrite_predictions(preds)
     return finish_run(run, load_truth(bib or cfg["bib"]))

@@ -54,15 +54,16 @@ class Label(TaskKind):
 
     def plan(self, ctx, cell):
         from llmscisci.prompts import label as prompts
-        from llmscisci.tasks.label import draw_shots, select_items
+        from llmscisci.runs import stable_hash
+        from llmscisci.tasks.label_source import ItemList
         from llmscisci.tasks.texts import find_run
 
         spec = label_spec(ctx, cell)
-        items = ctx.inputs.items_of(cell.codebook)
-        selected = select_items(items, spec.split, spec.limit)
-        shots = draw_shots(items, spec.codebook, spec.variant, spec.shots, spec.params.seed)
-        cell.hash, cell.n_items = spec.hash(selected, shots), len(selected)
-        run_dir = find_run(ctx.index, spec.core(selected, shots))
+        source = ItemList(spec, ctx.inputs.items_of(cell.codebook))  # the items and examples the run will use
+        selected, shots = source.items, source.shots
+        core = spec.core_of(source.identity(), shots)
+        cell.hash, cell.n_items = stable_hash(core), source.count
+        run_dir = find_run(ctx.index, core)
         keys = {it.key for it in selected}
         done = (RunFolder(run_dir).done_keys() & keys) if run_dir else set()
         ctx.state(cell, run_dir, len(done))
