@@ -40,6 +40,12 @@ class Generation:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def call_fields(self) -> dict:
+        """What every record of a model call keeps of it (records.CallRecord's call fields)."""
+        return {"tokens_in": self.tokens_in, "tokens_out": self.tokens_out, "seconds": round(self.seconds, 4),
+                "error": self.error, "refusal": self.refusal, "cached": self.cached,
+                "model_version": self.model_version, "cost_usd": self.cost_usd}
+
 
 OnResult = Callable[[int, Generation], None]
 

@@ -224,14 +224,7 @@ def call_record(item: Item, order_id: int, names: list[str], labels: list, gen: 
         "final_source": parsed.final_source if parsed else None,
         "truth": truth,
         "llm_labels": {nm: (list(lab) if lab is not None else None) for nm, lab in zip(names, labels)},
-        "tokens_in": gen.tokens_in,
-        "tokens_out": gen.tokens_out,
-        "seconds": round(gen.seconds, 4),
-        "error": gen.error,
-        "refusal": gen.refusal,
-        "cached": gen.cached,
-        "model_version": gen.model_version,
-        "cost_usd": gen.cost_usd,
+        **gen.call_fields(),
     }).to_json()
 
 

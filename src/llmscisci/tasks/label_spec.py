@@ -156,14 +156,7 @@ def prediction_record(item: Item, gen: Generation, codebook: Codebook, variant: 
         "repaired": bool(parsed and parsed.repaired),
         "exact_format": gen.error is None and is_exact_format(gen.text, codebook, variant),
         "reference": list(item.labels) if item.labels is not None else None,
-        "tokens_in": gen.tokens_in,
-        "tokens_out": gen.tokens_out,
-        "seconds": round(gen.seconds, 4),
-        "error": gen.error,
-        "refusal": gen.refusal,
-        "cached": gen.cached,
-        "model_version": gen.model_version,
-        "cost_usd": gen.cost_usd,
+        **gen.call_fields(),
         # the item's grouping columns, for the label distribution per group of a run without references
         **({"meta": meta} if (meta := {k: item.meta[k] for k in GROUP_KEYS if item.meta.get(k)}) else {}),
     }).to_json()
