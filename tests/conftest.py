@@ -121,3 +121,14 @@ def embedded_model_dir() -> Path:
     root = embedded.models_root()
     os.environ.setdefault(embedded.CACHE_ENV, str(root))  # share it with tests that move XDG_CACHE_HOME
     return embedded.ensure_embedded()
+
+
+@pytest.fixture
+def openai_server(monkeypatch, tmp_path):
+    """A fake OpenAI-compatible server (tests/fakeservers.py) with a key set and a cache of the test's own."""
+    from fakeservers import make_server, set_keys
+
+    set_keys(monkeypatch, "openai")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    with make_server("openai") as srv:
+        yield srv

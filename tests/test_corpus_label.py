@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from console import run_console
-from fakeservers import make_server, set_keys
 
 from llmscisci.backends.base import Backend, Generation
 from llmscisci.data.codebook import load_codebook
@@ -21,14 +20,6 @@ from llmscisci.runs import read_jsonl
 FIX = Path(__file__).parent / "fixtures" / "corpus"
 WORKS = FIX / "openalex_works.jsonl"
 BOOK = FIX / "open_science.toml"
-
-
-@pytest.fixture
-def server(monkeypatch, tmp_path):
-    set_keys(monkeypatch, "openai")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    with make_server("openai") as srv:
-        yield srv
 
 
 def label(srv, inp, out, *extra):
@@ -42,20 +33,20 @@ def only_run(out: Path) -> Path:
     return runs[0]
 
 
-def test_openalex_end_to_end(server, tmp_path, capsys, monkeypatch):
+def test_openalex_end_to_end(openai_server, tmp_path, capsys, monkeypatch):
     out = tmp_path / "runs"
-    code, stdout, err = run_console(label(server, WORKS, out, "--dry-run"), capsys, monkeypatch)
+    code, stdout, err = run_console(label(openai_server, WORKS, out, "--dry-run"), capsys, monkeypatch)
     assert code == 0, err
     assert "items: 200" in stdout and "empty texts (labelled none, no call): 18" in stdout
     assert "estimated cost: at most $" in stdout and "output cap: 64 tokens" in stdout
     first = read_records(WORKS)[0]["abstract"]
     assert first in stdout and "--- system ---" in stdout  # the first item's full messages
-    assert server.calls == 0 and not out.exists()  # nothing sent, nothing written
+    assert openai_server.calls == 0 and not out.exists()  # nothing sent, nothing written
 
-    code, stdout, err = run_console(label(server, WORKS, out, "--by", "type", "--chunk-size", "64"), capsys, monkeypatch)
+    code, stdout, err = run_console(label(openai_server, WORKS, out, "--by", "type", "--chunk-size", "64"), capsys, monkeypatch)
     assert code == 0, err
     run = only_run(out)
-    assert server.calls == 200 - 18  # empty abstracts: no call
+    assert openai_server.calls == 200 - 18  # empty abstracts: no call
     preds = read_jsonl(run / "predictions.jsonl")
     assert len(preds) == 200 and len({p["doi"] for p in preds}) == 200
     empty = [p for p in preds if p.get("empty")]
@@ -103,7 +94,7 @@ def test_openalex_end_to_end(server, tmp_path, capsys, monkeypatch):
     assert len(pd.read_csv(tmp_path / "l.csv")) == 200
 
 
-def test_same_predictions_in_every_format(server, tmp_path, capsys, monkeypatch):
+def test_same_predictions_in_every_format(openai_server, tmp_path, capsys, monkeypatch):
     from datasets import Dataset
 
     df = pd.DataFrame(read_records(WORKS))
@@ -116,7 +107,7 @@ def test_same_predictions_in_every_format(server, tmp_path, capsys, monkeypatch)
     got = {}
     for name, path in inputs.items():
         out = tmp_path / f"runs_{name}"
-        code, _, err = run_console(label(server, path, out, "--id-column", "id"), capsys, monkeypatch)
+        code, _, err = run_console(label(openai_server, path, out, "--id-column", "id"), capsys, monkeypatch)
         assert code == 0, f"{name}: {err}"
         preds = read_jsonl(only_run(out) / "predictions.jsonl")
         got[name] = {p["doi"]: (p["labels"], p["raw"], bool(p.get("empty"))) for p in preds}
@@ -125,16 +116,16 @@ def test_same_predictions_in_every_format(server, tmp_path, capsys, monkeypatch)
         assert got[name] == got["openalex"], name
 
 
-def test_bad_input_is_one_line_exit_2(server, tmp_path, capsys, monkeypatch):
+def test_bad_input_is_one_line_exit_2(openai_server, tmp_path, capsys, monkeypatch):
     dup = tmp_path / "dup.csv"
     dup.write_text("id,abstract\na,x\na,y\n", encoding="utf-8")
-    code, _, err = run_console(label(server, dup, tmp_path / "r"), capsys, monkeypatch)
+    code, _, err = run_console(label(openai_server, dup, tmp_path / "r"), capsys, monkeypatch)
     assert code == 2 and err.strip().count("\n") == 0 and "row 2, column 'id': duplicate id a" in err
-    code, _, err = run_console(label(server, WORKS, tmp_path / "r", "--text-column", "summary"), capsys, monkeypatch)
+    code, _, err = run_console(label(openai_server, WORKS, tmp_path / "r", "--text-column", "summary"), capsys, monkeypatch)
     assert code == 2 and "column 'summary'" in err and err.strip().count("\n") == 0
-    code, _, err = run_console(label(server, WORKS, tmp_path / "r", "--by", "nope"), capsys, monkeypatch)
+    code, _, err = run_console(label(openai_server, WORKS, tmp_path / "r", "--by", "nope"), capsys, monkeypatch)
     assert code == 2 and "--by 'nope'" in err
-    assert server.calls == 0 and not (tmp_path / "r").exists()
+    assert openai_server.calls == 0 and not (tmp_path / "r").exists()
 
 
 class CountingBackend(Backend):

@@ -8,7 +8,7 @@ import csv
 import json
 
 import pytest
-from fakeservers import make_backend, make_server, set_keys
+from fakeservers import make_backend
 
 from llmscisci.backends.base import Backend, GenParams, Generation
 from llmscisci.data.codebook import load_codebook
@@ -89,19 +89,11 @@ def test_a_corpus_run_keeps_the_hash_and_folder_older_versions_gave(tmp_path):
     assert json.loads((run.path / "progress.json").read_text())["chunks"] == 2
 
 
-@pytest.fixture
-def server(monkeypatch, tmp_path):
-    set_keys(monkeypatch, "openai")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    with make_server("openai") as srv:
-        yield srv
-
-
-def test_a_prompt_over_the_context_window_fails_without_a_call_in_study_and_corpus_runs_alike(server, tmp_path):
+def test_a_prompt_over_the_context_window_fails_without_a_call_in_study_and_corpus_runs_alike(openai_server, tmp_path):
     """The runner checks every backend's context window (an API model's too) before anything is sent."""
     from llmscisci.prompts.label import build_messages
 
-    backend = make_backend("openai", server)
+    backend = make_backend("openai", openai_server)
     long_text = "data and code " * 300
     items = [Item("a", "easy", "short text about code", (1, 0, 0, 0, 0), "train"),
              Item("b", "easy", long_text, (0, 1, 0, 0, 0), "test")]
@@ -110,13 +102,13 @@ def test_a_prompt_over_the_context_window_fails_without_a_call_in_study_and_corp
     # room for the short text's prompt and answer, not for the long one's
     backend.context_length = backend.count_tokens(build_messages(items[0].text, EASY, "guidelines", [])) + 32 + 100
     study = run_label(spec, items, backend, tmp_path / "study", show_progress=False)
-    assert server.calls == 1
+    assert openai_server.calls == 1
     with (tmp_path / "c.csv").open("w", newline="") as fh:
         csv.writer(fh).writerows([["id", "abstract"], ["a", items[0].text], ["b", long_text]])
-    server.reset()
+    openai_server.reset()
     corpus = run_label_stream(spec, CorpusPlan.open(tmp_path / "c.csv", EASY, text_column="abstract"), backend,
                               tmp_path / "corpus", show_progress=False)
-    assert server.calls == 1  # the long text is never sent
+    assert openai_server.calls == 1  # the long text is never sent
     errors = [{p["doi"]: p["error"] for p in read_jsonl(run.predictions_path)} for run in (study, corpus)]
     assert errors[0] == errors[1]
     assert errors[0]["a"] is None and errors[0]["b"].endswith("tokens exceeds the context window")

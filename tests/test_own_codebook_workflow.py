@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from console import run_console
-from fakeservers import make_server, set_keys
 
 # no text_column: the corpus's `abstract` column is picked by itself
 BOOK = '''task = "openness"
@@ -38,14 +37,6 @@ description = "Nothing is shared."
 TEXTS = ("Données ouvertes à Zürich", "Code für Müller on GitHub", "Étude naïve des usagers")
 
 
-@pytest.fixture
-def server(monkeypatch, tmp_path):
-    set_keys(monkeypatch, "openai")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    with make_server("openai") as srv:
-        yield srv
-
-
 def printed(out: str, prefix: str) -> list[str]:
     """The command a line `PREFIX llmscisci ...` printed, as argv (without `llmscisci`)."""
     line = next(x for x in out.splitlines() if x.startswith(prefix))
@@ -67,7 +58,7 @@ def code_sheet(sheet: Path) -> None:
         w.writerows(rows)
 
 
-def test_printed_next_steps_work_from_any_folder(server, tmp_path, capsys, monkeypatch):
+def test_printed_next_steps_work_from_any_folder(openai_server, tmp_path, capsys, monkeypatch):
     project, elsewhere, third = (tmp_path / d for d in ("project", "elsewhere", "third"))
     for d in (project, elsewhere, third):
         d.mkdir()
@@ -77,7 +68,7 @@ def test_printed_next_steps_work_from_any_folder(server, tmp_path, capsys, monke
     (project / "works.csv").write_text("\n".join(rows) + "\n", "utf-8")
     monkeypatch.chdir(project)  # relative paths, as typed in the project folder
     code, out, err = run_console(["label", "--task", "openness.toml", "--input", "works.csv", "--model",
-                                  "openai:gpt-4o-mini", "--base-url", server.base_url, "--out", "runs"],
+                                  "openai:gpt-4o-mini", "--base-url", openai_server.base_url, "--out", "runs"],
                                  capsys, monkeypatch)
     assert code == 0, err
     assert "text 'abstract'" in err
@@ -92,10 +83,10 @@ def test_printed_next_steps_work_from_any_folder(server, tmp_path, capsys, monke
     design = json.loads((elsewhere / "sheet.design.json").read_text("utf-8"))
     assert design["runs"] == [str(run)] and design["codebook_file"]["path"] == str(project / "openness.toml")
     step = printed(out, "code it, then:")
-    code, out, err = run_console(["label", "--resume", run, "--base-url", server.base_url], capsys, monkeypatch)
+    code, out, err = run_console(["label", "--resume", run, "--base-url", openai_server.base_url], capsys, monkeypatch)
     assert code == 0, err  # the recorded corpus and codebook are found from here
     code, out, err = run_console(["label", "--resume", run, "--task", project / "openness.toml", "--base-url",
-                                  server.base_url], capsys, monkeypatch)
+                                  openai_server.base_url], capsys, monkeypatch)
     assert code == 0, err  # the same codebook, spelled another way
     code_sheet(elsewhere / "sheet.csv")
 
