@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import sys
 
-from llmscisci.tasks.label_plan import plan_conversations  # noqa: F401 - re-exported
-
 
 def emit_text(result, texts: list, as_json: bool = False, json_out=None) -> None:
     """`emit` for plain text that must reach the reader unchanged (a prompt: never wrapped or cropped):

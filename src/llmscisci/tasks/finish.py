@@ -54,15 +54,6 @@ def planned_items(config: dict) -> int | None:
     return None
 
 
-def unanswered(records: Iterable) -> dict:
-    """{"unanswered": items whose latest attempt got no answer, "last_error": the last such error}
-    (records: dicts or record objects, one per item), as `records.CallTotals` counts them."""
-    from llmscisci.records import CallRecord, CallTotals
-
-    totals = CallTotals.from_records(CallRecord.read(r) if isinstance(r, dict) else r for r in records)
-    return {"unanswered": totals.unanswered, "last_error": totals.last_error}
-
-
 def completeness(n_done: int, planned: int | None, bad_lines: int = 0) -> dict:
     """How much of the planned run the predictions cover (`partial` when fewer than planned)."""
     out: dict = {}

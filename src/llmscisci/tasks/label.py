@@ -22,7 +22,7 @@ from llmscisci.tasks.label_runner import run_labelling
 from llmscisci.tasks.label_source import ItemList
 from llmscisci.tasks.label_spec import (  # noqa: F401 - re-exported: the spec and records of a labelling run
     DEFAULT_MAX_NEW_TOKENS, LabelSpec, check_scoring, check_spec, draw_shots, empty_record, is_empty, prediction_record,
-    select_items, split_empty)
+    select_items)
 from llmscisci.tasks.parse import is_exact_format, parse_answer
 
 

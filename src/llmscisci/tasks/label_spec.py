@@ -176,11 +176,6 @@ def empty_record(item: Item, codebook: Codebook, phash: str) -> dict:
                   "seconds": 0.0, "empty": True}
 
 
-def split_empty(items: list[Item]) -> tuple[list[Item], list[Item]]:
-    """(items to send to the model, items with an empty text)."""
-    return [it for it in items if not is_empty(it)], [it for it in items if is_empty(it)]
-
-
 def check_scoring(spec: LabelSpec, backend: Backend | None = None) -> None:
     """What a scoring variant refuses, before anything runs: examples, a backend that cannot score,
     --calibrate with a generating variant."""
@@ -211,9 +206,7 @@ def classifier_record(item: Item, labels: list[int], phash: str) -> dict:
     return {"doi": item.doi, "task": item.task, "split": item.split, "text_sha": text_sha(item.text),
             "prompt_hash": phash,
             "raw": json.dumps(labels), "labels": labels, "valid": True, "repaired": False, "exact_format": True,
-            "reference": list(item.labels) if item.labels is not None else None, "tokens_in": 0, "tokens_out": 0,
-            "seconds": 0.0, "error": None, "refusal": False, "cached": False, "model_version": None,
-            "cost_usd": None}
+            "reference": list(item.labels) if item.labels is not None else None, **Generation().call_fields()}
 
 
 def text_keys(items: Iterable[Item]):

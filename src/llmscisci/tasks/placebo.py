@@ -22,7 +22,6 @@ from llmscisci.prompts import label as prompts
 from llmscisci.runs import RunFolder, atomic_write
 from llmscisci.tasks.finish import PLACEBO_FILE
 from llmscisci.tasks.parse import parse_answer
-from llmscisci.tasks.stream_finish import iter_predictions
 
 KIND = "neutral"
 NEUTRAL_PASSAGE = ("The weather stayed mild for most of the week, with light rain on Tuesday and sunshine over "
@@ -47,7 +46,7 @@ def check_placebo_options(placebo, model: str, batch_opts) -> None:
 def choose_items(run: RunFolder, n: int, seed: int) -> list[dict]:
     """n items with a valid model answer (not the empty-text rule's), chosen with `seed` in item order."""
     pool = {}
-    for rec in iter_predictions(run):
+    for rec in run.iter_predictions():
         key = (str(rec.task), str(rec.doi))
         if rec.valid and rec.labels is not None and not rec.empty and not rec.error:
             pool[key] = {"doi": rec.doi, "task": rec.task, "labels": list(rec.labels)}

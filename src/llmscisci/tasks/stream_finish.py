@@ -6,7 +6,6 @@ PARQUET_FROM items, and the distribution as a table for the terminal.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 from llmscisci.data.codebook import Codebook
@@ -15,11 +14,6 @@ from llmscisci.runs import RunFolder
 
 PARQUET_FROM = 10_000
 CSV_FIELDS = ("doi", "task", "split", "valid", "repaired", "exact_format", "empty", "error")
-
-
-def iter_predictions(run: RunFolder) -> Iterator[LabelPrediction]:
-    """predictions.jsonl one record per item, its latest attempt (a torn last line skipped)."""
-    return run.iter_predictions()
 
 
 class Distribution:

@@ -179,14 +179,7 @@ def prediction_record(unit: Unit, gen: Generation | None, truth: TruthIndex, pha
         "records": _dump(recs) if valid else None,
         "baseline_records": _dump(baseline_extract(unit.text)),
         "truncated": bool(gen and (gen.extra or {}).get("finish_reason") == "length"),
-        "tokens_in": gen.tokens_in if gen else 0,
-        "tokens_out": gen.tokens_out if gen else 0,
-        "seconds": round(gen.seconds, 4) if gen else 0.0,
-        "error": gen.error if gen else None,
-        "refusal": gen.refusal if gen else False,
-        "cached": gen.cached if gen else False,
-        "model_version": gen.model_version if gen else None,
-        "cost_usd": gen.cost_usd if gen else None,
+        **(gen or Generation()).call_fields(),
     }
 
 

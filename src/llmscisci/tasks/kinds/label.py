@@ -113,7 +113,6 @@ class Label(TaskKind):
 
         from llmscisci.backends.batch import BatchBackend
         from llmscisci.errors import UserError
-        from llmscisci.backends.registry import resolve_model
         from llmscisci.tasks.label import LabelSpec
 
         cfg = self.resumed_config(run_dir)
