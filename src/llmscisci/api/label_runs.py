@@ -369,14 +369,12 @@ def label_corpus(codebook, o: dict) -> Labelled:
     if o["dry_run"]:
         return Labelled(codebook.task, plan=_corpus_plan(codebook, corpus, o), corpus=corpus.describe(),
                         streamed=True)
-    chunk_size = o["chunk_size"]
     if batch is not None:  # one provider batch run over the whole corpus, not one per chunk
         from llmscisci.api.options import load_run_backend
 
         if fitted:
             raise UserError("--batch and --batch-file are for LLMs, not a saved classifier")
         labeller = load_run_backend(model, opts, batch)
-        chunk_size = max(chunk_size, corpus.n_items)
     if engine == "ray":  # the same run, its model calls on a pool of Ray actors (tasks/label_ray.py)
         if batch is not None or fitted:
             raise UserError("--engine ray is for live LLM calls, not --batch or a saved classifier")
@@ -387,7 +385,7 @@ def label_corpus(codebook, o: dict) -> Labelled:
     spec = LabelSpec(codebook=codebook, variant=o["variant"], model=model, params=o["params"], limit=o["limit"],
                      data_source=str(path), paraphrase=o["paraphrase"], calibrate=o["calibrate"])
     try:
-        run = run_label_stream(spec, corpus, labeller, o["out_dir"], run_dir=o["resume"], chunk_size=chunk_size,
+        run = run_label_stream(spec, corpus, labeller, o["out_dir"], run_dir=o["resume"], chunk_size=o["chunk_size"],
                                by=o["by"], **_progress(o))
     except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
         return Labelled(codebook.task, pending=exc, streamed=True)

@@ -96,35 +96,28 @@ def finish_run(run: RunFolder, codebook: Codebook, wall_seconds: float | None = 
         bad_lines = bad_lines or run.bad_lines
     else:
         records = run.iter_records()
-    rows: list = []
-    invalid = [0]
+    totals, invalid = CallTotals(), 0
     tmp = run.path / ".predictions.csv.tmp"
     fields = [*CSV_FIELDS, *codebook.columns("pred", None), *codebook.columns("ref", None),
               "tokens_in", "tokens_out", "seconds"]
-
-    def each(recs, out: csv.DictWriter):
-        for rec in recs:
-            dist.add(rec)
-            diag.add(rec)
-            invalid[0] += not is_valid(rec)
-            out.writerow(csv_row(rec, codebook))
-            if references:
-                rows.append(rec)
-            yield rec
-
     try:  # predictions.csv written row by row, replaced only once complete
         with tmp.open("w", encoding="utf-8", newline="") as fh:
             out = csv.DictWriter(fh, fieldnames=fields)
             out.writeheader()
-            totals = CallTotals.from_records(each(records, out))
+            for rec in records:
+                totals.add(rec)
+                dist.add(rec)
+                diag.add(rec)
+                invalid += not is_valid(rec)
+                out.writerow(csv_row(rec, codebook))
         os.replace(tmp, run.path / "predictions.csv")
     finally:
         tmp.unlink(missing_ok=True)
-    if references:
-        metrics = evaluate(rows, codebook, train_reference=cfg.get("train_reference") or None)
-        metrics["exact_format_rate"] = sum(bool(r.exact_format) for r in rows) / max(len(rows), 1)
+    if references:  # `records` is the sorted list read above
+        metrics = evaluate(records, codebook, train_reference=cfg.get("train_reference") or None)
+        metrics["exact_format_rate"] = sum(bool(r.exact_format) for r in records) / max(len(records), 1)
     else:
-        metrics = {"n": totals.n, "references": False, "invalid": invalid[0]}
+        metrics = {"n": totals.n, "references": False, "invalid": invalid}
     metrics |= completeness(totals.n, planned_items(cfg), bad_lines)
     metrics |= totals.as_metrics()
     metrics["distribution"] = dist.as_dict()

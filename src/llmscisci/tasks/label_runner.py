@@ -83,9 +83,14 @@ def run_labelling(spec: LabelSpec, source: ItemSource, labeller: Backend | Class
                   run_dir: str | Path | None = None, *, chunk_size: int | None = None, show_progress: bool = True,
                   after_chunk: Callable[[int], None] | None = None, extra_config: dict | None = None) -> RunFolder:
     """Label every item of `source` into a run folder (new, or resumed: `run_dir`, or the folder the
-    configuration names under `out`) and finish it (metrics, CSV); `chunk_size` None: one chunk."""
+    configuration names under `out`) and finish it (metrics, CSV); `chunk_size` None: one chunk. A batch
+    backend always gets one chunk: one provider batch over all the items, not one per chunk."""
+    from llmscisci.backends.batch import BatchBackend
+
     if chunk_size is not None and chunk_size < 1:
         raise UserError("--chunk-size must be at least 1")
+    if isinstance(labeller, BatchBackend):
+        chunk_size = None
     check_spec(spec, labeller)
     part = source.identity()
     config = spec.config_of(part, labeller.describe(), source.shots, source.extras()) | (extra_config or {})

@@ -111,7 +111,6 @@ class Label(TaskKind):
         (default: config.json's); `backend` a saved classifier for `baseline:DIR`."""
         from pathlib import Path
 
-        from llmscisci.backends.batch import BatchBackend
         from llmscisci.errors import UserError
         from llmscisci.tasks.label import LabelSpec
 
@@ -129,8 +128,6 @@ class Label(TaskKind):
                 plan = CorpusPlan.open(where["path"], spec.codebook, id_column=where.get("id_column"),
                                        text_column=where.get("text_column"), template=where.get("template"))
             spec.data_source = str(plan.path)
-            if isinstance(backend, BatchBackend):  # one provider batch over the whole corpus, not one per chunk
-                chunk_size = max(chunk_size, plan.n_items)
             return run_label_stream(spec, plan, backend, path.parent, run_dir=path, chunk_size=chunk_size,
                                     by=cfg.get("by") if by is None else by, show_progress=show_progress)
         from llmscisci.data.items import load_items
