@@ -4,6 +4,7 @@ through the in-memory runner, a corpus (a file, a DataFrame, a list of dicts) th
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 from llmscisci.api.inputs import codebooks_of, corpus_path
@@ -14,9 +15,10 @@ from llmscisci.api.label_runs import label_runs
 from llmscisci.api.run import Run
 
 DEFAULT_MODEL = "smollm2-135m"
-# the options a resumed run takes from its config.json, at their defaults (another value is refused)
-DEFAULTS = {"task": "easy", "model": DEFAULT_MODEL, "variant": "structured", "limit": None, "split": "all",
-            "shots": 0, "max_new_tokens": None, "temperature": 0.0, "seed": 2025, "calibrate": None}
+# the options a resumed run takes from its config.json (given at another value than label()'s default:
+# refused); their defaults are read from label()'s signature below
+RESUMED = ("task", "model", "variant", "limit", "split", "shots", "max_new_tokens", "temperature", "seed",
+           "calibrate")
 
 
 def label(data=None, *, task="easy", model: str = DEFAULT_MODEL, variant: str = "structured",
@@ -71,3 +73,6 @@ def _returned(done):
         console.print(pending_line(done.pending), markup=False, highlight=False)
         return Run(done.pending.run_dir)
     return Run(done.run.path)
+
+
+DEFAULTS = {k: inspect.signature(label).parameters[k].default for k in RESUMED}

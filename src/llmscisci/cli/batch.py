@@ -9,8 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmscisci.api.options import load_run_backend  # noqa: F401 - the commands' (label, judge, extract)
-from llmscisci.cli.common import out, pending_result  # noqa: F401 - pending_result: the commands'
+from llmscisci.cli.common import out
 
 BatchOpt = Annotated[bool, typer.Option("--batch", help="API models: send the requests through the provider's "
                                         "batch API (about half the price, answered within 24 h; resumable).")]

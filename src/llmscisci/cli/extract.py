@@ -85,7 +85,7 @@ def extract(
 def show_results(done: list, as_json: bool, json_out) -> None:
     """Each page's scores (or the line of a written batch file), as a table or JSON; exit 3 when units
     went unanswered."""
-    from llmscisci.cli.batch import pending_result
+    from llmscisci.cli.common import pending_result
 
     results, tables = [], []
     for d in done:

@@ -184,7 +184,8 @@ def judge(
     the run audits the judge: its scores against the exact ones (categories matched out of n),
     its picks of the best candidate, and its position bias."""
     from llmscisci.api.judge_runs import judge_run
-    from llmscisci.cli.batch import batch_options, pending_result
+    from llmscisci.cli.batch import batch_options
+    from llmscisci.cli.common import pending_result
 
     done = judge_run(task=task, variant=variant, model=model, opts=backend.options(), llm_paths=list(llm or []),
                      batch=lambda: batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts,

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from llmscisci.cli.batch import (BatchAttemptsOpt, BatchFileOpt, BatchModelOpt, BatchOpt, FallbackOpt, PollOpt,
-                                 batch_options, load_run_backend)
+                                 batch_options)
+from llmscisci.api.options import load_run_backend
 from llmscisci.backends.settings import BackendSettings
 from llmscisci.cli.backend_flags import backend_flags
 from llmscisci.cli.common import (
