@@ -12,6 +12,7 @@ wrote or ships (a run's predictions.jsonl, the bundled dataset) are always read 
 from __future__ import annotations
 
 import codecs
+import functools
 import os
 from contextvars import ContextVar
 from pathlib import Path
@@ -52,11 +53,14 @@ def chosen_encoding() -> str | None:
 
 def _own(path: str | os.PathLike) -> bool:
     """A file the toolkit wrote or ships, whatever --encoding says about the user's files."""
-    p = Path(path)
-    if p.name in OWN_FILES:
-        return True
+    return Path(path).name in OWN_FILES or _shipped(os.path.abspath(path))
+
+
+@functools.lru_cache(maxsize=256)
+def _shipped(path: str) -> bool:
+    """Whether a file lies in the shipped data (asked once per file: a corpus is decoded line by line)."""
     try:
-        return p.resolve().is_relative_to(bundled_data_dir().resolve())
+        return Path(path).resolve().is_relative_to(bundled_data_dir().resolve())
     except OSError:
         return False
 

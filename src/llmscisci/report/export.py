@@ -6,8 +6,8 @@ corpus's other columns), each category as a 0/1 column named by its short name, 
 booleans, nullable category columns), in every format: a CSV corpus's columns of whole numbers are
 integer columns (of decimals, float columns), as pandas would read them. Rows follow the corpus's order
 (its `row` column), one per item (the last record of an item answered more than once). The run is read
-twice (once to settle the metadata columns' types and the rows' order, keeping a byte offset per item,
-once to write), so a large run exports in bounded memory.
+twice (once to settle the metadata columns' types and the rows' order, keeping three numbers per line,
+once to write), so a large run exports in little memory.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from llmscisci.data.codebook import Codebook
@@ -37,7 +38,7 @@ FLOAT_TEXT = re.compile(r"-?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|-?[0-9]+
 TEXT_FORMATS = ("csv", "tsv")  # formats whose every cell is text: numbers are recognised, as pandas would
 
 
-def _records(run: RunFolder, offsets: list[int]) -> Iterator[LabelPrediction]:
+def _records(run: RunFolder, offsets: Sequence[int]) -> Iterator[LabelPrediction]:
     """The run's records at the given byte offsets (in that order)."""
     return (LabelPrediction.read(rec) for rec in iter_jsonl(run.predictions_path, at=offsets))
 
@@ -55,15 +56,28 @@ def _kind(v, text_numbers: bool) -> str | None:
         else "str"
 
 
-def _scan(run: RunFolder, reserved: set[str], text_numbers: bool) -> tuple[dict[str, str], list[int]]:
+def _key_hash(key: tuple) -> int:
+    try:
+        return hash(key)
+    except TypeError:  # a malformed line (a list where an id belongs): hashed by its text
+        return hash(repr(key))
+
+
+def _scan(run: RunFolder, reserved: set[str], text_numbers: bool) -> tuple[dict[str, str], Sequence[int]]:
     """One pass over the run: metadata column -> 'int' | 'float' | 'bool' | 'str' (first-seen order;
     with `text_numbers`, a text column whose every value is a number becomes one), and the byte offsets
     of the records to write: the last record of each item, in input order (the item's `row`; records
-    without one after, in file order)."""
+    without one after, in file order of the item's first record).
+
+    Per line only three 8-byte numbers are kept (input row, byte offset, a hash of the item key), so the
+    scan of a million-item run holds about 24 MB, not a Python object per item; items that share a hash
+    are told apart by their keys, re-read (an item answered twice is rare: an attempt that got no answer)."""
+    import numpy as np
+
     kinds: dict[str, set[str]] = {}
-    last: dict[tuple, tuple[float, int, int]] = {}  # (id, task) -> (input row, file order, offset)
+    rows, offsets, hashes = array("d"), array("q"), array("q")
     # a light pass: only the item key and `meta` of each line (the rows are validated when written)
-    for i, (_, start, line) in enumerate(iter_jsonl(run.predictions_path, positions=True)):
+    for _, start, line in iter_jsonl(run.predictions_path, positions=True):
         meta = line.get("meta") if isinstance(line.get("meta"), dict) else {}
         for k, v in meta.items():
             kind = _kind(v, text_numbers)
@@ -71,9 +85,9 @@ def _scan(run: RunFolder, reserved: set[str], text_numbers: bool) -> tuple[dict[
             if kind is not None:
                 seen.add(kind)
         row = meta.get("row")
-        key = LabelPrediction.line_key(line)
-        first = last.get(key, (None, i))[1]
-        last[key] = (row if isinstance(row, int) and not isinstance(row, bool) else float("inf"), first, start)
+        rows.append(row if isinstance(row, int) and not isinstance(row, bool) else float("inf"))
+        offsets.append(start)
+        hashes.append(_key_hash(LabelPrediction.line_key(line)))
     out = {}
     for k, seen in kinds.items():
         name = f"meta_{k}" if k in reserved else k
@@ -81,7 +95,39 @@ def _scan(run: RunFolder, reserved: set[str], text_numbers: bool) -> tuple[dict[
             out[name] = seen.pop()
         else:  # none seen (all empty), or mixed: floats where ints and floats mix, else text
             out[name] = "float" if seen == {"int", "float"} else "str"
-    return out, [o for _, _, o in sorted(last.values())]
+    return out, _latest_in_order(run, np.frombuffer(rows, dtype=np.float64),
+                                 np.frombuffer(offsets, dtype=np.int64), np.frombuffer(hashes, dtype=np.int64))
+
+
+def _latest_in_order(run: RunFolder, rows, offsets, hashes) -> Sequence[int]:
+    """The offsets of each item's last line, ordered by (input row, the item's first line, offset), as an
+    array (a list of Python ints would cost 36 bytes an item; the temporaries here cost about 40)."""
+    import numpy as np
+
+    n = len(offsets)
+    by_hash = np.argsort(hashes, kind="stable")  # lines of one hash together, in file order
+    sorted_h = hashes[by_hash]
+    new = np.ones(n, dtype=bool)  # where a run of equal hashes starts
+    np.not_equal(sorted_h[1:], sorted_h[:-1], out=new[1:])
+    del sorted_h
+    if new.all():  # every line an item of its own (the usual run): by row, then file order
+        return offsets[np.lexsort((offsets, rows))]
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], n]
+    keep, first = by_hash[ends - 1], by_hash[starts]
+    more_keep, more_first = [], []
+    for g in np.flatnonzero(ends - starts > 1):  # an item answered again, or items whose keys share a hash
+        lines = by_hash[starts[g]:ends[g]]
+        groups: dict[str, list[int]] = {}
+        for i, rec in zip(lines, iter_jsonl(run.predictions_path, at=offsets[lines])):
+            groups.setdefault(repr(LabelPrediction.line_key(rec)), []).append(int(i))
+        (keep[g], first[g]), *others = [(ls[-1], ls[0]) for ls in groups.values()]
+        more_keep += [last for last, _ in others]
+        more_first += [head for _, head in others]
+    if more_keep:
+        keep, first = np.r_[keep, more_keep].astype(np.int64), np.r_[first, more_first].astype(np.int64)
+    order = np.lexsort((offsets[keep], first, rows[keep]))  # the last key sorts first
+    return offsets[keep[order]]
 
 
 def _cell(v, kind: str | None):
