@@ -6,8 +6,9 @@ Each size runs in a fresh child process. Time: the labelling alone (corpus scan,
 the run folder), not interpreter start-up or imports. Memory: the child's peak RSS minus the peak RSS of
 the same child given a corpus of 0 items (imports, backend and server connection included there), so
 the figure is what the corpus adds. Targets: time_ratio_100k_over_1k <= 110 (linear within 10%),
-rss_growth_ratio_100k_over_10k <= 1.5 (bounded: nothing grows with the corpus). Then a 100,000-item run
-is killed (SIGKILL) halfway and resumed; it must end with exactly 100,000 distinct predictions.
+rss_growth_ratio_100k_over_10k <= 1.5 (bounded: nothing grows with the corpus). Each run's seconds are
+kept (`seconds_each`): the spread between repeats on the same machine is there to read. Then a 100,000-item
+run is killed (SIGKILL) halfway and resumed; it must end with exactly 100,000 distinct predictions.
 
     python bench/corpus_scale.py [--quick]    -> bench/results/corpus_scale.json
 """
@@ -131,7 +132,8 @@ def main(argv=None) -> int:
     ap.add_argument("--run-dir", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--chunk-size", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=3, help="runs of the two small sizes (median taken)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="runs of the two small sizes (median taken; at least 5 of the smallest)")
     args = ap.parse_args(argv)
     if args.child is not None:
         args.n = args.child
@@ -154,7 +156,8 @@ def main(argv=None) -> int:
             base_rss = statistics.median(b["peak_rss_mb"] for b in base)
             results = {}
             for n in sizes:
-                reps = 1 if n == sizes[-1] else args.repeats
+                # the smallest size runs a few seconds: more repeats, as its noise weighs most in the time ratio
+                reps = 1 if n == sizes[-1] else max(args.repeats, 5) if n == sizes[0] else args.repeats
                 runs = [run_child(url, corpora[n], n, work / f"r{n}_{k}", chunk_size=args.chunk_size,
                                   concurrency=args.concurrency) for k in range(reps)]
                 assert all(r["n"] == n for r in runs), runs
@@ -162,7 +165,7 @@ def main(argv=None) -> int:
                 rss = statistics.median(r["peak_rss_mb"] for r in runs)
                 results[n] = {"items": n, "seconds": round(secs, 3), "items_per_s": round(n / secs, 1),
                               "peak_rss_mb": round(rss, 1), "rss_growth_mb": round(rss - base_rss, 1),
-                              "runs": len(runs)}
+                              "runs": len(runs), "seconds_each": [round(r["seconds"], 2) for r in runs]}
                 print(f"{n:>7,} items: {secs:8.2f} s, {n / secs:7.1f} items/s, peak RSS {rss:.1f} MB "
                       f"(+{rss - base_rss:.1f} MB over 0 items)", flush=True)
             small, mid, big = sizes

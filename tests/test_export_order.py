@@ -26,15 +26,14 @@ def _expected(run: RunFolder) -> list[int]:
     """The rule written plainly: the last line of each item, by (row, the item's first line, offset)."""
     last: dict = {}
     with run.predictions_path.open("rb") as fh:
-        offset, i = 0, 0
-        for raw in fh:
+        offset = 0
+        for i, raw in enumerate(fh):
             rec = json.loads(raw)
             key = (rec.get("doi"), rec.get("task"))
             row = rec.get("meta", {}).get("row")
             row = row if isinstance(row, int) else float("inf")
             last[key] = (row, last.get(key, (None, i))[1], offset)
             offset += len(raw)
-            i += 1
     return [o for *_, o in sorted(last.values())]
 
 

@@ -327,7 +327,7 @@ def test_api_batch_cancel_and_import_errors(tmp_path):
         ls.batch_collect(tmp_path, batch_attempts=0)  # options checked before the folder is read
 
 
-def test_api_judge_resumes_and_plans_a_judge_run(data_dir, tmp_path, monkeypatch):
+def test_api_judge_resumes_and_plans_a_judge_run(data_dir, tmp_path, capsys, monkeypatch):
     """`ls.judge(resume=RUN_DIR)` continues a judge run from its folder (its candidates, task and options
     from config.json): the finished calls are not asked again; `dry_run=True` plans it and writes nothing."""
     from fakeservers import KEY_ENV, TEST_KEYS, make_server
@@ -347,9 +347,49 @@ def test_api_judge_resumes_and_plans_a_judge_run(data_dir, tmp_path, monkeypatch
         sent = srv.calls
         again = ls.judge(resume=run.path, base_url=srv.base_url, no_cache=True)
         assert again.path == run.path and srv.calls == sent + 1
+        # the command (which describes what it judges first) reads the items and candidates once
+        from llmscisci.data import items as items_mod
+
+        reads, real = [], items_mod.load_items
+        monkeypatch.setattr(items_mod, "load_items", lambda *a, **k: reads.append(1) or real(*a, **k))
+        code, out, err = run_console(["judge", "--resume", run.path, "--base-url", srv.base_url, "--no-cache"],
+                                     capsys, monkeypatch)
+        assert code == 0 and "judging 2 items x 2 orders of 2 candidates" in out + err, err
+        assert len(reads) == 1 and srv.calls == sent + 1
     after = json.loads((run.path / "config.json").read_text())
     described = ("backend", "versions")  # how the backend was reached (e.g. a remembered structured form)
     assert {k: v for k, v in after.items() if k not in described} == \
         {k: v for k, v in before.items() if k not in described}
     assert len(read_jsonl(run.path / "predictions.jsonl")) == 4
     assert sorted(p.name for p in (tmp_path / "j").iterdir()) == [run.path.name]
+
+
+def test_resumed_extraction_keeps_its_answer_key(data_dir, tmp_path):
+    """`extract --resume` without `--bib` scores against the answer key the run was started with (it used
+    to fall back to the bundled one), and the page's answer key and blocks are read once, not twice."""
+    import llmscisci as ls
+    from llmscisci.tasks.extract import truth as truth_mod
+
+    page = data_dir / "rescience" / "read_index_2022-07-11.html"
+    entries = (data_dir / "rescience" / "published.bib").read_text("utf-8").split("\n@")
+    own = tmp_path / "own.bib"
+    own.write_text("\n@".join(entries[: len(entries) // 2]) + "\n", "utf-8")  # half the answer key
+    run = ls.extract(page, model="baseline", bib=own, limit=4, out=tmp_path / "runs", progress=False)
+    before = json.loads((run.path / "metrics.json").read_text())
+    loads = []
+    real = truth_mod.load_truth
+
+    def counting(path):
+        loads.append(str(path))
+        return real(path)
+
+    import llmscisci.api.extract_runs  # noqa: F401 - imports load_truth inside its functions
+    truth_mod.load_truth = counting
+    try:
+        again = ls.extract(page, model="baseline", limit=4, out=tmp_path / "runs", resume=run.path, progress=False)
+    finally:
+        truth_mod.load_truth = real
+    assert again.path == run.path and loads == [str(own)]
+    assert json.loads((run.path / "config.json").read_text())["bib"] == str(own)
+    after = json.loads((run.path / "metrics.json").read_text())
+    assert after["headline"] == before["headline"]

@@ -82,7 +82,14 @@ def extract_runs(pages: list[str], *, model: str, opts, variant: str | None = No
         raise UserError("--resume continues one page's run: give one page")
     if batch is not None and batch.file is not None and len(page_list) > 1:
         raise UserError("--batch-file writes one run's requests: give one page")
-    bib_path = Path(bib) if bib is not None else resolve_data_dir(data_dir) / "rescience" / "published.bib"
+    if bib is not None:
+        bib_path = Path(bib)
+    elif run_dir is not None:  # a resumed run keeps its answer key
+        from llmscisci.tasks.registry import get
+
+        bib_path = Path(get("extract").resumed_config(run_dir)["bib"])
+    else:
+        bib_path = resolve_data_dir(data_dir) / "rescience" / "published.bib"
     truth = load_truth(bib_path)
     params = GenParams(max_new_tokens=max_new_tokens or default_max_new_tokens(unit, window),
                        temperature=temperature, seed=seed)
@@ -149,7 +156,8 @@ def _run(spec, sources: list, truth, opts, batch, out_dir, run_dir, progress: bo
     for src, blocks in sources:
         try:
             if run_dir is not None:
-                run = get("extract").resume(run_dir, backend, show_progress=progress, page=src, bib=truth.source)
+                run = get("extract").resume(run_dir, backend, show_progress=progress, page=src, truth=truth,
+                                            blocks=blocks)
             else:
                 run = run_extract(spec, src, truth, backend, out_dir, run_dir=run_dir, show_progress=progress,
                                   blocks=blocks)

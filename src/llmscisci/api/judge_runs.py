@@ -99,21 +99,14 @@ def _resumed(resume: Path, opts, batch, data_dir, reference, out_dir, dry_run: b
     from llmscisci.api.options import load_run_backend
     from llmscisci.backends.batch import BatchPending
     from llmscisci.paths import check_output_path
-    from llmscisci.tasks.judge import JudgeSpec
-    from llmscisci.tasks.kinds.judge import recorded_candidates
     from llmscisci.tasks.registry import get
 
     kind = get("judge")
-    cfg = kind.resumed_config(resume)
-    spec = JudgeSpec.from_config(cfg)
+    inputs = kind.resume_inputs(resume, data_dir=data_dir, reference=reference)  # read once, for all below
+    spec, items, candidates = inputs
     if dry_run or say is not None:
-        from llmscisci.data.items import load_items
-        from llmscisci.paths import data_dir as resolve_data_dir
         from llmscisci.tasks.judge import prepare
 
-        candidates = recorded_candidates(cfg, spec.codebook, resume)
-        items = load_items(spec.codebook, data_dir=resolve_data_dir(data_dir or spec.data_source or None),
-                           reference=reference)
         selected, order_list, _ = prepare(spec, items, candidates)
         if say is not None:
             say(f"judging {len(selected)} items x {len(order_list)} orders of {len(candidates)} candidates: "
@@ -123,7 +116,7 @@ def _resumed(resume: Path, opts, batch, data_dir, reference, out_dir, dry_run: b
     check_output_path(resume, "folder", "--resume")  # before the model loads
     backend = load_run_backend(spec.model, opts, batch)
     try:
-        run = kind.resume(resume, backend, data_dir=data_dir, reference=reference)
+        run = kind.resume(resume, backend, inputs=inputs)
     except BatchPending as exc:  # a batch file: the request rows are written, nothing to audit yet
         return Judged(spec.codebook.task, pending=exc)
     return Judged(spec.codebook.task, run=run, metrics=run.metrics())

@@ -6,7 +6,7 @@ batch mode, or on Ray). Each face turns the `Labelled` results into what it show
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,7 +33,6 @@ describes it in a dry run's plan)."""
     plan: Any = None
     corpus: dict | None = None
     streamed: bool = False
-    warnings: list[str] = field(default_factory=list)
 
 
 def pending_line(exc) -> str:
@@ -143,10 +142,12 @@ def label_resumed(o: dict, given: dict) -> Labelled:
                             "it is now)")
     if where is None and o["engine"] != "local":
         raise UserError("--engine ray labels a corpus given with --input")
-    corpus = None if where is None else _open_corpus(spec.codebook, where, o["by"], o["say"])
+    corpus = None if where is None else _open_corpus(spec.codebook, where, o["by"])
+    if corpus is not None:
+        _describe(corpus, where["path"], o["say"])
     if o["dry_run"]:
         return _resumed_plan(spec, corpus, o)
-    labeller = _resumed_labeller(spec, o)
+    labeller = _labeller(spec.model, spec.codebook, o)
     try:
         run = kind.resume(resume, labeller, data_dir=o["data_dir"], corpus=corpus, by=o["by"],
                           chunk_size=o["chunk_size"], **_progress(o))
@@ -155,33 +156,31 @@ def label_resumed(o: dict, given: dict) -> Labelled:
     finally:
         if o["engine"] == "ray":  # the Ray workers go with the run
             labeller.close()
-    done = _finished(spec.codebook.task, run, labeller, o["placebo"])
-    done.streamed = corpus is not None
-    if fitted and run.config.get("seen_in_training"):
-        from llmscisci.tasks.label_fitted import seen_warning
-
-        done.warnings.append(seen_warning(run.config["seen_in_training"], done.metrics["all"]["n"]))
-    return done
+    return _finished(spec.codebook.task, run, labeller, o["placebo"], streamed=corpus is not None)
 
 
-def _resumed_labeller(spec, o: dict):
-    """What continues a resumed run: its saved classifier, its LLM (live, batch mode, or on Ray)."""
-    from llmscisci.api.options import load_run_backend
-
-    if resolve_model(spec.model).is_baseline:
-        return labeller_for(spec.model, o["opts"], spec.codebook)
-    if o["engine"] == "ray":
-        if o["batch"] is not None:
+def _labeller(model: str, codebook, o: dict):
+    """What labels a corpus or continues a run: a saved classifier (`baseline:DIR`), or an LLM live, in
+    batch mode (`o["batch"]`) or on a pool of Ray actors (`o["engine"]`)."""
+    fitted = resolve_model(model).is_baseline
+    if fitted and o["batch"] is not None:
+        raise UserError("--batch and --batch-file are for LLMs, not a saved classifier")
+    if o["engine"] == "ray":  # the same run, its model calls on Ray actors (tasks/label_ray.py)
+        if o["batch"] is not None or fitted:
             raise UserError("--engine ray is for live LLM calls, not --batch or a saved classifier")
         from llmscisci.tasks.label_ray import RayPool
 
-        return RayPool(spec.model, o["opts"], workers=o["workers"], address=o["ray_address"])
-    return load_run_backend(spec.model, o["opts"], o["batch"])
+        return RayPool(model, o["opts"], workers=o["workers"], address=o["ray_address"])
+    if fitted:
+        return labeller_for(model, o["opts"], codebook)
+    from llmscisci.api.options import load_run_backend
+
+    return load_run_backend(model, o["opts"], o["batch"])
 
 
-def _open_corpus(codebook, where: dict, by, say):
-    """The corpus a resumed corpus run labels (its one counting pass), described in one line (`say`);
-    `by` checked against its columns."""
+def _open_corpus(codebook, where: dict, by):
+    """The corpus a run labels (its one counting pass), `by` checked against its columns. `where`: its
+    path and how to read it (id and text columns, text template)."""
     from llmscisci.data.corpus import CorpusPlan
 
     path = where["path"]
@@ -191,10 +190,14 @@ def _open_corpus(codebook, where: dict, by, say):
         first = next(corpus.items())
         if by not in first.meta:
             raise UserError(f"--by {by!r}: no such metadata column in {path} (have: {', '.join(first.meta)})")
+    return corpus
+
+
+def _describe(corpus, path, say) -> None:
+    """The corpus at `path` (as given) in one line, for the person running the command (`say`)."""
     if say is not None:
         say(f"{path}: {corpus.source.describe}, {corpus.n_items:,} items, id column {corpus.id_column!r}, "
             f"text {corpus.text_spec!r}")
-    return corpus
 
 
 def _resumed_plan(spec, corpus, o: dict) -> Labelled:
@@ -322,79 +325,56 @@ def label_study(books: list, o: dict) -> list[Labelled]:
             if fitted:
                 from llmscisci.tasks.label_fitted import run_label_classifier
 
-                run = run_label_classifier(spec, items, classifiers[i], o["out_dir"], run_dir=o["resume"])
+                run = run_label_classifier(spec, items, classifiers[i], o["out_dir"])
             else:
-                run = run_label(spec, items, backend, o["out_dir"], run_dir=o["resume"], **_progress(o))
+                run = run_label(spec, items, backend, o["out_dir"], **_progress(o))
         except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
             done.append(Labelled(cb.task, pending=exc))
             continue
         done.append(_finished(cb.task, run, backend, o["placebo"]))
-        if fitted and run.config.get("seen_in_training"):
-            from llmscisci.tasks.label_fitted import seen_warning
-
-            done[-1].warnings.append(seen_warning(run.config["seen_in_training"], done[-1].metrics["all"]["n"]))
     return done
 
 
-def _finished(task: str, run, backend, placebo) -> Labelled:
-    """A finished run with its metrics (the placebo check's, when asked)."""
+def _finished(task: str, run, backend, placebo, streamed: bool = False) -> Labelled:
+    """A finished run with its metrics (the placebo check's, when asked); its warnings are in them."""
     if placebo:
         from llmscisci.tasks.placebo import run_placebo
 
-        return Labelled(task, run=run, metrics=run_placebo(run, backend, placebo))
-    return Labelled(task, run=run, metrics=run.metrics())
+        return Labelled(task, run=run, metrics=run_placebo(run, backend, placebo), streamed=streamed)
+    return Labelled(task, run=run, metrics=run.metrics(), streamed=streamed)
 
 
 def label_corpus(codebook, o: dict) -> Labelled:
     """Label (or plan) one codebook over the corpus file `o["input_path"]`, streamed in chunks."""
     from llmscisci.backends.batch import BatchPending
-    from llmscisci.data.corpus import CorpusPlan
     from llmscisci.tasks.label import LabelSpec
     from llmscisci.tasks.label_stream import run_label_stream
 
-    path, model, opts, batch, engine = o["input_path"], o["model"], o["opts"], o["batch"], o["engine"]
     if o["shots"]:
         raise UserError("--shots needs the study's data (--data-dir); with --input, label without examples")
-    corpus = CorpusPlan.open(path, codebook, id_column=o["id_column"], text_column=o["text_column"],
-                             template=o["text_template"])
-    if o["by"] is not None:
-        first = next(corpus.items())
-        if o["by"] not in first.meta:
-            raise UserError(f"--by {o['by']!r}: no such metadata column in {path} (have: {', '.join(first.meta)})")
-    fitted = resolve_model(model).is_baseline
-    labeller = labeller_for(model, opts, codebook) if fitted and not o["dry_run"] else None
-    if o["say"] is not None:
-        o["say"](f"{path}: {corpus.source.describe}, {corpus.n_items:,} items, id column {corpus.id_column!r}, "
-                 f"text {corpus.text_spec!r}")
+    where = {"path": o["input_path"], "id_column": o["id_column"], "text_column": o["text_column"],
+             "template": o["text_template"]}
+    corpus = _open_corpus(codebook, where, o["by"])
+    # a saved classifier is checked before the corpus is described, an LLM loads after
+    fitted = resolve_model(o["model"]).is_baseline and not o["dry_run"]
+    labeller = _labeller(o["model"], codebook, o) if fitted else None
+    _describe(corpus, where["path"], o["say"])
     if o["dry_run"]:
         return Labelled(codebook.task, plan=_corpus_plan(codebook, corpus, o), corpus=corpus.describe(),
                         streamed=True)
-    if batch is not None:  # one provider batch run over the whole corpus, not one per chunk
-        from llmscisci.api.options import load_run_backend
-
-        if fitted:
-            raise UserError("--batch and --batch-file are for LLMs, not a saved classifier")
-        labeller = load_run_backend(model, opts, batch)
-    if engine == "ray":  # the same run, its model calls on a pool of Ray actors (tasks/label_ray.py)
-        if batch is not None or fitted:
-            raise UserError("--engine ray is for live LLM calls, not --batch or a saved classifier")
-        from llmscisci.tasks.label_ray import RayPool
-
-        labeller = RayPool(model, opts, workers=o["workers"], address=o["ray_address"])
-    labeller = labeller or labeller_for(model, opts, codebook)
-    spec = LabelSpec(codebook=codebook, variant=o["variant"], model=model, params=o["params"], limit=o["limit"],
-                     data_source=str(path), paraphrase=o["paraphrase"], calibrate=o["calibrate"])
+    labeller = labeller or _labeller(o["model"], codebook, o)
+    spec = LabelSpec(codebook=codebook, variant=o["variant"], model=o["model"], params=o["params"],
+                     limit=o["limit"], data_source=str(o["input_path"]), paraphrase=o["paraphrase"],
+                     calibrate=o["calibrate"])
     try:
-        run = run_label_stream(spec, corpus, labeller, o["out_dir"], run_dir=o["resume"], chunk_size=o["chunk_size"],
-                               by=o["by"], **_progress(o))
+        run = run_label_stream(spec, corpus, labeller, o["out_dir"], chunk_size=o["chunk_size"], by=o["by"],
+                               **_progress(o))
     except BatchPending as exc:  # --batch-file: the request rows are written, nothing to score yet
         return Labelled(codebook.task, pending=exc, streamed=True)
     finally:
-        if engine == "ray":  # the Ray workers go with the run
+        if o["engine"] == "ray":  # the Ray workers go with the run
             labeller.close()
-    done = _finished(codebook.task, run, labeller, o["placebo"])
-    done.streamed = True
-    return done
+    return _finished(codebook.task, run, labeller, o["placebo"], streamed=True)
 
 
 def _corpus_plan(codebook, corpus, o: dict):

@@ -22,7 +22,8 @@ def result_of(done) -> tuple[dict, list]:
 
 def tables_of(done) -> list:
     """A finished run's tables: a corpus run's distribution (and scores when it has references), or the
-    study run's metrics table and diagnostics lines; its folder; any warning."""
+    study run's metrics table; the answer diagnostics and any warning (the distribution table ends with
+    them); its folder."""
     from llmscisci.metrics.evaluate import format_table
 
     metrics = done.metrics
@@ -34,8 +35,7 @@ def tables_of(done) -> list:
         return [*tables, distribution_table(metrics), f"run folder: {done.run.path}"]
     from llmscisci.metrics.diagnostics import summary_lines
 
-    tables = [format_table(metrics, done.task), *summary_lines(metrics), f"run folder: {done.run.path}"]
-    return tables + ["warning: " + w for w in done.warnings]
+    return [format_table(metrics, done.task), *summary_lines(metrics), f"run folder: {done.run.path}"]
 
 
 def show_results(done: list, as_json: bool, json_out) -> None:

@@ -68,9 +68,10 @@ class Extract(TaskKind):
         finish_run(run, ctx.inputs.page_and_truth(ctx.spec)[1])
         return run
 
-    def resume(self, run_dir, backend, *, show_progress=True, page=None, bib=None):
+    def resume(self, run_dir, backend, *, show_progress=True, page=None, bib=None, truth=None, blocks=None):
         """Continue an extraction run over its page (config.json's `source`, or `page`: the page read, or
-        where it is now) against its answer key (`bib`, else config.json's); `backend` None for the baseline."""
+        where it is now) against its answer key (`truth` as loaded, else read from `bib`, else from
+        config.json's); `blocks`: the page's blocks when already split; `backend` None for the baseline."""
         from pathlib import Path
 
         from llmscisci.errors import UserError
@@ -84,8 +85,9 @@ class Extract(TaskKind):
         if src.sha256 != cfg.get("source_sha256"):
             raise UserError(f"--resume {path}: the page {src.origin} is not the one the run extracted from (its "
                             "content changed); extract it into a new run folder")
-        return run_extract(spec, src, load_truth(bib or cfg["bib"]), backend, path.parent, run_dir=path,
-                           show_progress=show_progress)
+        truth = truth if truth is not None else load_truth(bib or cfg["bib"])
+        return run_extract(spec, src, truth, backend, path.parent, run_dir=path, show_progress=show_progress,
+                           blocks=blocks)
 
     def headline(self, metrics):
         h = (metrics.get("headline") or {}).get("model") or {}

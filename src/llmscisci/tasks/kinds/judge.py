@@ -156,25 +156,35 @@ class Judge(TaskKind):
         return {"valid_rate": metrics.get("valid_rate"),
                 "exact_agreement": s.get("value") if isinstance(s, dict) else s}
 
-    def resume(self, run_dir, backend, *, show_progress=True, data_dir=None, reference=None):
-        """Continue a judge run: its items from its data folder (config.json's `data_source`, or `data_dir`;
-        `reference`: the reference labels it was given), its candidates from the files config.json names."""
+    def resume_inputs(self, run_dir, *, data_dir=None, reference=None) -> tuple:
+        """What a judge run is continued with: (spec, items, candidates), its items from its data folder
+        (config.json's `data_source`, or `data_dir`; `reference`: the reference labels it was given), its
+        candidates from the files config.json names."""
         from pathlib import Path
 
         from llmscisci.data.items import load_items
         from llmscisci.paths import data_dir as resolve_data_dir
         from llmscisci.paths import data_label
-        from llmscisci.tasks.judge import JudgeSpec, run_judge
+        from llmscisci.tasks.judge import JudgeSpec
 
         cfg = self.resumed_config(run_dir)
-        spec, path = JudgeSpec.from_config(cfg), Path(run_dir)
+        spec = JudgeSpec.from_config(cfg)
         source = resolve_data_dir(data_dir or spec.data_source or None)
         if data_dir is not None:  # moved: config.json then names where the data is now
             spec.data_source = data_label(source)
-        candidates = recorded_candidates(cfg, spec.codebook, path)
+        candidates = recorded_candidates(cfg, spec.codebook, Path(run_dir))
         if reference is not None and not Path(reference).is_file():
             raise UserError(f"--reference {reference}: file not found")
-        items = load_items(spec.codebook, data_dir=source, reference=reference)
+        return spec, load_items(spec.codebook, data_dir=source, reference=reference), candidates
+
+    def resume(self, run_dir, backend, *, show_progress=True, data_dir=None, reference=None, inputs=None):
+        """Continue a judge run with `inputs` (from `resume_inputs`, read here when None)."""
+        from pathlib import Path
+
+        from llmscisci.tasks.judge import run_judge
+
+        spec, items, candidates = inputs or self.resume_inputs(run_dir, data_dir=data_dir, reference=reference)
+        path = Path(run_dir)
         return run_judge(spec, items, candidates, backend, path.parent, run_dir=path, show_progress=show_progress)
 
     def reevaluate(self, run_dir, reparse=False, skip_bad=False):
