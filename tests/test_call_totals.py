@@ -171,3 +171,18 @@ def test_run_and_report_totals_are_metrics_json(tmp_path, data_dir, monkeypatch)
     assert totals == {k: run.metrics.get(k) for k in totals}
     st = run_stats(_load_label_run(path, run.config), n_boot=50, seed=1, level=0.95)
     assert round(st.seconds, 3) == run.metrics["generation_seconds"] and st.cost == run.metrics["cost_usd"]
+
+
+def test_iter_predictions_keeps_the_latest_attempt_with_and_without_failed_calls(tmp_path):
+    """The latest attempt of each call, in file order, whether or not calls failed (the first pass reads
+    only lines that mention `call_failed`: an answer that merely contains the words changes nothing)."""
+    ok = {"task": "easy", "labels": [0, 1, 0, 0, 0], "valid": True, "raw": "[2]"}
+    clean = _folder(tmp_path / "clean", "label", [{**ok, "doi": "a"}, {**ok, "doi": "b", "raw": 'say "call_failed"'}])
+    assert [(r.doi, r.raw) for r in clean.iter_predictions()] == [("a", "[2]"), ("b", 'say "call_failed"')]
+    failed = {"task": "easy", "labels": None, "valid": False, "raw": "", "call_failed": True, "error": "timeout"}
+    lines = [{**failed, "doi": "a"}, {**ok, "doi": "b"}, {**failed, "doi": "c"}, {**ok, "doi": "a", "raw": "[3]"},
+             {**failed, "doi": "c"}]
+    run = _folder(tmp_path / "retried", "label", lines)
+    got = [(r.doi, r.raw, bool(r.call_failed)) for r in run.iter_predictions()]
+    assert got == [("b", "[2]", False), ("a", "[3]", False), ("c", "", True)]
+    assert sorted(got) == sorted((r.doi, r.raw, bool(r.call_failed)) for r in run.predictions())

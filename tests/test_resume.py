@@ -393,3 +393,36 @@ def test_resumed_extraction_keeps_its_answer_key(data_dir, tmp_path):
     assert json.loads((run.path / "config.json").read_text())["bib"] == str(own)
     after = json.loads((run.path / "metrics.json").read_text())
     assert after["headline"] == before["headline"]
+
+
+def test_extract_resume_needs_no_page_nor_options(data_dir, tmp_path, capsys, monkeypatch):
+    """`extract --resume RUN` alone continues the run on its own page with its own model, variant and
+    answer key (`ls.extract(resume=RUN)` too); an option given with another value is refused in one line,
+    and another page is refused before anything loads."""
+    from fakeservers import KEY_ENV, TEST_KEYS, make_server
+
+    import llmscisci as ls
+
+    monkeypatch.setenv(KEY_ENV["openai"], TEST_KEYS["openai"])
+    page = data_dir / "rescience" / "read_index_2022-07-11.html"
+    with make_server("openai") as srv:
+        run = ls.extract(page, model="openai:gpt-4o-mini", variant="structured", limit=3, base_url=srv.base_url,
+                         no_cache=True, out=tmp_path / "runs", progress=False)
+        lines = (run.path / "predictions.jsonl").read_text().splitlines()
+        (run.path / "predictions.jsonl").write_text(lines[0] + "\n")  # killed after the first unit
+        sent = srv.calls
+        code, out, err = run_console(["extract", "--resume", run.path, "--base-url", srv.base_url, "--no-cache",
+                                      "--quiet"], capsys, monkeypatch)
+        assert code == 0, err
+        assert srv.calls == sent + 2  # the two units left, with the run's model and variant
+        assert len(read_jsonl(run.path / "predictions.jsonl")) == 3
+        again = ls.extract(resume=run.path, base_url=srv.base_url, no_cache=True, progress=False)
+        assert again.path == run.path and srv.calls == sent + 2
+        code, _, err = run_console(["extract", "--resume", run.path, "--model", "openai:gpt-4o", "--base-url",
+                                    srv.base_url], capsys, monkeypatch)
+        assert code == 2 and err.strip().count("\n") == 0
+        assert "--model openai:gpt-4o differs from the run's 'openai:gpt-4o-mini'" in err
+        other = data_dir / "rescience" / "read_index_2025-03-04.html"
+        code, _, err = run_console(["extract", str(other), "--resume", run.path], capsys, monkeypatch)
+        assert code == 2 and "is not the one the run extracted from" in err and srv.calls == sent + 2
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [run.path.name]

@@ -118,7 +118,8 @@ class Records(list):
 
 
 def iter_jsonl(path: Path, *, skip_bad: bool = True, into: Records | None = None,
-               positions: bool = False, at: Iterable[int] | None = None, start: int = 0) -> Iterator:
+               positions: bool = False, at: Iterable[int] | None = None, start: int = 0,
+               mentions: bytes | None = None) -> Iterator:
     """The records of a JSONL file one at a time (bounded memory): the one reader of a run folder's
     JSONL files. A torn last line (no newline: a killed run's last write) is always skipped. Any other
     unreadable line (not JSON, not UTF-8, not a JSON object) is skipped and counted in `into.bad_lines`
@@ -127,12 +128,14 @@ def iter_jsonl(path: Path, *, skip_bad: bool = True, into: Records | None = None
 
     `positions`: yield (line number, byte offset of the line, record). `at`: read only the lines
     starting at these byte offsets (offsets an earlier pass yielded), in that order. `start`: read from
-    this byte offset on (a line's start, as a checkpoint records it; line numbers count from there)."""
+    this byte offset on (a line's start, as a checkpoint records it; line numbers count from there).
+    `mentions`: parse only the lines whose bytes contain it (a cheap first filter; the others are
+    passed over unread, bad or not)."""
     if not path.is_file():
         return
     with path.open("rb") as fh:
         for no, (pos, raw) in enumerate(_lines(fh, at, start), start=1):
-            if not raw.strip():
+            if not raw.strip() or (mentions is not None and mentions not in raw):
                 continue
             try:
                 rec = json.loads(raw)
@@ -298,18 +301,22 @@ class RunFolder:
     def iter_predictions(self) -> Iterator:
         """The predictions as typed records, one per call key, the latest attempt of each, in file order
         of that attempt, in bounded memory: a call is written again only after an attempt that got no
-        answer (`call_failed`), so a first pass notes the last line of each such call (memory grows with
-        the failed calls, not the corpus) and the second yields every other line. Unreadable lines are
-        skipped (a torn last line of a killed run)."""
+        answer (`call_failed`), so a first pass parses only the lines that mention `call_failed` (none
+        where every call got its answer), a second (only if some did) notes the last line of each such
+        call (memory grows with the failed calls, not the corpus), and the last yields every other line.
+        Unreadable lines are skipped (a torn last line of a killed run)."""
         cls = self._record_type()
         key = cls.line_key
+        path = self.predictions_path
+        failed = {key(rec) for rec in iter_jsonl(path, mentions=b'"call_failed"') if rec.get("call_failed")}
         last: dict[tuple, int] = {}
-        for no, rec in enumerate(iter_jsonl(self.predictions_path)):
-            k = key(rec)
-            if rec.get("call_failed") or k in last:
-                last[k] = no
-        for no, rec in enumerate(iter_jsonl(self.predictions_path)):
-            if last.get(key(rec), no) == no:
+        if failed:
+            for no, rec in enumerate(iter_jsonl(path)):
+                k = key(rec)
+                if k in failed:
+                    last[k] = no
+        for no, rec in enumerate(iter_jsonl(path)):
+            if not last or last.get(key(rec), no) == no:
                 yield cls.read(rec)
 
     # the names the typed readers had first (`Run.records()` in the Python API keeps the name)

@@ -61,14 +61,22 @@ def check_extract_options(model: str, variant: str | None, unit: str, window: in
             raise UserError(f"{name} must be at least 1")
 
 
+# the options a resumed run takes from its config.json: given with another value, they are refused
+RESUMED = {"model": "--model", "variant": "--variant", "unit": "--unit", "window": "--window",
+           "limit": "--limit", "max_new_tokens": "--max-new-tokens", "temperature": "--temperature",
+           "seed": "--seed", "bins": "--bins"}
+
+
 def extract_runs(pages: list[str], *, model: str, opts, variant: str | None = None, unit: str = "block",
                  window: int = 3, limit: int | None = None, bib=None, data_dir=None, out_dir="runs",
                  run_dir=None, max_new_tokens: int | None = None, temperature: float = 0.0, seed: int = 2025,
                  bins: int = 5, fetch_timeout: float = 30.0, batch=None, dry_run: bool = False,
-                 progress: bool = True):
+                 progress: bool = True, given: dict | None = None):
     """Extract (or plan, `dry_run`) every page of `pages` (files, folders, URLs): one `Extracted` per page,
     in order, or the dry run's plan. `opts` are the backend options (BackendOptions), `batch` the
-    BatchOptions or None, `run_dir` a run folder to continue (one page)."""
+    BatchOptions or None. `run_dir`: a run folder to continue on its own page (or the one page given),
+    with its own options and answer key; `given` names the options the user gave (a resumed run refuses
+    another value of them; None: every option counts as given)."""
     from llmscisci.backends.base import GenParams
     from llmscisci.paths import data_dir as resolve_data_dir
     from llmscisci.tasks.extract.html import split_blocks
@@ -76,7 +84,22 @@ def extract_runs(pages: list[str], *, model: str, opts, variant: str | None = No
     from llmscisci.tasks.extract.source import read_page
     from llmscisci.tasks.extract.truth import load_truth
 
-    check_extract_options(model, variant, unit, window, limit, bins, max_new_tokens, batch)
+    cfg = None
+    if run_dir is not None:
+        asked = dict(model=model, variant=variant, unit=unit, window=window, limit=limit,
+                     max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, bins=bins)
+        spec, cfg = resumed_spec(run_dir, asked if given is None else given)
+        check_extract_options(spec.model, None if spec.is_baseline else spec.variant, spec.unit, spec.window,
+                              spec.limit, spec.bins, spec.params.max_new_tokens, batch)
+        pages = list(pages or []) or [cfg["source"]]
+    else:
+        check_extract_options(model, variant, unit, window, limit, bins, max_new_tokens, batch)
+        params = GenParams(max_new_tokens=max_new_tokens or default_max_new_tokens(unit, window),
+                           temperature=temperature, seed=seed)
+        spec = ExtractSpec(variant=variant or "structured", model=model, unit=unit, window=window,
+                           limit=limit, params=params, bins=bins)
+    if not pages:
+        raise UserError("give a page: an HTML file, a folder of them or a URL")
     page_list = expand_pages([str(p) for p in pages])
     if run_dir is not None and len(page_list) > 1:
         raise UserError("--resume continues one page's run: give one page")
@@ -84,26 +107,23 @@ def extract_runs(pages: list[str], *, model: str, opts, variant: str | None = No
         raise UserError("--batch-file writes one run's requests: give one page")
     if bib is not None:
         bib_path = Path(bib)
-    elif run_dir is not None:  # a resumed run keeps its answer key
-        from llmscisci.tasks.registry import get
-
-        bib_path = Path(get("extract").resumed_config(run_dir)["bib"])
+    elif cfg is not None:  # a resumed run keeps its answer key
+        bib_path = Path(cfg["bib"])
     else:
         bib_path = resolve_data_dir(data_dir) / "rescience" / "published.bib"
     truth = load_truth(bib_path)
-    params = GenParams(max_new_tokens=max_new_tokens or default_max_new_tokens(unit, window),
-                       temperature=temperature, seed=seed)
-    spec = ExtractSpec(variant=variant or "structured", model=model, unit=unit, window=window, limit=limit,
-                       params=params, bins=bins)
     sources = []
     for page in page_list:
         src = read_page(page, timeout=fetch_timeout)
+        if cfg is not None and src.sha256 != cfg.get("source_sha256"):
+            raise UserError(f"--resume {run_dir}: the page {src.origin} is not the one the run extracted "
+                            f"from ({cfg.get('source')}); extract it into a new run folder")
         sources.append((src, split_blocks(src.text, src.origin)))  # a page without records fails here
     if dry_run:
         return _plan(spec, sources, opts)
     from llmscisci.paths import check_output_path
 
-    check_output_path(out_dir, "folder")  # before the model loads
+    check_output_path(run_dir if run_dir is not None else out_dir, "folder")  # before the model loads
     return _run(spec, sources, truth, opts, batch, out_dir, run_dir, progress)
 
 
@@ -121,24 +141,23 @@ def _plan(spec, sources: list, opts):
                               what=f"units ({len(sources)} page(s))")
 
 
-def resumed_spec(run_dir, spec, src):
-    """The spec of the extraction run folder `run_dir` (its config.json) that continues on page `src`; the
-    options given (`spec`) with another value than the run's, or another page, are refused."""
+def resumed_spec(run_dir, given: dict):
+    """The spec and config.json of the extraction run folder `run_dir`; an option given (`given`: name ->
+    value, names of RESUMED) with another value than the run's is refused."""
     from llmscisci.tasks.extract.run import ExtractSpec
     from llmscisci.tasks.registry import get
 
     cfg = get("extract").resumed_config(run_dir)
     stored = ExtractSpec.from_config(cfg)
-    if src.sha256 != cfg.get("source_sha256"):
-        raise UserError(f"--resume {run_dir}: the page {src.origin} is not the one the run extracted from "
-                        f"({cfg.get('source')}); extract it into a new run folder")
-    mine, theirs = spec.core(src, []), stored.core(src, [])
-    for key, flag in (("model", "--model"), ("variant", "--variant"), ("unit", "--unit"), ("window", "--window"),
-                      ("limit", "--limit"), ("params", "--max-new-tokens, --temperature or --seed")):
-        if mine[key] != theirs[key]:
-            raise UserError(f"--resume keeps the run's configuration: {flag} differs from the run's "
-                            f"({theirs[key]!r}); give the run's options or start a new run")
-    return stored
+    have = {"model": stored.model, "variant": None if stored.is_baseline else stored.variant,
+            "unit": stored.unit, "window": stored.window, "limit": stored.limit,
+            "max_new_tokens": stored.params.max_new_tokens,
+            "temperature": stored.params.temperature, "seed": stored.params.seed, "bins": stored.bins}
+    for name, value in given.items():
+        if name in RESUMED and value is not None and value != have[name]:
+            raise UserError(f"--resume keeps the run's configuration: {RESUMED[name]} {value} differs from "
+                            f"the run's {have[name]!r}; drop {RESUMED[name]} or start a new run")
+    return stored, cfg
 
 
 def _run(spec, sources: list, truth, opts, batch, out_dir, run_dir, progress: bool) -> list[Extracted]:
@@ -149,8 +168,6 @@ def _run(spec, sources: list, truth, opts, batch, out_dir, run_dir, progress: bo
     from llmscisci.tasks.extract.run import BASELINE, run_extract
     from llmscisci.tasks.registry import get
 
-    if run_dir is not None:
-        spec = resumed_spec(run_dir, spec, sources[0][0])
     backend = None if spec.model == BASELINE else load_run_backend(spec.model, opts, batch)
     done = []
     for src, blocks in sources:

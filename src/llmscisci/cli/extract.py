@@ -25,9 +25,10 @@ def register(app: typer.Typer) -> None:
 
 @backend_flags(batch_size=4)
 def extract(
-    pages: Annotated[list[str], typer.Argument(
-        help="HTML files, folders of them (*.html, *.htm) or http(s) URLs; each page gets its own run folder.",
-        show_default=False)],
+    ctx: typer.Context,
+    pages: Annotated[Optional[list[str]], typer.Argument(
+        help="HTML files, folders of them (*.html, *.htm) or http(s) URLs; each page gets its own run "
+        "folder (with --resume: the run's own page when none is given).", show_default=False)] = None,
     variant: Annotated[Optional[str], typer.Option(
         "--variant", help="Prompt variant: icl, guidelines or structured (not needed for --model baseline).",
         show_default=False)] = None,
@@ -65,15 +66,17 @@ def extract(
     as_json: JsonOpt = False,
     json_out: JsonOutOpt = None,
 ) -> None:
-    from llmscisci.api.extract_runs import extract_runs
+    from llmscisci.api.extract_runs import RESUMED, extract_runs
     from llmscisci.cli.batch import batch_options
+    from llmscisci.cli.label import explicit
 
     # validated before a model loads or a folder is made (api/extract_runs.py)
     batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)
     done = extract_runs(pages, model=model, opts=backend.options(), variant=variant, unit=unit, window=window,
                         limit=limit, bib=bib, data_dir=data_dir, out_dir=out_dir, run_dir=run_dir,
                         max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, bins=bins,
-                        fetch_timeout=fetch_timeout, batch=batch_opts, dry_run=dry_run, progress=not quiet)
+                        fetch_timeout=fetch_timeout, batch=batch_opts, dry_run=dry_run, progress=not quiet,
+                        given={k: v for k, v in locals().items() if k in RESUMED and explicit(ctx, k)})
     if dry_run:
         from llmscisci.cli.dryrun import emit_text
 
