@@ -163,15 +163,39 @@ def train_prevalences(codebooks: list, names: list[str], data_dir) -> dict | Non
     return prev
 
 
-def _context(mix: str, books, data_dir, tokenizer: str, n_labels: int, none_index=None):
-    from llmscisci.rewards.registry import RewardContext, counts_tokens, parse_mix
-    from llmscisci.rewards.tokens import token_counter
+def reward_mix(rewards, books: list, data_dir, tokenizer, n_labels: int, none_index=None) -> tuple:
+    """(mix, how tokens are counted) for scoring completions: the mix `rewards` ("name:weight,..." or a
+    [rewards] table) built with the train-split prevalences of `books` when a reward needs them and the
+    token counter of `tokenizer` when a reward counts tokens."""
+    from llmscisci.rewards.registry import RewardContext, build_mix, counts_tokens, parse_mix
+    from llmscisci.rewards.tokens import WORDS, token_counter
 
-    names = [name for name, _, _ in parse_mix(mix)]
+    names = [name for name, _, _ in parse_mix(rewards)]
     prev = train_prevalences(books, names, data_dir)
     count, method = token_counter(tokenizer) if counts_tokens(names) else (None, tokenizer)
-    return RewardContext(n_labels=n_labels, none_index=none_index, prevalence=prev, count_tokens=count,
-                         token_method=method)
+    if isinstance(tokenizer, str) and tokenizer.strip().lower() in WORDS:
+        method = tokenizer  # words counted as the user named them ("words" or "whitespace")
+    ctx = RewardContext(n_labels=n_labels, none_index=none_index, prevalence=prev, count_tokens=count,
+                        token_method=method)
+    return build_mix(rewards, ctx), method
+
+
+def probe_rows(rewards=None, *, task="easy", truth=None, completions=(), tokenizer: str = "whitespace",
+               huge_words: int = 5000, data_dir=None) -> tuple:
+    """(rows, mix, tokens, codebook, truth) of the adversarial probes scored with a reward mix, for
+    `grpo_probe` and `llmscisci grpo probe` (which shows the mix's terms and bounds)."""
+    from llmscisci.prompts.cot import fields
+    from llmscisci.rewards.probes import score_probes
+    from llmscisci.rewards.registry import SEED_MIX
+
+    if huge_words < 0:
+        raise UserError("--huge-words must be >= 0")
+    [cb] = _tasks(task)
+    vec = list(truth) if truth is not None else json.loads(fields(cb)["example"])
+    if len(vec) != cb.n or any(v not in (0, 1) or isinstance(v, bool) for v in vec):
+        raise UserError(f"--truth must be a list of {cb.n} 0/1 values, got {truth!r}")
+    mix, method = reward_mix(rewards or SEED_MIX, [cb], data_dir, tokenizer, cb.n, cb.none_index)
+    return score_probes(mix, vec, list(completions), task=cb.task, huge_words=huge_words), mix, method, cb, vec
 
 
 def grpo_probe(rewards: str | None = None, *, task="easy", truth=None, completions=(),
@@ -180,19 +204,23 @@ def grpo_probe(rewards: str | None = None, *, task="easy", truth=None, completio
     `llmscisci grpo probe`: a DataFrame, one row per probe, one column per reward and `total`."""
     import pandas as pd
 
-    from llmscisci.prompts.cot import fields
-    from llmscisci.rewards.probes import score_probes
-    from llmscisci.rewards.registry import SEED_MIX, build_mix
+    rows, *_ = probe_rows(rewards, task=task, truth=truth, completions=completions, tokenizer=tokenizer,
+                          huge_words=huge_words, data_dir=data_dir)
+    return pd.DataFrame(rows)
 
-    if huge_words < 0:
-        raise UserError("--huge-words must be >= 0")
-    [cb] = _tasks(task)
-    vec = list(truth) if truth is not None else json.loads(fields(cb)["example"])
-    if len(vec) != cb.n or any(v not in (0, 1) or isinstance(v, bool) for v in vec):
-        raise UserError(f"--truth must be a list of {cb.n} 0/1 values, got {truth!r}")
-    mix_spec = rewards or SEED_MIX
-    mix = build_mix(mix_spec, _context(mix_spec, [cb], data_dir, tokenizer, cb.n, cb.none_index))
-    return pd.DataFrame(score_probes(mix, vec, list(completions), task=cb.task, huge_words=huge_words))
+
+def score_completions(rows: list, rewards=None, *, task="easy", tokenizer: str = "words", data_dir=None) -> tuple:
+    """(scored rows, summary, mix, tokens): `rows` (dicts with `completion` and a 0/1 `truth`, checked by
+    the caller) scored with a reward mix, for `grpo_score` and `llmscisci grpo score`."""
+    from llmscisci.rewards.registry import SEED_MIX
+    from llmscisci.rewards.scorefile import score_rows
+
+    mix, method = reward_mix(rewards or SEED_MIX, _tasks(task), data_dir, tokenizer, len(rows[0]["truth"]))
+    try:
+        scored, summary = score_rows(rows, mix)
+    except ValueError as exc:  # e.g. balanced: a row's task without prevalences
+        raise UserError(str(exc)) from None
+    return scored, summary, mix, method
 
 
 def grpo_score(rows, rewards: str | None = None, *, task="easy", tokenizer: str = "words", data_dir=None):
@@ -200,9 +228,6 @@ def grpo_score(rows, rewards: str | None = None, *, task="easy", tokenizer: str 
     with a reward mix, as `llmscisci grpo score`: a DataFrame of the rows with one column per reward and
     `total`; `.attrs["summary"]` holds the summary (means, rewards paid without the format)."""
     import pandas as pd
-
-    from llmscisci.rewards.registry import SEED_MIX, build_mix
-    from llmscisci.rewards.scorefile import score_rows
 
     rows = list(rows)
     if not rows:
@@ -215,12 +240,7 @@ def grpo_score(rows, rewards: str | None = None, *, task="easy", tokenizer: str 
         if not isinstance(t, list) or not t or any(type(v) is not int or v not in (0, 1) for v in t):
             raise DataError("rows", f"'truth' must be a non-empty list of 0/1 integers, got {t!r}", row=i,
                             column="truth")
-    mix_spec = rewards or SEED_MIX
-    ctx = _context(mix_spec, _tasks(task), data_dir, tokenizer, len(rows[0]["truth"]))
-    try:
-        scored, summary = score_rows(rows, build_mix(mix_spec, ctx))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    scored, summary, _, _ = score_completions(rows, rewards, task=task, tokenizer=tokenizer, data_dir=data_dir)
     df = pd.DataFrame(scored)
     df.attrs["summary"] = summary.to_dict()
     return df

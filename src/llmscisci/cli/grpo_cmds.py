@@ -74,27 +74,15 @@ def probe(
     """
     from rich.table import Table
 
-    from llmscisci.api.train import train_prevalences
+    from llmscisci.api.train import probe_rows
     from llmscisci.data.codebook import load_codebook
-    from llmscisci.errors import UserError
     from llmscisci.prompts.cot import fields
-    from llmscisci.rewards.probes import score_probes
-    from llmscisci.rewards.registry import RewardContext, build_mix, counts_tokens, parse_mix
-    from llmscisci.rewards.tokens import token_counter
 
-    if huge_words < 0:
-        raise UserError("--huge-words must be >= 0")
-    cb = load_codebook(task)
-    spec = _rewards_spec(rewards, config)
-    names = [name for name, _, _ in parse_mix(spec)]
-    default_truth = json.loads(fields(cb)["example"])
-    vec = _truth(truth, cb.n, default_truth)
-    prev = train_prevalences([cb], names, data_dir)
-    count, method = token_counter(tokenizer) if counts_tokens(names) else (None, "whitespace")
-    ctx = RewardContext(n_labels=cb.n, none_index=cb.none_index, prevalence=prev, count_tokens=count,
-                        token_method=method)
-    mix = build_mix(spec, ctx)
-    rows = score_probes(mix, vec, completion or [], task=cb.task, huge_words=huge_words)
+    cb = load_codebook(task)  # --truth is read against its categories
+    vec = _truth(truth, cb.n, json.loads(fields(cb)["example"]))
+    rows, mix, method, cb, vec = probe_rows(_rewards_spec(rewards, config), task=cb, truth=vec,
+                                            completions=completion or [], tokenizer=tokenizer,
+                                            huge_words=huge_words, data_dir=data_dir)
     if as_json:
         for r in rows:
             print(json.dumps(r, ensure_ascii=False))
@@ -130,14 +118,11 @@ def score(
     """
     from rich.table import Table
 
-    from llmscisci.api.train import train_prevalences
+    from llmscisci.api.train import score_completions
     from llmscisci.errors import UserError
-    from llmscisci.rewards.registry import REWARDS, RewardContext, build_mix, counts_tokens, parse_mix
-    from llmscisci.rewards.scorefile import read_rows, score_rows, write_rows
-    from llmscisci.rewards.tokens import token_counter
+    from llmscisci.rewards.scorefile import read_rows, write_rows
 
     spec = _rewards_spec(rewards, config)
-    names = [name for name, _, _ in parse_mix(spec)]
     if out_path.resolve() == input_path.resolve():
         raise UserError(f"--out {out_path} is the input file: write the scores to another file")
     if out_path.exists() and out_path.is_dir():
@@ -145,20 +130,9 @@ def score(
     if not out_path.parent.is_dir():
         raise UserError(f"--out {out_path}: folder {out_path.parent} does not exist")
     rows = read_rows(input_path)
-    prev = None
-    if any(REWARDS[n].needs_prevalence for n in names):
-        from llmscisci.data.codebook import load_codebook
-
-        prev = train_prevalences([load_codebook(t.strip()) for t in task.split(",") if t.strip()], names, data_dir)
-    count, method = token_counter(tokenizer) if counts_tokens(names) else (None, "words")
-    if method == "whitespace":
-        method = "words"
-    mix = build_mix(spec, RewardContext(n_labels=len(rows[0]["truth"]), prevalence=prev, count_tokens=count,
-                                        token_method=method))
-    try:
-        scored, summary = score_rows(rows, mix)
-    except ValueError as exc:  # e.g. balanced: a row's task without prevalences
-        raise UserError(str(exc)) from None
+    tasks = [t.strip() for t in task.split(",") if t.strip()]
+    scored, summary, mix, method = score_completions(rows, spec, task=tasks, tokenizer=tokenizer,
+                                                     data_dir=data_dir)
     write_rows(out_path, scored)
     result = {"input": str(input_path), "out": str(out_path), "tokens": method, **summary.to_dict()}
     table = Table(title=f"{summary.rows} rows scored ({summary.without_format} without the format)")
