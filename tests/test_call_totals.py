@@ -179,6 +179,7 @@ def test_iter_predictions_keeps_the_latest_attempt_with_and_without_failed_calls
     ok = {"task": "easy", "labels": [0, 1, 0, 0, 0], "valid": True, "raw": "[2]"}
     clean = _folder(tmp_path / "clean", "label", [{**ok, "doi": "a"}, {**ok, "doi": "b", "raw": 'say "call_failed"'}])
     assert [(r.doi, r.raw) for r in clean.iter_predictions()] == [("a", "[2]"), ("b", 'say "call_failed"')]
+    assert clean.unanswered_keys() == set()
     failed = {"task": "easy", "labels": None, "valid": False, "raw": "", "call_failed": True, "error": "timeout"}
     lines = [{**failed, "doi": "a"}, {**ok, "doi": "b"}, {**failed, "doi": "c"}, {**ok, "doi": "a", "raw": "[3]"},
              {**failed, "doi": "c"}]
@@ -186,3 +187,4 @@ def test_iter_predictions_keeps_the_latest_attempt_with_and_without_failed_calls
     got = [(r.doi, r.raw, bool(r.call_failed)) for r in run.iter_predictions()]
     assert got == [("b", "[2]", False), ("a", "[3]", False), ("c", "", True)]
     assert sorted(got) == sorted((r.doi, r.raw, bool(r.call_failed)) for r in run.predictions())
+    assert run.unanswered_keys() == {("c", "easy")}  # a's retry got its answer

@@ -301,23 +301,37 @@ class RunFolder:
     def iter_predictions(self) -> Iterator:
         """The predictions as typed records, one per call key, the latest attempt of each, in file order
         of that attempt, in bounded memory: a call is written again only after an attempt that got no
-        answer (`call_failed`), so a first pass parses only the lines that mention `call_failed` (none
-        where every call got its answer), a second (only if some did) notes the last line of each such
-        call (memory grows with the failed calls, not the corpus), and the last yields every other line.
-        Unreadable lines are skipped (a torn last line of a killed run)."""
+        answer (`call_failed`), so only the calls with such an attempt can have an earlier line to pass
+        over (`_latest_lines`; memory grows with the failed calls, not the corpus). Unreadable lines are
+        skipped (a torn last line of a killed run)."""
         cls = self._record_type()
-        key = cls.line_key
+        last = self._latest_lines(cls.line_key)
+        for no, rec in enumerate(iter_jsonl(self.predictions_path)):
+            if not last or last.get(cls.line_key(rec), no) == no:
+                yield cls.read(rec)
+
+    def unanswered_keys(self) -> set[tuple]:
+        """The call keys whose latest attempt got no answer (`call_failed`): asked again by a resumed run.
+        A run whose calls all got their answer costs one scan of the bytes, no parse."""
+        key = self._record_type().line_key
+        last = self._latest_lines(key)
+        if not last:
+            return set()
+        return {k for no, rec in enumerate(iter_jsonl(self.predictions_path))
+                if last.get(k := key(rec)) == no and rec.get("call_failed")}
+
+    def _latest_lines(self, key) -> dict[tuple, int]:
+        """key -> line number (of the lines read) of the latest attempt, for the calls that have an attempt
+        that got no answer: a first pass parses only the lines that mention `call_failed` (none where every
+        call got its answer), a second, only if some did, finds the latest line of each such call."""
         path = self.predictions_path
         failed = {key(rec) for rec in iter_jsonl(path, mentions=b'"call_failed"') if rec.get("call_failed")}
         last: dict[tuple, int] = {}
         if failed:
             for no, rec in enumerate(iter_jsonl(path)):
-                k = key(rec)
-                if k in failed:
+                if (k := key(rec)) in failed:
                     last[k] = no
-        for no, rec in enumerate(iter_jsonl(path)):
-            if not last or last.get(key(rec), no) == no:
-                yield cls.read(rec)
+        return last
 
     # the names the typed readers had first (`Run.records()` in the Python API keeps the name)
     records = predictions

@@ -83,6 +83,7 @@ def extract_runs(pages: list[str], *, model: str, opts, variant: str | None = No
     from llmscisci.tasks.extract.run import ExtractSpec, default_max_new_tokens
     from llmscisci.tasks.extract.source import read_page
     from llmscisci.tasks.extract.truth import load_truth
+    from llmscisci.tasks.kinds.extract import check_same_page
 
     cfg = None
     if run_dir is not None:
@@ -115,9 +116,8 @@ def extract_runs(pages: list[str], *, model: str, opts, variant: str | None = No
     sources = []
     for page in page_list:
         src = read_page(page, timeout=fetch_timeout)
-        if cfg is not None and src.sha256 != cfg.get("source_sha256"):
-            raise UserError(f"--resume {run_dir}: the page {src.origin} is not the one the run extracted "
-                            f"from ({cfg.get('source')}); extract it into a new run folder")
+        if cfg is not None:  # before the model loads
+            check_same_page(cfg, src, run_dir)
         sources.append((src, split_blocks(src.text, src.origin)))  # a page without records fails here
     if dry_run:
         return _plan(spec, sources, opts)

@@ -162,9 +162,7 @@ def label_resumed(o: dict, given: dict) -> Labelled:
 def _labeller(model: str, codebook, o: dict):
     """What labels a corpus or continues a run: a saved classifier (`baseline:DIR`), or an LLM live, in
     batch mode (`o["batch"]`) or on a pool of Ray actors (`o["engine"]`)."""
-    fitted = resolve_model(model).is_baseline
-    if fitted and o["batch"] is not None:
-        raise UserError("--batch and --batch-file are for LLMs, not a saved classifier")
+    fitted = resolve_model(model).is_baseline  # with --batch: refused before (label_runs, label_resumed)
     if o["engine"] == "ray":  # the same run, its model calls on Ray actors (tasks/label_ray.py)
         if o["batch"] is not None or fitted:
             raise UserError("--engine ray is for live LLM calls, not --batch or a saved classifier")

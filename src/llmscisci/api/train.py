@@ -182,8 +182,8 @@ def reward_mix(rewards, books: list, data_dir, tokenizer, n_labels: int, none_in
 
 def probe_rows(rewards=None, *, task="easy", truth=None, completions=(), tokenizer: str = "whitespace",
                huge_words: int = 5000, data_dir=None) -> tuple:
-    """(rows, mix, tokens, codebook, truth) of the adversarial probes scored with a reward mix, for
-    `grpo_probe` and `llmscisci grpo probe` (which shows the mix's terms and bounds)."""
+    """(rows, mix, tokens) of the adversarial probes scored with a reward mix, for `grpo_probe` and
+    `llmscisci grpo probe` (which shows the mix's terms and bounds)."""
     from llmscisci.prompts.cot import fields
     from llmscisci.rewards.probes import score_probes
     from llmscisci.rewards.registry import SEED_MIX
@@ -195,7 +195,7 @@ def probe_rows(rewards=None, *, task="easy", truth=None, completions=(), tokeniz
     if len(vec) != cb.n or any(v not in (0, 1) or isinstance(v, bool) for v in vec):
         raise UserError(f"--truth must be a list of {cb.n} 0/1 values, got {truth!r}")
     mix, method = reward_mix(rewards or SEED_MIX, [cb], data_dir, tokenizer, cb.n, cb.none_index)
-    return score_probes(mix, vec, list(completions), task=cb.task, huge_words=huge_words), mix, method, cb, vec
+    return score_probes(mix, vec, list(completions), task=cb.task, huge_words=huge_words), mix, method
 
 
 def grpo_probe(rewards: str | None = None, *, task="easy", truth=None, completions=(),
@@ -204,8 +204,8 @@ def grpo_probe(rewards: str | None = None, *, task="easy", truth=None, completio
     `llmscisci grpo probe`: a DataFrame, one row per probe, one column per reward and `total`."""
     import pandas as pd
 
-    rows, *_ = probe_rows(rewards, task=task, truth=truth, completions=completions, tokenizer=tokenizer,
-                          huge_words=huge_words, data_dir=data_dir)
+    rows, _, _ = probe_rows(rewards, task=task, truth=truth, completions=completions, tokenizer=tokenizer,
+                            huge_words=huge_words, data_dir=data_dir)
     return pd.DataFrame(rows)
 
 

@@ -30,7 +30,7 @@ def baseline(
 ) -> None:
     """Fit a classical classifier: grouped k-fold CV over DOIs plus the canonical train/test split."""
     from llmscisci.api.baseline_runs import baseline_runs
-    from llmscisci.cli.label import explicit
+    from llmscisci.cli.common import explicit
     from llmscisci.metrics.evaluate import format_table
 
     done = baseline_runs([t.strip() for t in task.split(",") if t.strip()],

@@ -61,6 +61,15 @@ SkipBadLinesOpt = Annotated[
 ]
 
 
+def explicit(ctx: typer.Context | None, name: str) -> bool:
+    """Whether the user gave option `name` (on the command line or through the environment): a resumed
+    run refuses another value of an option given, and takes its own for the others."""
+    if ctx is None:
+        return False
+    source = ctx.get_parameter_source(name)  # an enum of the click that typer ships (compared by name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
 def emit(result, table, as_json: bool, json_out: Optional[Path]) -> None:
     """The machine-output convention of every command that reports results: `--json` prints `result`
     as JSON on stdout and nothing else there (the human table goes to stderr); `--json-out PATH`

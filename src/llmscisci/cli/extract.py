@@ -68,7 +68,7 @@ def extract(
 ) -> None:
     from llmscisci.api.extract_runs import RESUMED, extract_runs
     from llmscisci.cli.batch import batch_options
-    from llmscisci.cli.label import explicit
+    from llmscisci.cli.common import explicit
 
     # validated before a model loads or a folder is made (api/extract_runs.py)
     batch_opts = batch_options(batch, batch_file, batch_model, poll_interval, batch_attempts, batch_fallback)

@@ -80,9 +80,8 @@ def probe(
 
     cb = load_codebook(task)  # --truth is read against its categories
     vec = _truth(truth, cb.n, json.loads(fields(cb)["example"]))
-    rows, mix, method, cb, vec = probe_rows(_rewards_spec(rewards, config), task=cb, truth=vec,
-                                            completions=completion or [], tokenizer=tokenizer,
-                                            huge_words=huge_words, data_dir=data_dir)
+    rows, mix, method = probe_rows(_rewards_spec(rewards, config), task=cb, truth=vec, completions=completion or [],
+                                   tokenizer=tokenizer, huge_words=huge_words, data_dir=data_dir)
     if as_json:
         for r in rows:
             print(json.dumps(r, ensure_ascii=False))

@@ -16,6 +16,7 @@ from llmscisci.cli.common import (
     TasksOpt,
     DataDirOpt,
     EncodingOpt,
+    explicit,
     JsonOpt,
     JsonOutOpt,
     ModelOpt,
@@ -29,14 +30,6 @@ from llmscisci.cli.common import (
 PlaceboOpt = Annotated[Optional[int], typer.Option(
     "--placebo", help="Ask N items again with the text replaced by a neutral passage; report the share of "
     "unchanged answers (does the model read the text?). Answers go to placebo.jsonl.")]
-
-
-def explicit(ctx: typer.Context | None, name: str) -> bool:
-    """Whether the user gave option `name` (on the command line or through the environment)."""
-    if ctx is None:
-        return False
-    source = ctx.get_parameter_source(name)  # an enum of the click that typer ships (compared by name)
-    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
 @backend_flags

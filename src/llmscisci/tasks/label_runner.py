@@ -119,7 +119,7 @@ def _label_into(path: Path, config: dict, spec: LabelSpec, source: ItemSource, l
     else:  # every item done (a line per attempt stays: an unanswered item gets a new line)
         tail = {doi for doi, _ in run.done_keys()}
     # items of finished chunks whose latest attempt got no answer: asked again (a new line each)
-    retry = {r.doi for r in run.iter_predictions() if r.call_failed} if source.checkpoints else set()
+    retry = {doi for doi, _ in run.unanswered_keys()} if source.checkpoints else set()
     is_classifier = isinstance(labeller, Classifier)
     writer = Appender(run.predictions_path, keep_meta=source.keeps_meta)
     rule = StopRule()  # shared by the chunks: a run of permanent failures may span two

@@ -74,7 +74,6 @@ class Extract(TaskKind):
         config.json's); `blocks`: the page's blocks when already split; `backend` None for the baseline."""
         from pathlib import Path
 
-        from llmscisci.errors import UserError
         from llmscisci.tasks.extract.run import ExtractSpec, run_extract
         from llmscisci.tasks.extract.source import read_page
         from llmscisci.tasks.extract.truth import load_truth
@@ -82,9 +81,7 @@ class Extract(TaskKind):
         cfg = self.resumed_config(run_dir)
         spec, path = ExtractSpec.from_config(cfg), Path(run_dir)
         src = read_page(str(page or cfg["source"])) if page is None or isinstance(page, (str, Path)) else page
-        if src.sha256 != cfg.get("source_sha256"):
-            raise UserError(f"--resume {path}: the page {src.origin} is not the one the run extracted from (its "
-                            "content changed); extract it into a new run folder")
+        check_same_page(cfg, src, path)
         truth = truth if truth is not None else load_truth(bib or cfg["bib"])
         return run_extract(spec, src, truth, backend, path.parent, run_dir=path, show_progress=show_progress,
                            blocks=blocks)
@@ -99,3 +96,13 @@ class Extract(TaskKind):
 
         check_predictions(run_dir, skip_bad)
         return reevaluate(run_dir, reparse=reparse)
+
+
+def check_same_page(cfg: dict, src, run_dir) -> None:
+    """A resumed extraction goes on over the page it started on: another page, or the same one whose
+    content changed, would be another run."""
+    from llmscisci.errors import UserError
+
+    if src.sha256 != cfg.get("source_sha256"):
+        raise UserError(f"--resume {run_dir}: the page {src.origin} is not the one the run extracted from "
+                        f"({cfg.get('source')}; its content differs); extract it into a new run folder")
