@@ -426,3 +426,6 @@ def test_extract_resume_needs_no_page_nor_options(data_dir, tmp_path, capsys, mo
         code, _, err = run_console(["extract", str(other), "--resume", run.path], capsys, monkeypatch)
         assert code == 2 and "is not the one the run extracted from" in err and srv.calls == sent + 2
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [run.path.name]
+    code, _, err = run_console(["extract", "--model", "baseline"], capsys, monkeypatch)  # no page, no run
+    assert code == 2
+    assert err.strip() == "error: give a page: an HTML file, a folder of them or a URL (or --resume RUN_DIR)"

@@ -85,6 +85,8 @@ def extract_runs(pages: list[str], *, model: str, opts, variant: str | None = No
     from llmscisci.tasks.extract.truth import load_truth
     from llmscisci.tasks.kinds.extract import check_same_page
 
+    if not pages and run_dir is None:
+        raise UserError("give a page: an HTML file, a folder of them or a URL (or --resume RUN_DIR)")
     cfg = None
     if run_dir is not None:
         asked = dict(model=model, variant=variant, unit=unit, window=window, limit=limit,
@@ -99,8 +101,6 @@ def extract_runs(pages: list[str], *, model: str, opts, variant: str | None = No
                            temperature=temperature, seed=seed)
         spec = ExtractSpec(variant=variant or "structured", model=model, unit=unit, window=window,
                            limit=limit, params=params, bins=bins)
-    if not pages:
-        raise UserError("give a page: an HTML file, a folder of them or a URL")
     page_list = expand_pages([str(p) for p in pages])
     if run_dir is not None and len(page_list) > 1:
         raise UserError("--resume continues one page's run: give one page")
