@@ -70,8 +70,8 @@ def _scan(run: RunFolder, reserved: set[str], text_numbers: bool) -> tuple[dict[
     without one after, in file order of the item's first record).
 
     Per line only three 8-byte numbers are kept (input row, byte offset, a hash of the item key), so the
-    scan of a million-item run holds about 24 MB (about 55 at the peak of the ordering), not a Python
-    object per item; items that share a hash
+    scan of a million-item run holds about 24 MB (more while sorting), not a Python object per
+    item; items that share a hash
     are told apart by their keys, re-read (an item answered twice is rare: an attempt that got no answer)."""
     import numpy as np
 
@@ -102,7 +102,7 @@ def _scan(run: RunFolder, reserved: set[str], text_numbers: bool) -> tuple[dict[
 
 def _latest_in_order(run: RunFolder, rows, offsets, hashes) -> Sequence[int]:
     """The offsets of each item's last line, ordered by (input row, the item's first line, offset), as an
-    array (a list of Python ints would cost 36 bytes an item; the temporaries here cost about 40)."""
+    array (a list of Python ints would cost 36 bytes an item)."""
     import numpy as np
 
     n = len(offsets)
